@@ -1,0 +1,51 @@
+# Two commands matter: `make run` starts the whole service, `make test` tests it.
+# Both bootstrap the locked virtual environment themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PROTO_SRC := $(wildcard proto/aftercare/*/*.proto)
+PROTO_STAMP := proto/.generated
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint typecheck unit gen install clean demo
+
+run: install
+	$(BIN)/aftercare run
+
+demo: install
+	$(BIN)/aftercare demo
+
+test: install lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+install: $(VENV)/.synced $(PROTO_STAMP)
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
+
+# Re-sync whenever the lock or the project metadata changes.
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+# Generated protobuf/gRPC code is a build product: never edited, never committed.
+$(PROTO_STAMP): $(PROTO_SRC) $(VENV)/.synced
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iproto \
+		--python_out=proto --grpc_python_out=proto \
+		--mypy_out=proto --mypy_grpc_out=proto $(PROTO_SRC)
+	touch $@
+
+gen: $(PROTO_STAMP)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) $(PROTO_STAMP) proto/aftercare/v1/*_pb2*.py* .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""Runtime configuration, read from ``AFTERCARE_*`` environment variables and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Everything the embedded dev stack writes (Temporal database, SQLite, mail sink,
+# lock file) lives under one folder so a user can inspect or delete it at once.
+DEFAULT_STATE_DIR = Path(".aftercare")
+
+SmtpSecurity = Literal["none", "starttls", "tls"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AFTERCARE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    state_dir: Path = DEFAULT_STATE_DIR
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "aftercare-journeys"
+    temporal_ui_port: int = 8233
+
+    # Our own SQL database (message ledger); SQLite under state_dir unless set.
+    database_url: str | None = None
+
+    # Outgoing email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: SmtpSecurity = "none"
+    smtp_timeout_seconds: float = 30.0
+    sender_address: str = "Aftercare Shop <care@shop.example>"
+
+    # gRPC API
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=1, le=65535)
+
+    # Shop-facing links put into messages (tracking falls back to this when the
+    # carrier gives no link).
+    shop_url: str = "https://shop.example"
+
+    # Logging
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("temporal_ui_port", "smtp_port")
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL: the configured one, or SQLite under state_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.state_dir / 'aftercare.db').resolve()}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
