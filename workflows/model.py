@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+# Activities are called by name so workflow code never imports their I/O modules.
+SEND_EMAIL_ACTIVITY = "send_email"
+
 
 class Stage(StrEnum):
     """Where a journey stands; mirrored in the JourneyStage search attribute."""

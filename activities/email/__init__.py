@@ -1,0 +1,1 @@
+"""Email content: brand, locale formatting and template rendering (no sending here)."""

@@ -1,0 +1,61 @@
+"""The shop's look and contact details that every email layout uses.
+
+Deliberately holds no copy (taglines, greetings, tone): wording lives in the
+per-locale templates so that translators own it, not configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import parseaddr
+
+# Colours land inside a <style> block and style attributes, where HTML
+# autoescaping does not protect us, so only plain hex colours are accepted.
+_HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
+@dataclass(frozen=True)
+class Brand:
+    name: str
+    sender_name: str
+    logo_url: str
+    primary_color: str
+    text_color: str
+    background_color: str
+    footer_address: str
+    support_email: str
+    shop_url: str
+
+    def __post_init__(self) -> None:
+        for field_name in ("primary_color", "text_color", "background_color"):
+            value = getattr(self, field_name)
+            if not _HEX_COLOUR.fullmatch(value):
+                raise ValueError(f"{field_name} must be a hex colour like #1a73e8, got {value!r}")
+        for field_name in ("shop_url", "logo_url"):
+            value = getattr(self, field_name)
+            if not value.startswith(("https://", "http://")):
+                raise ValueError(f"{field_name} must be an http(s) URL, got {value!r}")
+        # Links are built as f"{shop_url}/orders/...", so a trailing slash would double up.
+        object.__setattr__(self, "shop_url", self.shop_url.rstrip("/"))
+
+
+def default_brand(shop_url: str | None = None) -> Brand:
+    """A neutral brand; shop URL and sender come from settings unless ``shop_url`` is given."""
+    # Imported here so that importing this module never reads the environment.
+    from engine.settings import get_settings
+
+    settings = get_settings()
+    url = (shop_url or settings.shop_url).rstrip("/")
+    sender_name, sender_email = parseaddr(settings.sender_address)
+    return Brand(
+        name=sender_name or "Aftercare Shop",
+        sender_name=sender_name or "Aftercare Shop",
+        logo_url=f"{url}/static/email-logo.png",
+        primary_color="#1a56db",
+        text_color="#1f2937",
+        background_color="#f3f4f6",
+        footer_address="Aftercare Shop GmbH, Musterstraße 1, 10115 Berlin, Germany",
+        support_email=sender_email or "care@shop.example",
+        shop_url=url,
+    )

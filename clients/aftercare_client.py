@@ -1,0 +1,141 @@
+"""AftercareClient: what a backend service imports to drive journeys.
+
+    async with AftercareClient("127.0.0.1:50051") as aftercare:
+        await aftercare.start_journey(order)
+        await aftercare.record_event("A-1001", OrderEvent(event_id="e1", type=EVENT_TYPE_SHIPPED))
+
+Failures arrive as typed exceptions (:class:`JourneyNotFoundError`,
+:class:`InvalidRequestError` with its field violations, ...), not raw gRPC errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from aftercare.v1 import journey_pb2 as pb
+from aftercare.v1 import journey_pb2_grpc as pb_grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+Reply = TypeVar("Reply")
+
+
+class AftercareError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidRequestError(AftercareError):
+    def __init__(self, code: grpc.StatusCode, message: str, fields: dict[str, str]) -> None:
+        super().__init__(code, message)
+        #: field path -> what is wrong with it, e.g. {"order.customer.email": "..."}
+        self.fields = fields
+
+
+class JourneyNotFoundError(AftercareError):
+    pass
+
+
+class JourneyExistsError(AftercareError):
+    pass
+
+
+class JourneyEndedError(AftercareError):
+    pass
+
+
+class ServiceUnavailableError(AftercareError):
+    pass
+
+
+_ERRORS: dict[grpc.StatusCode, type[AftercareError]] = {
+    grpc.StatusCode.NOT_FOUND: JourneyNotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: JourneyExistsError,
+    grpc.StatusCode.FAILED_PRECONDITION: JourneyEndedError,
+    grpc.StatusCode.UNAVAILABLE: ServiceUnavailableError,
+}
+
+
+def _translate(error: grpc.aio.AioRpcError) -> AftercareError:
+    code, message = error.code(), error.details() or ""
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        fields: dict[str, str] = {}
+        status = rpc_status.from_call(error)
+        for detail in status.details if status else []:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                fields.update({v.field: v.description for v in bad_request.field_violations})
+        return InvalidRequestError(code, message, fields)
+    return _ERRORS.get(code, AftercareError)(code, message)
+
+
+class AftercareClient:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout_seconds: float = 10.0,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self._channel = channel or grpc.aio.insecure_channel(target)
+        self._stub = pb_grpc.JourneyServiceStub(self._channel)
+        self._timeout = timeout_seconds
+
+    async def __aenter__(self) -> AftercareClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def start_journey(self, order: pb.Order) -> pb.StartJourneyResponse:
+        return await self._call(self._stub.StartJourney, pb.StartJourneyRequest(order=order))
+
+    async def record_event(self, order_id: str, event: pb.OrderEvent) -> pb.RecordEventResponse:
+        return await self._call(
+            self._stub.RecordEvent, pb.RecordEventRequest(order_id=order_id, event=event)
+        )
+
+    async def get_journey(self, order_id: str) -> pb.Journey:
+        response: pb.GetJourneyResponse = await self._call(
+            self._stub.GetJourney, pb.GetJourneyRequest(order_id=order_id)
+        )
+        return response.journey
+
+    async def cancel_journey(self, order_id: str, reason: str = "") -> pb.CancelJourneyResponse:
+        return await self._call(
+            self._stub.CancelJourney, pb.CancelJourneyRequest(order_id=order_id, reason=reason)
+        )
+
+    async def list_journeys(
+        self,
+        *,
+        customer_id: str = "",
+        stage: pb.JourneyStage.ValueType = pb.JOURNEY_STAGE_UNSPECIFIED,
+        page_size: int = 0,
+        page_token: bytes = b"",
+    ) -> pb.ListJourneysResponse:
+        return await self._call(
+            self._stub.ListJourneys,
+            pb.ListJourneysRequest(
+                customer_id=customer_id, stage=stage, page_size=page_size, page_token=page_token
+            ),
+        )
+
+    async def _call(self, method: Callable[..., Awaitable[Reply]], request: Any) -> Reply:
+        try:
+            return await method(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            raise _translate(err) from err

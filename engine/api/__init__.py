@@ -1,0 +1,1 @@
+"""The gRPC API (aftercare.v1): servicers, request validation, server bootstrap."""

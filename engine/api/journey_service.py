@@ -1,0 +1,137 @@
+"""JourneyService: the gRPC face of :class:`engine.journeys.JourneyDirectory`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import grpc
+from aftercare.v1 import journey_pb2 as pb
+from aftercare.v1 import journey_pb2_grpc as pb_grpc
+from temporalio.service import RPCError
+
+from engine.api import requests, responses
+from engine.api.status import invalid_argument, journey_error_code
+from engine.api.violations import InvalidRequest, Violations
+from engine.journeys import JourneyDirectory, JourneyError
+from engine.logging import get_logger
+
+log = get_logger(__name__)
+
+Reply = TypeVar("Reply")
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+
+async def _answer(
+    context: grpc.aio.ServicerContext, method: str, work: Callable[[], Awaitable[Reply]]
+) -> Reply:
+    """Run one call, turning each kind of failure into its proper status code."""
+    try:
+        return await work()
+    except InvalidRequest as err:
+        await context.abort_with_status(invalid_argument(err))
+    except JourneyError as err:
+        await context.abort(journey_error_code(err), str(err))
+    except RPCError as err:
+        # Temporal itself is unreachable or overloaded: the caller may retry.
+        log.warning("temporal call failed", method=method, status=str(err.status), error=str(err))
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"journey store unavailable: {err}")
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+class JourneyServicer(pb_grpc.JourneyServiceServicer):
+    def __init__(self, directory: JourneyDirectory) -> None:
+        self._directory = directory
+
+    async def StartJourney(
+        self, request: pb.StartJourneyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StartJourneyResponse:
+        async def work() -> pb.StartJourneyResponse:
+            v = Violations()
+            if not request.HasField("order"):
+                v.add("order", "is required")
+                v.raise_if_any()
+            order = requests.order(v, request.order, now=datetime.now(UTC))
+            v.raise_if_any()
+            started = await self._directory.start(order)
+            log.info("journey start", order_id=order.order_id, created=started.created)
+            return pb.StartJourneyResponse(journey_id=started.journey_id, created=started.created)
+
+        return await _answer(context, "StartJourney", work)
+
+    async def RecordEvent(
+        self, request: pb.RecordEventRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordEventResponse:
+        async def work() -> pb.RecordEventResponse:
+            v = Violations()
+            order_id = requests.order_id(v, "order_id", request.order_id)
+            if not request.HasField("event"):
+                v.add("event", "is required")
+                v.raise_if_any()
+            event = requests.event(v, request.event, now=datetime.now(UTC))
+            v.raise_if_any()
+            journey_id = await self._directory.record_event(order_id, event)
+            log.info("event recorded", order_id=order_id, type=event.type, id=event.event_id)
+            return pb.RecordEventResponse(journey_id=journey_id)
+
+        return await _answer(context, "RecordEvent", work)
+
+    async def GetJourney(
+        self, request: pb.GetJourneyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetJourneyResponse:
+        async def work() -> pb.GetJourneyResponse:
+            v = Violations()
+            order_id = requests.order_id(v, "order_id", request.order_id)
+            v.raise_if_any()
+            view = await self._directory.get(order_id)
+            return pb.GetJourneyResponse(journey=responses.journey(view))
+
+        return await _answer(context, "GetJourney", work)
+
+    async def CancelJourney(
+        self, request: pb.CancelJourneyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelJourneyResponse:
+        async def work() -> pb.CancelJourneyResponse:
+            v = Violations()
+            order_id = requests.order_id(v, "order_id", request.order_id)
+            reason = v.text("reason", request.reason, required=False, max_length=500)
+            v.raise_if_any()
+            journey_id = await self._directory.cancel(order_id, reason)
+            log.info("journey cancelled", order_id=order_id)
+            return pb.CancelJourneyResponse(journey_id=journey_id)
+
+        return await _answer(context, "CancelJourney", work)
+
+    async def ListJourneys(
+        self, request: pb.ListJourneysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJourneysResponse:
+        async def work() -> pb.ListJourneysResponse:
+            v = Violations()
+            customer_id = (
+                v.identifier("customer_id", request.customer_id) if request.customer_id else ""
+            )
+            stage = None
+            if request.stage != pb.JOURNEY_STAGE_UNSPECIFIED:
+                stage = requests.STAGES.get(request.stage)
+                if stage is None:
+                    v.add("stage", f"must be a known journey stage, got {request.stage}")
+            if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+                v.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+            if len(request.page_token) > 4096:
+                v.add("page_token", "is not a token this server issued")
+            v.raise_if_any()
+            page = await self._directory.list(
+                customer_id=customer_id,
+                stage=stage,
+                page_size=request.page_size or DEFAULT_PAGE_SIZE,
+                page_token=request.page_token,
+            )
+            return pb.ListJourneysResponse(
+                journeys=[responses.summary(item) for item in page.journeys],
+                next_page_token=page.next_page_token,
+            )
+
+        return await _answer(context, "ListJourneys", work)

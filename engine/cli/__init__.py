@@ -1,0 +1,5 @@
+"""The ``aftercare`` command line."""
+
+from engine.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,64 @@
+"""``aftercare``: run the parts of the service, and work with journeys as a person."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from engine.cli.demo import demo
+from engine.cli.journey import journey_app
+from engine.cli.processes import run_api, run_worker
+from engine.database.migrate import upgrade_database
+from engine.devstack.preflight import PreflightError
+from engine.devstack.stack import run_stack
+from engine.devstack.temporal_server import TemporalServerError
+from engine.logging import configure_logging
+from engine.settings import Settings
+
+app = typer.Typer(
+    help="Aftercare: post-purchase journeys, one durable Temporal workflow per order.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Aftercare's own database.", no_args_is_help=True)
+app.add_typer(journey_app, name="journey")
+app.add_typer(db_app, name="db")
+app.command(help="Push sample orders and events through the API (needs `aftercare run`).")(demo)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@app.command()
+def run() -> None:
+    """Start everything on embedded defaults: Temporal dev server, worker, API, mail sink."""
+    settings = _settings()
+    try:
+        asyncio.run(run_stack(settings))
+    except (PreflightError, TemporalServerError) as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(code=1) from None
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker (journey workflows and their activities)."""
+    asyncio.run(run_worker(_settings()))
+
+
+@app.command()
+def api() -> None:
+    """Run the gRPC API server."""
+    asyncio.run(run_api(_settings()))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply database migrations up to REVISION."""
+    settings = _settings()
+    upgrade_database(settings.resolved_database_url, revision)
+    typer.echo(f"database at revision {revision}")

@@ -1,0 +1,60 @@
+"""``aftercare demo``: a handful of realistic orders pushed through the running service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import typer
+from aftercare.v1 import journey_pb2 as pb
+
+from clients import AftercareClient, JourneyExistsError
+from engine.samples import sample_order, sample_shipment
+from engine.settings import Settings
+
+
+async def _demo(target: str, prefix: str) -> None:
+    async with AftercareClient(target) as client:
+        ids = [f"{prefix}-{n}" for n in range(1, 5)]
+        for variant, order_id in enumerate(ids):
+            try:
+                started = await client.start_journey(sample_order(order_id, variant))
+            except JourneyExistsError:
+                typer.echo(f"{order_id}: already used, skipped")
+                continue
+            typer.echo(f"{order_id}: journey {started.journey_id} started")
+        # Let the confirmations go out before the parcels ship, as in real life.
+        await asyncio.sleep(1)
+        events: list[tuple[str, pb.EventType.ValueType]] = [
+            (ids[0], pb.EVENT_TYPE_SHIPPED),
+            (ids[1], pb.EVENT_TYPE_SHIPPED),
+            (ids[1], pb.EVENT_TYPE_OUT_FOR_DELIVERY),
+            (ids[1], pb.EVENT_TYPE_DELIVERED),
+            (ids[2], pb.EVENT_TYPE_CANCELLED),
+        ]
+        for order_id, event_type in events:
+            event = pb.OrderEvent(event_id=f"{order_id}-{event_type}", type=event_type)
+            if event_type == pb.EVENT_TYPE_SHIPPED:
+                event.shipment.CopyFrom(sample_shipment(order_id))
+            await client.record_event(order_id, event)
+            typer.echo(f"{order_id}: {pb.EventType.Name(event_type).lower()} recorded")
+        await asyncio.sleep(1)
+        for order_id in ids:
+            journey = await client.get_journey(order_id)
+            stage = pb.JourneyStage.Name(journey.stage).removeprefix("JOURNEY_STAGE_").lower()
+            typer.echo(f"{order_id}: stage {stage}, {len(journey.sent)} message(s) sent")
+
+
+def demo(
+    prefix: str = typer.Option(
+        "", help="Order id prefix; defaults to a new one per run so the demo can run again."
+    ),
+) -> None:
+    settings = Settings()
+    chosen = prefix or f"DEMO{int(time.time())}"
+    asyncio.run(_demo(settings.grpc_target, chosen))
+    typer.echo(
+        f"\nEmails: {settings.mail_dir.resolve()}\n"
+        f"Journeys: http://127.0.0.1:{settings.temporal_ui_port}/namespaces/"
+        f"{settings.temporal_namespace}/workflows"
+    )

@@ -1,0 +1,46 @@
+"""Long-running processes for production deployments: a worker, or the API alone."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+from engine.api.server import build_server
+from engine.journeys import JourneyDirectory
+from engine.logging import get_logger
+from engine.settings import Settings
+from engine.temporal import connect
+from engine.worker import journey_worker
+
+log = get_logger(__name__)
+
+# In a deployment the Temporal server may still be starting when we do.
+_STARTUP_WAIT = timedelta(seconds=60)
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_worker(settings: Settings) -> None:
+    stop = _stop_event()
+    client = await connect(settings, wait=_STARTUP_WAIT)
+    async with journey_worker(client, settings) as worker, worker:
+        log.info("worker running", task_queue=settings.task_queue)
+        await stop.wait()
+        log.info("worker stopping")
+
+
+async def run_api(settings: Settings) -> None:
+    stop = _stop_event()
+    client = await connect(settings, wait=_STARTUP_WAIT)
+    api = build_server(JourneyDirectory(client, settings.task_queue), settings.grpc_target)
+    await api.start()
+    log.info("api listening", address=settings.grpc_target)
+    await stop.wait()
+    await api.stop()

@@ -1,0 +1,166 @@
+"""The message ledger: the record that makes every send happen at most once.
+
+A send first *claims* its idempotency key, then talks to the provider, then marks
+the row sent. A retried activity that finds the row already sent returns the
+recorded result instead of sending again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.database.tables import Message, MessageStatus
+
+FINAL_STATUSES = frozenset({MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.SKIPPED})
+
+
+def idempotency_key(journey_id: str, step: str, iteration: int) -> str:
+    return f"{journey_id}/{step}/{iteration}"
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """A deterministic RFC 5322 Message-ID: the same key always gives the same id,
+    so even a resend in the residual window is recognisable as the same message."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    key: str
+    journey_id: str
+    step: str
+    channel: str
+    template: str
+    recipient: str
+    status: str
+    attempts: int
+    provider_message_id: str | None
+    sent_at: datetime | None
+    error: str | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def of(cls, row: Message) -> LedgerEntry:
+        return cls(
+            key=row.idempotency_key,
+            journey_id=row.journey_id,
+            step=row.step,
+            channel=row.channel,
+            template=row.template,
+            recipient=row.recipient,
+            status=row.status,
+            attempts=row.attempts,
+            provider_message_id=row.provider_message_id,
+            sent_at=_aware(row.sent_at),
+            error=row.error,
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    journey_id: str
+    step: str
+    iteration: int
+    channel: str
+    template: str
+    recipient: str
+
+    @property
+    def key(self) -> str:
+        return idempotency_key(self.journey_id, self.step, self.iteration)
+
+
+class MessageLedger:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def claim(self, claim: Claim) -> LedgerEntry:
+        """Create the row for this send, or return the existing one.
+
+        A returned entry that ``is_final`` must not be sent again; a ``claimed``
+        one belongs to an earlier attempt that stopped before recording an outcome.
+        """
+        async with self._sessions() as session:
+            session.add(
+                Message(
+                    idempotency_key=claim.key,
+                    journey_id=claim.journey_id,
+                    step=claim.step,
+                    iteration=claim.iteration,
+                    channel=claim.channel,
+                    template=claim.template,
+                    recipient=claim.recipient,
+                    status=MessageStatus.CLAIMED,
+                    attempts=1,
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+            else:
+                return await self._get_required(session, claim.key)
+        return await self._reclaim(claim.key)
+
+    async def _reclaim(self, key: str) -> LedgerEntry:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Message)
+                .where(Message.idempotency_key == key, Message.status == MessageStatus.CLAIMED)
+                .values(attempts=Message.attempts + 1)
+            )
+        async with self._sessions() as session:
+            return await self._get_required(session, key)
+
+    async def mark_sent(self, key: str, provider_message_id: str, sent_at: datetime) -> None:
+        await self._finish(
+            key, status=MessageStatus.SENT, provider_message_id=provider_message_id, sent_at=sent_at
+        )
+
+    async def mark_failed(self, key: str, error: str) -> None:
+        await self._finish(key, status=MessageStatus.FAILED, error=error[:2000])
+
+    async def get(self, key: str) -> LedgerEntry | None:
+        async with self._sessions() as session:
+            row = await session.scalar(select(Message).where(Message.idempotency_key == key))
+            return LedgerEntry.of(row) if row else None
+
+    async def for_journey(self, journey_id: str) -> list[LedgerEntry]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Message).where(Message.journey_id == journey_id).order_by(Message.id)
+            )
+            return [LedgerEntry.of(row) for row in rows]
+
+    async def _finish(self, key: str, **values: Any) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Message)
+                .where(Message.idempotency_key == key, Message.status == MessageStatus.CLAIMED)
+                .values(**values)
+            )
+
+    @staticmethod
+    async def _get_required(session: AsyncSession, key: str) -> LedgerEntry:
+        row = await session.scalar(select(Message).where(Message.idempotency_key == key))
+        if row is None:  # pragma: no cover - the row was just written
+            raise LookupError(key)
+        return LedgerEntry.of(row)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

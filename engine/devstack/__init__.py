@@ -1,0 +1,1 @@
+"""The embedded dev stack behind ``make run``: every part on one machine."""

@@ -1,0 +1,106 @@
+"""A local SMTP server (aiosmtpd) that keeps every email it receives as an .eml file.
+
+It stands in for a real mail server during development and tests, so a person can
+open exactly what a customer would get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    path: Path | None
+    mail_from: str
+    recipients: list[str]
+    message: EmailMessage
+    received_at: datetime
+
+
+@dataclass
+class MailboxHandler:
+    """aiosmtpd handler: stores each accepted message and wakes waiters."""
+
+    folder: Path | None
+    received: list[ReceivedMail] = field(default_factory=list)
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content or b""
+        if isinstance(content, str):
+            content = content.encode()
+        now = datetime.now(UTC)
+        path = None
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"{now:%Y%m%dT%H%M%S%f}-{next(self._counter):06d}.eml"
+            path = self.folder / name
+            # Write then rename, so a reader never sees half a message.
+            partial = path.with_suffix(".part")
+            partial.write_bytes(content)
+            partial.rename(path)
+        message = message_from_bytes(content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        async with self._arrived:
+            self.received.append(
+                ReceivedMail(
+                    path=path,
+                    mail_from=envelope.mail_from or "",
+                    recipients=list(envelope.rcpt_tos),
+                    message=message,
+                    received_at=now,
+                )
+            )
+            self._arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+    async def wait_for(self, count: int, seconds: float = 30.0) -> list[ReceivedMail]:
+        """Wait until at least ``count`` messages have arrived."""
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: len(self.received) >= count), seconds
+            )
+            return list(self.received)
+
+
+class MailSink:
+    """The SMTP server itself, running on the current event loop."""
+
+    def __init__(self, host: str, port: int, folder: Path | None) -> None:
+        self.host = host
+        self.port = port
+        self.handler = MailboxHandler(folder)
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> Any:
+            return SMTP(self.handler, hostname="aftercare-mail-sink", ident="Aftercare mail sink")
+
+        self._server = await loop.create_server(protocol, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> MailSink:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,148 @@
+"""``aftercare run``: the whole service on embedded defaults, stopped cleanly on Ctrl-C.
+
+Order matters: the database is migrated and the mail sink listens before the
+worker can send; the API accepts calls only once Temporal and the worker are up;
+shutdown goes in reverse so no call is accepted that nothing would serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+from temporalio.worker import Worker
+
+from engine.api.server import build_server
+from engine.database.migrate import upgrade_database
+from engine.devstack.mail_sink import MailSink
+from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
+from engine.devstack.temporal_server import TemporalDevServer
+from engine.journeys import JourneyDirectory
+from engine.logging import get_logger
+from engine.settings import Settings
+from engine.temporal import connect
+from engine.worker import journey_worker
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class StackAddresses:
+    api: str
+    temporal: str
+    ui: str
+    mail_dir: str
+    smtp: str
+    database: str
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def banner(addresses: StackAddresses) -> str:
+    return "\n".join(
+        [
+            "",
+            "Aftercare is running. Ctrl-C stops every part.",
+            f"  gRPC API      {addresses.api}   (reflection and health enabled)",
+            f"  Temporal UI   {addresses.ui}",
+            f"  Temporal      {addresses.temporal}",
+            f"  Mail sink     smtp://{addresses.smtp} -> {addresses.mail_dir}/*.eml",
+            f"  Database      {addresses.database}",
+            "",
+            "  Try it:  .venv/bin/aftercare demo",
+            "",
+        ]
+    )
+
+
+async def run_stack(settings: Settings) -> None:
+    state_dir = settings.state_dir
+    lock = InstanceLock(state_dir / "run.lock")
+    lock.acquire()
+    try:
+        temporal_host, temporal_port = _host_port(settings.temporal_address)
+        check_ports(
+            [
+                PortNeed("gRPC API", settings.grpc_host, settings.grpc_port),
+                PortNeed("Temporal frontend", temporal_host, temporal_port),
+                PortNeed("Temporal UI", temporal_host, settings.temporal_ui_port),
+                PortNeed("mail sink (SMTP)", settings.smtp_host, settings.smtp_port),
+            ]
+        )
+        await _run_parts(settings, temporal_host, temporal_port)
+    finally:
+        lock.release()
+
+
+async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int) -> None:
+    state_dir = settings.state_dir
+    log.info("migrating database")
+    await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    sink = MailSink(settings.smtp_host, settings.smtp_port, settings.mail_dir)
+    server = TemporalDevServer(
+        ip=temporal_host,
+        port=temporal_port,
+        ui_port=settings.temporal_ui_port,
+        db_file=state_dir / "temporal.db",
+        namespace=settings.temporal_namespace,
+        log_file=state_dir / "temporal.log",
+    )
+    async with contextlib.AsyncExitStack() as parts:
+        await sink.start()
+        parts.push_async_callback(sink.stop)
+        log.info("starting temporal dev server", address=server.address)
+        await server.start()
+        parts.push_async_callback(server.stop)
+
+        client = await connect(settings)
+        worker = await parts.enter_async_context(journey_worker(client, settings))
+        worker_task = asyncio.create_task(worker.run(), name="worker")
+        parts.push_async_callback(_stop_worker, worker, worker_task)
+
+        api = build_server(JourneyDirectory(client, settings.task_queue), settings.grpc_target)
+        await api.start()
+        parts.push_async_callback(api.stop)
+
+        print(
+            banner(
+                StackAddresses(
+                    api=settings.grpc_target,
+                    temporal=server.address,
+                    ui=f"http://{temporal_host}:{settings.temporal_ui_port}",
+                    mail_dir=str(settings.mail_dir.resolve()),
+                    smtp=f"{settings.smtp_host}:{sink.port}",
+                    database=_redacted(settings.resolved_database_url),
+                )
+            ),
+            flush=True,
+        )
+        stop_wait = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({stop_wait, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+        if worker_task in done and worker_task.exception():
+            log.error("worker stopped unexpectedly", error=str(worker_task.exception()))
+        stop_wait.cancel()
+        log.info("stopping")
+    log.info("stopped")
+
+
+async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+    if not task.done():
+        await worker.shutdown()
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await task
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

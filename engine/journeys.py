@@ -1,0 +1,206 @@
+"""Journey operations against Temporal, in domain terms (no gRPC here).
+
+The gRPC servicer and the CLI both go through :class:`JourneyDirectory`, so the
+rules (one journey per order, idempotent start, ended journeys stay ended) live
+in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import search_attributes as sa
+from workflows.ids import journey_id_for, order_id_from
+from workflows.model import JourneyInput, JourneyState, Order, OrderEvent, Stage
+from workflows.order_journey import OrderJourney
+
+
+class JourneyError(Exception):
+    pass
+
+
+class JourneyNotFound(JourneyError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id!r} has no journey")
+
+
+class JourneyAlreadyExists(JourneyError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order {order_id!r} already had a journey, which has ended; "
+            "an order id cannot be reused"
+        )
+
+
+class JourneyEnded(JourneyError):
+    def __init__(self, order_id: str, status: WorkflowExecutionStatus) -> None:
+        super().__init__(f"the journey of order {order_id!r} has ended ({status.name.lower()})")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StartedJourney:
+    journey_id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class JourneyView:
+    state: JourneyState
+    status: WorkflowExecutionStatus
+
+
+@dataclass(frozen=True)
+class JourneySummary:
+    journey_id: str
+    order_id: str
+    customer_id: str
+    stage: Stage | None
+    status: WorkflowExecutionStatus
+    started_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JourneyPage:
+    journeys: list[JourneySummary]
+    next_page_token: bytes
+
+
+def _visibility_literal(value: str) -> str:
+    # Callers validate ids to a safe character set; escaping stays as a second guard.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class JourneyDirectory:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    async def start(self, order: Order) -> StartedJourney:
+        journey_id = journey_id_for(order.order_id)
+        try:
+            await self._client.start_workflow(
+                OrderJourney.run,
+                JourneyInput(order=order),
+                id=journey_id,
+                task_queue=self._task_queue,
+                # A closed journey's id is never reused: the order id is the key.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.ORDER_ID, order.order_id),
+                        SearchAttributePair(sa.CUSTOMER_ID, order.customer.id),
+                        SearchAttributePair(sa.JOURNEY_STAGE, Stage.ORDERED.value),
+                    ]
+                ),
+                # Shown in the Temporal UI; no personal data.
+                static_summary=f"Order {order.order_id} · {order.item_count} item(s)",
+            )
+        except WorkflowAlreadyStartedError:
+            status = await self._status(order.order_id)
+            if status == WorkflowExecutionStatus.RUNNING:
+                return StartedJourney(journey_id=journey_id, created=False)
+            raise JourneyAlreadyExists(order.order_id) from None
+        return StartedJourney(journey_id=journey_id, created=True)
+
+    async def record_event(self, order_id: str, event: OrderEvent) -> str:
+        handle = self._handle(order_id)
+        try:
+            await handle.signal(OrderJourney.record_event, event)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # Either no journey, or one that has ended: tell the caller which.
+            status = await self._status(order_id)
+            raise JourneyEnded(order_id, status) from None
+        return handle.id
+
+    async def get(self, order_id: str) -> JourneyView:
+        handle = self._handle(order_id)
+        try:
+            description, state = await asyncio.gather(
+                handle.describe(), handle.query(OrderJourney.state)
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise JourneyNotFound(order_id) from None
+            raise
+        status = description.status or WorkflowExecutionStatus.RUNNING
+        return JourneyView(state=state, status=status)
+
+    async def cancel(self, order_id: str, reason: str) -> str:
+        status = await self._status(order_id)
+        if status != WorkflowExecutionStatus.RUNNING:
+            raise JourneyEnded(order_id, status)
+        handle = self._handle(order_id)
+        await handle.cancel(reason=reason or "cancelled through the API")
+        return handle.id
+
+    async def list(
+        self,
+        *,
+        customer_id: str = "",
+        stage: Stage | None = None,
+        page_size: int = 100,
+        page_token: bytes = b"",
+    ) -> JourneyPage:
+        clauses = [f"WorkflowType = {_visibility_literal(OrderJourney.__name__)}"]
+        if customer_id:
+            clauses.append(f"{sa.CUSTOMER_ID.name} = {_visibility_literal(customer_id)}")
+        if stage is not None:
+            clauses.append(f"{sa.JOURNEY_STAGE.name} = {_visibility_literal(stage.value)}")
+        iterator = self._client.list_workflows(
+            " AND ".join(clauses),
+            page_size=page_size,
+            next_page_token=page_token or None,
+        )
+        await iterator.fetch_next_page(page_size=page_size)
+        return JourneyPage(
+            journeys=[_summary(execution) for execution in iterator.current_page or []],
+            next_page_token=iterator.next_page_token or b"",
+        )
+
+    def _handle(self, order_id: str) -> WorkflowHandle[OrderJourney, JourneyState]:
+        return self._client.get_workflow_handle_for(OrderJourney.run, journey_id_for(order_id))
+
+    async def _status(self, order_id: str) -> WorkflowExecutionStatus:
+        try:
+            description = await self._handle(order_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise JourneyNotFound(order_id) from None
+            raise
+        return description.status or WorkflowExecutionStatus.RUNNING
+
+
+def _summary(execution: WorkflowExecution) -> JourneySummary:
+    attributes = execution.typed_search_attributes
+    stage = attributes.get(sa.JOURNEY_STAGE)
+    return JourneySummary(
+        journey_id=execution.id,
+        order_id=attributes.get(sa.ORDER_ID) or order_id_from(execution.id),
+        customer_id=attributes.get(sa.CUSTOMER_ID) or "",
+        stage=Stage(stage) if stage and stage in Stage._value2member_map_ else None,
+        status=execution.status or WorkflowExecutionStatus.RUNNING,
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+    )

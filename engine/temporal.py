@@ -1,0 +1,31 @@
+"""Connecting to Temporal the same way from every process."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from engine.logging import get_logger
+from engine.settings import Settings
+
+log = get_logger(__name__)
+
+
+async def connect(settings: Settings, *, wait: timedelta = timedelta(seconds=0)) -> Client:
+    """Connect to the configured server, retrying for up to ``wait`` while it starts."""
+    deadline = asyncio.get_running_loop().time() + wait.total_seconds()
+    while True:
+        try:
+            return await Client.connect(
+                settings.temporal_address, namespace=settings.temporal_namespace
+            )
+        except (RPCError, RuntimeError, OSError) as err:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise ConnectionError(
+                    f"cannot reach Temporal at {settings.temporal_address}: {err}"
+                ) from err
+            log.info("waiting for temporal", address=settings.temporal_address)
+            await asyncio.sleep(0.5)

