@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit gen install clean demo
+.PHONY: run test lint gen install clean demo bench-latency
 
 run: install
 	$(BIN)/aftercare run
@@ -49,3 +49,7 @@ gen: $(PROTO_STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(PROTO_STAMP) proto/aftercare/v1/*_pb2*.py* .mypy_cache .pytest_cache .ruff_cache
+
+# StartJourney -> confirmation email latency against bare Temporal (issue 2's figure).
+bench-latency: install
+	$(BIN)/python -m engine.bench.latency --runs 300 --json .aftercare/bench-latency.json

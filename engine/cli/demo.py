@@ -38,11 +38,22 @@ async def _demo(target: str, prefix: str) -> None:
                 event.shipment.CopyFrom(sample_shipment(order_id))
             await client.record_event(order_id, event)
             typer.echo(f"{order_id}: {pb.EventType.Name(event_type).lower()} recorded")
-        await asyncio.sleep(1)
+        # Each event above is answered by one message, after the confirmation.
+        expected = {order_id: 1 + sum(1 for o, _ in events if o == order_id) for order_id in ids}
         for order_id in ids:
-            journey = await client.get_journey(order_id)
+            journey = await _settled(client, order_id, expected[order_id])
             stage = pb.JourneyStage.Name(journey.stage).removeprefix("JOURNEY_STAGE_").lower()
             typer.echo(f"{order_id}: stage {stage}, {len(journey.sent)} message(s) sent")
+
+
+async def _settled(client: AftercareClient, order_id: str, messages: int) -> pb.Journey:
+    """The journey once its messages are out (or after a few seconds, as it stands)."""
+    for _ in range(50):
+        journey = await client.get_journey(order_id)
+        if len(journey.sent) >= messages:
+            break
+        await asyncio.sleep(0.2)
+    return journey
 
 
 def demo(

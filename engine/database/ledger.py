@@ -124,6 +124,8 @@ class MessageLedger:
             return await self._get_required(session, key)
 
     async def mark_sent(self, key: str, provider_message_id: str, sent_at: datetime) -> None:
+        # SQLite keeps no offset: store UTC so the instant survives the round trip.
+        sent_at = _utc(sent_at)
         await self._finish(
             key, status=MessageStatus.SENT, provider_message_id=provider_message_id, sent_at=sent_at
         )
@@ -160,7 +162,12 @@ class MessageLedger:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; everything we store is UTC.
-    if value is not None and value.tzinfo is None:
+    return _utc(value) if value is not None else None
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything we store is UTC. PostgreSQL
+    # answers in the session's time zone, which need not be UTC.
+    if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value
+    return value.astimezone(UTC)

@@ -10,7 +10,6 @@ import pytest
 from aftercare.v1 import journey_pb2 as pb
 
 from clients import (
-    InvalidRequestError,
     JourneyEndedError,
     JourneyExistsError,
     JourneyNotFoundError,

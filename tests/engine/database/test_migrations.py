@@ -1,0 +1,156 @@
+"""The Alembic migrations build exactly the schema the ORM models describe, both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, insert, inspect, pool
+from sqlalchemy.exc import IntegrityError
+
+from engine.database.migrate import alembic_config, sync_url, upgrade_database
+from engine.database.tables import Base, Message
+
+HEAD = "0001"
+
+
+@pytest.fixture
+def sync_engine(database_url: str) -> Iterator[Engine]:
+    """A synchronous engine on the (already migrated) test database."""
+    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def schema_differences(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+
+def message_row(key: str) -> dict[str, Any]:
+    return {
+        "idempotency_key": key,
+        "journey_id": "journey-1",
+        "step": "order_confirmation",
+        "iteration": 0,
+        "channel": "email",
+        "template": "order_confirmation",
+        "recipient": "jane@example.test",
+        "status": "claimed",
+        "attempts": 1,
+    }
+
+
+def test_sync_url_maps_async_drivers_to_sync_ones() -> None:
+    assert sync_url("sqlite+aiosqlite:////tmp/x.db").drivername == "sqlite"
+    assert sync_url("postgresql+asyncpg://u@h/db").drivername == "postgresql+psycopg"
+    # A driver that works both ways is kept, and the rest of the URL is untouched.
+    kept = sync_url("postgresql+psycopg://user:p%25ss@host:5433/db")
+    assert kept.drivername == "postgresql+psycopg"
+    assert (kept.username, kept.password, kept.host, kept.port, kept.database) == (
+        "user",
+        "p%ss",
+        "host",
+        5433,
+        "db",
+    )
+
+
+def test_upgrade_to_head_creates_the_messages_table(sync_engine: Engine) -> None:
+    assert current_revision(sync_engine) == HEAD
+    assert "messages" in table_names(sync_engine)
+
+    inspector = inspect(sync_engine)
+    columns = {column["name"]: column for column in inspector.get_columns("messages")}
+    assert set(columns) == {column.name for column in Message.__table__.columns}
+    assert columns["idempotency_key"]["nullable"] is False
+    assert columns["sent_at"]["nullable"] is True
+
+    uniques = inspector.get_unique_constraints("messages")
+    assert [(u["name"], u["column_names"]) for u in uniques] == [
+        ("uq_messages_idempotency_key", ["idempotency_key"])
+    ]
+    indexes = {index["name"]: index["column_names"] for index in inspector.get_indexes("messages")}
+    assert indexes.get("ix_messages_journey_id") == ["journey_id"]
+    assert indexes.get("ix_messages_status") == ["status"]
+
+
+def test_the_unique_constraint_rejects_a_second_row_for_one_key(sync_engine: Engine) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(insert(Message), message_row("journey-1/step/0"))
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.execute(insert(Message), message_row("journey-1/step/0"))
+    with sync_engine.begin() as connection:
+        # A different iteration is a different message.
+        connection.execute(insert(Message), message_row("journey-1/step/1"))
+        count = connection.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
+    assert count == 2
+
+
+def test_server_defaults_fill_the_timestamps(sync_engine: Engine) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(insert(Message), message_row("journey-1/defaults/0"))
+        created, updated, sent = connection.exec_driver_sql(
+            "SELECT created_at, updated_at, sent_at FROM messages"
+        ).one()
+    assert created is not None
+    assert updated is not None
+    assert sent is None
+
+
+def test_downgrade_to_base_and_upgrade_again(database_url: str, sync_engine: Engine) -> None:
+    config = alembic_config(database_url)
+
+    command.downgrade(config, "base")
+    assert "messages" not in table_names(sync_engine)
+    assert current_revision(sync_engine) is None
+
+    upgrade_database(database_url)
+    assert "messages" in table_names(sync_engine)
+    assert current_revision(sync_engine) == HEAD
+    assert schema_differences(sync_engine) == []
+    with sync_engine.begin() as connection:
+        connection.execute(insert(Message), message_row("journey-2/step/0"))
+        count = connection.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
+    assert count == 1
+
+
+def test_upgrading_an_up_to_date_database_changes_nothing(
+    database_url: str, sync_engine: Engine
+) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(insert(Message), message_row("journey-3/step/0"))
+    upgrade_database(database_url)
+    assert current_revision(sync_engine) == HEAD
+    with sync_engine.connect() as connection:
+        count = connection.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
+    assert count == 1
+
+
+def test_the_orm_models_match_the_migrations(sync_engine: Engine) -> None:
+    assert schema_differences(sync_engine) == []
+
+
+def test_compare_metadata_does_notice_a_missing_table(
+    database_url: str, sync_engine: Engine
+) -> None:
+    # Guards the test above: an empty diff must mean "equal", not "not compared".
+    command.downgrade(alembic_config(database_url), "base")
+    differences = schema_differences(sync_engine)
+    assert ("add_table", "messages") in [(diff[0], diff[1].name) for diff in differences]

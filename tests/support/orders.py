@@ -1,0 +1,43 @@
+"""Domain orders (``workflows.model.Order``) for tests that call activities directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.support.ids import new_order_id
+from workflows.model import Address, Customer, LineItem, Order
+
+
+def domain_order(
+    *,
+    order_id: str | None = None,
+    name: str = "Jane Doe",
+    email: str = "jane.doe@example.test",
+    locale: str = "en",
+    currency: str = "EUR",
+) -> Order:
+    """A small, consistent two-item order; totals add up (prices include tax)."""
+    items = [
+        LineItem(sku="SH-1", name="Linen shirt", quantity=2, unit_price_minor=3900),
+        LineItem(sku="MG-1", name="Ceramic mug", quantity=1, unit_price_minor=1250),
+    ]
+    subtotal = sum(item.quantity * item.unit_price_minor for item in items)
+    shipping = 495
+    return Order(
+        order_id=order_id or new_order_id("ORD"),
+        customer=Customer(id="cus-test", name=name, email=email, locale=locale),
+        items=items,
+        currency=currency,
+        subtotal_minor=subtotal,
+        shipping_minor=shipping,
+        tax_minor=1525,
+        total_minor=subtotal + shipping,
+        shipping_address=Address(
+            name=name,
+            line1="Kastanienallee 12",
+            city="Berlin",
+            postal_code="10435",
+            country_code="DE",
+        ),
+        placed_at=datetime(2025, 3, 1, 9, 30, tzinfo=UTC),
+    )
