@@ -16,6 +16,7 @@ import socket
 import tempfile
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from temporalio.client import Client
@@ -72,7 +73,7 @@ async def _journeys(api: AftercareClient, sink: MailSink, runs: int) -> list[flo
     return samples
 
 
-async def measure(runs: int) -> dict[str, object]:
+async def measure(runs: int) -> LatencyReport:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         server = TemporalDevServer(port=_free_port(), ui_port=None, db_file=state / "temporal.db")
@@ -101,13 +102,27 @@ async def measure(runs: int) -> dict[str, object]:
         finally:
             await server.stop()
             await sink.stop()
-    return {
-        "runs": runs,
-        "baseline": baseline.__dict__,
-        "start_to_confirmation_email": journey.__dict__,
-        "ratio_p50": journey.p50_ms / baseline.p50_ms,
-        "ratio_p99": journey.p99_ms / baseline.p99_ms,
-    }
+    return LatencyReport(runs=runs, baseline=baseline, journey=journey)
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    runs: int
+    baseline: LatencySummary
+    journey: LatencySummary
+
+    def table(self) -> str:
+        rows = [f"{'figure':<40}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"]
+        for name, row in (
+            ("bare Temporal workflow+activity", self.baseline),
+            ("StartJourney -> email", self.journey),
+        ):
+            rows.append(f"{name:<40}{row.p50_ms:>10.1f}{row.p95_ms:>10.1f}{row.p99_ms:>10.1f}")
+        rows.append(
+            f"ratio p50 {self.journey.p50_ms / self.baseline.p50_ms:.2f}x, "
+            f"p99 {self.journey.p99_ms / self.baseline.p99_ms:.2f}x ({self.runs} runs)"
+        )
+        return "\n".join(rows)
 
 
 def main() -> None:
@@ -116,15 +131,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     configure_logging("WARNING")
-    result = asyncio.run(measure(args.runs))
-    base, journey = result["baseline"], result["start_to_confirmation_email"]
-    assert isinstance(base, dict) and isinstance(journey, dict)
-    print(f"{'figure':<40}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
-    for name, row in (("bare Temporal workflow+activity", base), ("StartJourney -> email", journey)):
-        print(f"{name:<40}{row['p50_ms']:>10.1f}{row['p95_ms']:>10.1f}{row['p99_ms']:>10.1f}")
-    print(f"ratio p50 {result['ratio_p50']:.2f}x, p99 {result['ratio_p99']:.2f}x ({args.runs} runs)")
+    report = asyncio.run(measure(args.runs))
+    print(report.table())
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(asdict(report), indent=2))
 
 
 if __name__ == "__main__":
