@@ -28,8 +28,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import search_attributes as sa
 from workflows.ids import journey_id_for, order_id_from
-from workflows.model import JourneyInput, JourneyState, Order, OrderEvent, Stage
+from workflows.model import EventType, JourneyInput, JourneyState, Order, OrderEvent, Stage
 from workflows.order_journey import OrderJourney
+
+# Carriers can report a parcel before the order system starts the journey; these
+# events may start it when they bring the order along. Others need a journey.
+EVENTS_THAT_MAY_START = frozenset(
+    {EventType.SHIPPED, EventType.OUT_FOR_DELIVERY, EventType.DELIVERED}
+)
 
 
 class JourneyError(Exception):
@@ -105,15 +111,8 @@ class JourneyDirectory:
                 # A closed journey's id is never reused: the order id is the key.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.ORDER_ID, order.order_id),
-                        SearchAttributePair(sa.CUSTOMER_ID, order.customer.id),
-                        SearchAttributePair(sa.JOURNEY_STAGE, Stage.ORDERED.value),
-                    ]
-                ),
-                # Shown in the Temporal UI; no personal data.
-                static_summary=f"Order {order.order_id} · {order.item_count} item(s)",
+                search_attributes=_initial_search_attributes(order),
+                static_summary=_summary_text(order),
             )
         except WorkflowAlreadyStartedError:
             status = await self._status(order.order_id)
@@ -122,7 +121,13 @@ class JourneyDirectory:
             raise JourneyAlreadyExists(order.order_id) from None
         return StartedJourney(journey_id=journey_id, created=True)
 
-    async def record_event(self, order_id: str, event: OrderEvent) -> str:
+    async def record_event(
+        self, order_id: str, event: OrderEvent, order: Order | None = None
+    ) -> str:
+        """Deliver ``event``; with ``order`` and a delivery event, start the journey
+        first if it does not exist yet (signal-with-start: one atomic step)."""
+        if order is not None and event.type in EVENTS_THAT_MAY_START:
+            return await self._signal_with_start(order, event)
         handle = self._handle(order_id)
         try:
             await handle.signal(OrderJourney.record_event, event)
@@ -133,6 +138,26 @@ class JourneyDirectory:
             status = await self._status(order_id)
             raise JourneyEnded(order_id, status) from None
         return handle.id
+
+    async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
+        journey_id = journey_id_for(order.order_id)
+        try:
+            await self._client.start_workflow(
+                OrderJourney.run,
+                JourneyInput(order=order),
+                id=journey_id,
+                task_queue=self._task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A running journey just receives the signal.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal="record_event",
+                start_signal_args=[event],
+                search_attributes=_initial_search_attributes(order),
+                static_summary=_summary_text(order),
+            )
+        except WorkflowAlreadyStartedError:
+            raise JourneyEnded(order.order_id, await self._status(order.order_id)) from None
+        return journey_id
 
     async def get(self, order_id: str) -> JourneyView:
         handle = self._handle(order_id)
@@ -190,6 +215,21 @@ class JourneyDirectory:
                 raise JourneyNotFound(order_id) from None
             raise
         return description.status or WorkflowExecutionStatus.RUNNING
+
+
+def _initial_search_attributes(order: Order) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.ORDER_ID, order.order_id),
+            SearchAttributePair(sa.CUSTOMER_ID, order.customer.id),
+            SearchAttributePair(sa.JOURNEY_STAGE, Stage.ORDERED.value),
+        ]
+    )
+
+
+def _summary_text(order: Order) -> str:
+    # Shown in the Temporal UI's list: ids and counts only, no personal data.
+    return f"Order {order.order_id} · {order.item_count} item(s)"
 
 
 def _summary(execution: WorkflowExecution) -> JourneySummary:

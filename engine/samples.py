@@ -76,6 +76,7 @@ _BASKETS = [
             category="coffee",
             quantity=2,
             unit_price_minor=1450,
+            consumption_days=14,
         ),
         pb.LineItem(
             sku="GRD-HND-01",
@@ -101,6 +102,7 @@ _BASKETS = [
             category="skincare",
             quantity=1,
             unit_price_minor=3800,
+            consumption_days=45,
         ),
         pb.LineItem(
             sku="SKN-SPF-50",
@@ -108,7 +110,22 @@ _BASKETS = [
             category="skincare",
             quantity=2,
             unit_price_minor=2200,
+            consumption_days=60,
         ),
+    ],
+]
+
+_RECOMMENDATIONS = [
+    [
+        pb.Recommendation(sku="FLT-V60-02", name="Pour-over dripper, size 02"),
+        pb.Recommendation(sku="COF-COL-250", name="Colombia Huila beans 250 g"),
+    ],
+    [
+        pb.Recommendation(sku="SCK-ORG-3P", name="Organic cotton socks, 3 pairs"),
+    ],
+    [
+        pb.Recommendation(sku="SKN-MST-50", name="Light moisturiser 50 ml"),
+        pb.Recommendation(sku="SKN-CLN-150", name="Gentle cleanser 150 ml"),
     ],
 ]
 
@@ -139,6 +156,7 @@ def sample_order(order_id: str, variant: int = 0) -> pb.Order:
         tax_minor=tax,
         total_minor=subtotal + shipping + tax,
         shipping_address=customer.address,
+        recommendations=_RECOMMENDATIONS[variant % len(_RECOMMENDATIONS)],
     )
 
 

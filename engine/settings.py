@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # carrier gives no link).
     shop_url: str = "https://shop.example"
 
+    # Journey plans (YAML); the ones shipped in workflows/plans unless set.
+    plans_dir: Path | None = None
+    # Where detractor feedback opens a support ticket (JSON POST); none = not told.
+    support_webhook_url: str | None = None
+
     # Logging
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -6,12 +6,17 @@ import asyncio
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from engine.logging import get_logger
 from engine.settings import Settings
 
 log = get_logger(__name__)
+
+# Journey data holds datetimes, durations and nested dataclasses: the pydantic
+# converter carries them all. Clients, workers and replayers must share it.
+DATA_CONVERTER = pydantic_data_converter
 
 
 async def connect(settings: Settings, *, wait: timedelta = timedelta(seconds=0)) -> Client:
@@ -20,7 +25,9 @@ async def connect(settings: Settings, *, wait: timedelta = timedelta(seconds=0))
     while True:
         try:
             return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                data_converter=DATA_CONVERTER,
             )
         except (RPCError, RuntimeError, OSError) as err:
             if asyncio.get_running_loop().time() >= deadline:

@@ -19,6 +19,7 @@ from engine.devstack.mail_sink import MailSink, ReceivedMail
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys import JourneyDirectory
 from engine.settings import Settings
+from engine.temporal import DATA_CONVERTER
 from engine.worker import journey_worker
 from tests.support.databases import postgres_available, postgres_database, sqlite_url
 from tests.support.net import free_port
@@ -50,7 +51,7 @@ async def temporal_server() -> AsyncIterator[TemporalDevServer]:
 
 @pytest.fixture(scope="session")
 async def temporal_client(temporal_server: TemporalDevServer) -> Client:
-    return await Client.connect(temporal_server.address)
+    return await Client.connect(temporal_server.address, data_converter=DATA_CONVERTER)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Data that crosses the workflow boundary: inputs, events, state and activity contracts.
 
-Plain dataclasses (samples-python style) so Temporal's JSON converter can carry them
-and the sandbox can import them without side effects.
+Plain dataclasses (samples-python style), carried by Temporal's pydantic data
+converter, importable by the workflow sandbox without side effects.
 """
 
 from __future__ import annotations
@@ -10,39 +10,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from workflows.plan import PinnedPlan
+
+# Re-exported: callers take the whole journey vocabulary from this module.
+from workflows.vocabulary import Channel as Channel
+from workflows.vocabulary import EventType as EventType
+from workflows.vocabulary import Stage as Stage
+
 # Activities are called by name so workflow code never imports their I/O modules.
-SEND_EMAIL_ACTIVITY = "send_email"
-
-
-class Stage(StrEnum):
-    """Where a journey stands; mirrored in the JourneyStage search attribute."""
-
-    ORDERED = "ordered"
-    SHIPPED = "shipped"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    DELIVERED = "delivered"
-    ORDER_CANCELLED = "order_cancelled"
-    COMPLETED = "completed"
-    STOPPED = "stopped"  # cancelled by an operator: nothing more is sent
-
-
-class EventType(StrEnum):
-    SHIPPED = "shipped"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    DELIVERED = "delivered"
-    CANCELLED = "cancelled"
-    RETURN_REQUESTED = "return_requested"
-    RETURNED = "returned"
-    REFUNDED = "refunded"
-    ADDRESS_CHANGED = "address_changed"
-    FEEDBACK = "feedback"
-    REORDERED = "reordered"
-
-
-class Channel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
-    WHATSAPP = "whatsapp"
+CHOOSE_PLAN_ACTIVITY = "choose_plan"
+SEND_MESSAGE_ACTIVITY = "send_message"
+OPEN_SUPPORT_TICKET_ACTIVITY = "open_support_ticket"
+SUPERSEDE_REPLENISHMENT_ACTIVITY = "supersede_replenishment"
 
 
 @dataclass(frozen=True)
@@ -53,6 +32,8 @@ class Customer:
     phone: str = ""
     locale: str = "en"
     timezone: str = "UTC"
+    # Orders the customer placed before this one (from the shop): 0 = first-time buyer.
+    previous_orders: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +54,17 @@ class LineItem:
     quantity: int
     unit_price_minor: int
     category: str = ""
+    # How many days one unit lasts (catalogue data); 0 = not a consumable.
+    consumption_days: int = 0
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A complementary product for cross-sell, from the shop's catalogue."""
+
+    sku: str
+    name: str
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +82,7 @@ class Order:
     shipping_address: Address
     placed_at: datetime
     discount_minor: int = 0
+    recommendations: list[Recommendation] = field(default_factory=list)
 
     @property
     def item_count(self) -> int:
@@ -120,57 +113,155 @@ class OrderEvent:
     shipment: Shipment | None = None
     feedback: Feedback | None = None
     new_address: Address | None = None
+    # For returns, refunds and reorders: the SKUs concerned; empty = the whole order.
+    skus: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    step: str
+    channel: Channel | None
+    template: str
+    sent_at: datetime
+    message_id: str
+    status: str = "sent"  # "sent" | "undeliverable" | "failed"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # "event", "message", "stage", "skip", "note"
+    detail: str
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    """A step with a known due time, as the query and the UI show it."""
+
+    step: str
+    template: str
+    category: str
+    channels: list[Channel]
+    due_at: datetime
+    due_local: str
+
+
+class StepOutcome(StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What became of a step (or of one replenishment reminder)."""
+
+    outcome: StepOutcome
+    at: datetime
+    detail: str = ""
+
+
+@dataclass
+class JourneyState:
+    """Everything a journey knows; carried whole across continue-as-new.
+
+    ``events`` keeps the first occurrence of each event type, which is what the
+    plan's timers are anchored to.
+    """
+
+    journey_id: str
+    order_id: str
+    customer_id: str
+    stage: Stage
+    started_at: datetime
+    timezone: str = "UTC"  # the customer's: every local time shown is in it
+    plan_id: str = ""
+    plan_version: int = 0
+    plan_hash: str = ""
+    events: dict[EventType, datetime] = field(default_factory=dict)
+    seen_event_ids: list[str] = field(default_factory=list)
+    pending_events: list[OrderEvent] = field(default_factory=list)
+    feedback: Feedback | None = None
+    returned_skus: list[str] = field(default_factory=list)
+    whole_order_returned: bool = False
+    reordered_skus: list[str] = field(default_factory=list)
+    marketing_blocked: bool = False
+    shipment: Shipment | None = None
+    shipping_address: Address | None = None
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    reminders_sent: dict[str, int] = field(default_factory=dict)
+    last_activity_at: datetime | None = None
+    sent: list[SentMessage] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    scheduled: list[ScheduledStep] = field(default_factory=list)
+    waiting_for: list[EventType] = field(default_factory=list)
+    next_step: str = ""
+    runs: int = 1  # workflow runs so far (continue-as-new increments it)
 
 
 @dataclass(frozen=True)
 class JourneyInput:
+    """The order; plus, after continue-as-new, the pinned plan and the state so far."""
+
+    order: Order
+    plan: PinnedPlan | None = None
+    state: JourneyState | None = None
+
+
+@dataclass(frozen=True)
+class ChoosePlanInput:
     order: Order
 
 
 @dataclass(frozen=True)
-class SendEmailInput:
-    """One email for one step of one journey.
+class SendMessageInput:
+    """One message for one step of one journey.
 
-    ``iteration`` tells repeated sends of the same step apart (e.g. reminders);
-    together with the journey (workflow) id and step it forms the ledger's
+    ``iteration`` tells repeated sends of the same step apart (replenishment
+    cycles); with the journey (workflow) id and step it forms the ledger's
     idempotency key, so a retried activity never sends twice.
     """
 
     journey_id: str
     step: str
     template: str
+    category: str
+    channels: list[Channel]
     order: Order
     iteration: int = 0
     shipment: Shipment | None = None
+    focus_sku: str = ""
+    feedback: Feedback | None = None
+    skus: list[str] = field(default_factory=list)
+    new_address: Address | None = None
+    run_out_at: datetime | None = None
 
 
 @dataclass(frozen=True)
-class SentMessage:
-    step: str
-    channel: Channel
-    template: str
-    sent_at: datetime
-    message_id: str
-    status: str = "sent"
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    at: datetime
-    kind: str  # "event", "message", "stage", "note"
-    detail: str
-
-
-@dataclass
-class JourneyState:
-    """The live state answered by the ``state`` query."""
-
+class SupportTicketInput:
     journey_id: str
     order_id: str
     customer_id: str
-    stage: Stage
-    waiting_for: list[EventType] = field(default_factory=list)
-    next_step: str = ""
-    sent: list[SentMessage] = field(default_factory=list)
-    timeline: list[TimelineEntry] = field(default_factory=list)
-    seen_event_ids: list[str] = field(default_factory=list)
+    score: int
+    comment: str
+
+
+@dataclass(frozen=True)
+class SupportTicketResult:
+    status: str  # "opened" | "not_configured"
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class SupersedeInput:
+    """A new journey tells the customer's older journeys to stop these reminders."""
+
+    journey_id: str
+    customer_id: str
+    skus: list[str]
+
+
+@dataclass(frozen=True)
+class SupersedeResult:
+    notified_journeys: list[str]

@@ -1,102 +1,108 @@
-"""OrderJourney: the durable journey of one order.
+"""OrderJourney: the durable journey of one order, interpreting its pinned plan.
 
 Deterministic code only: time comes from ``workflow.now()``, waiting from
-``workflow.wait_condition``; every send is an activity.
+``workflow.wait_condition``; every send and lookup is an activity. The rules of
+*what* is due *when* live in the pure ``workflows.scheduler``; this class runs
+them against the clock and the events, and records what happened.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+import dataclasses
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    # Plain data and constants: loaded once outside the sandbox, so datetime and
-    # enum types in them are the real ones the payload converter expects.
+    # Plain data and pure functions: loaded once outside the sandbox, so the
+    # datetime and enum types in them are the real ones the converter expects.
     from workflows import search_attributes as sa
+    from workflows.events import apply_event
     from workflows.model import (
-        SEND_EMAIL_ACTIVITY,
-        EventType,
+        CHOOSE_PLAN_ACTIVITY,
+        OPEN_SUPPORT_TICKET_ACTIVITY,
+        SEND_MESSAGE_ACTIVITY,
+        SUPERSEDE_REPLENISHMENT_ACTIVITY,
+        ChoosePlanInput,
         JourneyInput,
         JourneyState,
+        Order,
         OrderEvent,
-        SendEmailInput,
+        ScheduledStep,
+        SendMessageInput,
         SentMessage,
-        Shipment,
-        Stage,
+        StepOutcome,
+        StepRecord,
+        SupersedeInput,
+        SupersedeResult,
+        SupportTicketInput,
+        SupportTicketResult,
         TimelineEntry,
     )
+    from workflows.plan import Category, Hook, PinnedPlan
+    from workflows.scheduler import (
+        REPLENISHMENT_PREFIX,
+        RETURN_EVENTS,
+        Agenda,
+        PlannedSend,
+        build_agenda,
+        stage_for,
+    )
+    from workflows.timing import local_iso
+    from workflows.vocabulary import EventType, Stage
 
-# Transactional mail keeps trying (a customer must learn their order shipped, even
-# if the mail server is down for hours); the backoff caps at five minutes.
-TRANSACTIONAL_RETRY = RetryPolicy(
+# Transactional mail keeps trying: a customer must learn their order shipped even
+# if the mail server is down for hours. The backoff caps at five minutes.
+DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
     non_retryable_error_types=["PermanentDeliveryFailure"],
 )
-
-# Stages only move forward: a late `shipped` after `delivered` is recorded but
-# must not drag the journey back.
-_STAGE_RANK = {
-    Stage.ORDERED: 0,
-    Stage.SHIPPED: 1,
-    Stage.OUT_FOR_DELIVERY: 2,
-    Stage.DELIVERED: 3,
-}
-
-# What each event does while the order is on its way: the stage it moves to, and
-# the step (and template) that tells the customer.
-_DELIVERY_STEPS: dict[EventType, tuple[Stage, str]] = {
-    EventType.SHIPPED: (Stage.SHIPPED, "shipping_notice"),
-    EventType.OUT_FOR_DELIVERY: (Stage.OUT_FOR_DELIVERY, "out_for_delivery"),
-    EventType.DELIVERED: (Stage.DELIVERED, "delivered"),
-}
-
-_FINAL_STAGES = {Stage.DELIVERED, Stage.ORDER_CANCELLED, Stage.COMPLETED, Stage.STOPPED}
-
-_NEXT_STEP_TEXT = {
-    Stage.ORDERED: "Shipping notice when the order ships",
-    Stage.SHIPPED: "Out-for-delivery or delivered notice from the carrier",
-    Stage.OUT_FOR_DELIVERY: "Delivered notice when the parcel arrives",
-}
+# Anything else has a wall-clock budget: late marketing is worse than none.
+DEFAULT_SEND_BUDGET = timedelta(days=1)
+LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
+MAX_TIMELINE = 300
 
 
 @workflow.defn
 class OrderJourney:
     @workflow.init
     def __init__(self, journey: JourneyInput) -> None:
-        order = journey.order
-        self._order = order
-        self._state = JourneyState(
-            journey_id=workflow.info().workflow_id,
-            order_id=order.order_id,
-            customer_id=order.customer.id,
-            stage=Stage.ORDERED,
-        )
-        self._inbox: list[OrderEvent] = []
+        self._order: Order = journey.order
+        self._plan: PinnedPlan | None = journey.plan
+        self._reminders_this_run = 0
+        if journey.state is not None:
+            self._state = journey.state
+            self._state.runs += 1
+        else:
+            self._state = JourneyState(
+                journey_id=workflow.info().workflow_id,
+                order_id=journey.order.order_id,
+                customer_id=journey.order.customer.id,
+                stage=Stage.ORDERED,
+                started_at=workflow.now(),
+                timezone=journey.order.customer.timezone,
+            )
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyState:
         try:
-            self._note("stage", f"journey started at stage {self._state.stage}")
-            await self._send_email("order_confirmation", "order_confirmation")
-            self._publish()
-            while self._state.stage not in _FINAL_STAGES:
-                await workflow.wait_condition(lambda: bool(self._inbox))
-                await self._apply(self._inbox.pop(0))
-            if self._state.stage == Stage.DELIVERED:
-                self._set_stage(Stage.COMPLETED)
-            return self._state
+            plan = self._plan or await self._choose_plan()
+            return await self._follow(plan)
         except asyncio.CancelledError:
             # An operator cancelled the journey (API or Temporal UI): record it so
             # the query shows why it ended, send nothing more, end as cancelled.
             self._set_stage(Stage.STOPPED)
             self._note("note", "journey cancelled by an operator; nothing more will be sent")
-            self._publish()
+            self._state.scheduled = []
+            self._state.waiting_for = []
+            self._state.next_step = "Nothing: the journey was cancelled"
+            self._show_details()
             raise
 
     @workflow.signal(name="record_event")
@@ -105,56 +111,255 @@ class OrderJourney:
             self._note("event", f"duplicate event {event.event_id} ({event.type}) ignored")
             return
         self._state.seen_event_ids.append(event.event_id)
-        self._inbox.append(event)
+        self._state.pending_events.append(event)
 
     @workflow.query(name="state")
     def state(self) -> JourneyState:
         return self._state
 
-    async def _apply(self, event: OrderEvent) -> None:
-        self._note("event", f"{event.type} ({event.event_id})")
-        if event.type in _DELIVERY_STEPS:
-            stage, step = _DELIVERY_STEPS[event.type]
-            if _STAGE_RANK[stage] <= _STAGE_RANK.get(self._state.stage, 99):
-                self._note("note", f"{event.type} arrived after stage {self._state.stage}")
-                return
-            self._set_stage(stage)
-            await self._send_email(step, step, shipment=event.shipment)
-        elif event.type == EventType.CANCELLED:
-            self._set_stage(Stage.ORDER_CANCELLED)
-            await self._send_email("order_cancelled", "order_cancelled")
-        else:
-            self._note("note", f"{event.type} recorded; this journey has no step for it")
-        self._publish()
+    # -- the journey ---------------------------------------------------------
 
-    async def _send_email(
-        self, step: str, template: str, *, shipment: Shipment | None = None
-    ) -> None:
-        request = SendEmailInput(
-            journey_id=self._state.journey_id,
-            step=step,
-            template=template,
-            order=self._order,
-            shipment=shipment,
+    async def _choose_plan(self) -> PinnedPlan:
+        self._note("stage", "journey started")
+        pinned: PinnedPlan = await workflow.execute_activity(
+            CHOOSE_PLAN_ACTIVITY,
+            ChoosePlanInput(order=self._order),
+            result_type=PinnedPlan,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=LOOKUP_RETRY,
+            summary="choose plan",
         )
+        self._plan = pinned
+        state = self._state
+        state.plan_id, state.plan_version = pinned.plan.id, pinned.plan.version
+        state.plan_hash = pinned.content_hash
+        workflow.upsert_search_attributes([sa.JOURNEY_PLAN.value_set(pinned.label)])
+        self._note("note", f"plan {pinned.label} ({pinned.content_hash[:12]}) pinned")
+        if pinned.plan.replenishment is not None:
+            await self._supersede_older_reminders()
+        return pinned
+
+    async def _follow(self, pinned: PinnedPlan) -> JourneyState:
+        while True:
+            self._apply_pending_events()
+            agenda = self._settled_agenda(pinned)
+            now = workflow.now()
+            self._publish(agenda, now)
+            due = agenda.due(now)
+            if due:
+                for send in due:
+                    await self._perform(send)
+                    if self._state.pending_events:
+                        break  # events take effect before anything else goes out
+                continue
+            end = self._end_time(agenda, pinned)
+            if end is not None and now >= end:
+                return self._finish()
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    JourneyInput(order=self._order, plan=pinned, state=self._state)
+                )
+            wake = min(t for t in (agenda.next_due(now), end) if t is not None)
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: bool(self._state.pending_events),
+                    timeout=wake - now,
+                    timeout_summary=self._state.next_step[:100],
+                )
+
+    def _settled_agenda(self, pinned: PinnedPlan) -> Agenda:
+        """The agenda after recording every skip it reveals (a skip can resolve
+        steps that depend on it, e.g. a reminder of a request never sent)."""
+        while True:
+            agenda = build_agenda(pinned.plan, self._current_order(), self._state)
+            if not agenda.skips:
+                return agenda
+            for skip in agenda.skips:
+                self._state.steps[skip.key] = StepRecord(
+                    StepOutcome.SKIPPED, workflow.now(), skip.reason
+                )
+                self._note("skip", f"{skip.key}: {skip.reason}")
+
+    def _apply_pending_events(self) -> None:
+        state = self._state
+        while state.pending_events:
+            event = state.pending_events.pop(0)
+            detail = apply_event(state, self._order, event, workflow.now())
+            self._note("event", detail)
+
+    async def _perform(self, send: PlannedSend) -> None:
+        state = self._state
+        order = self._current_order()
+        request = SendMessageInput(
+            journey_id=state.journey_id,
+            step=send.step_id,
+            template=send.template,
+            category=send.category.value,
+            channels=list(send.channels),
+            order=order,
+            iteration=send.iteration,
+            shipment=state.shipment,
+            focus_sku=send.focus_sku,
+            feedback=state.feedback,
+            skus=self._skus_for(send),
+            new_address=state.shipping_address,
+            run_out_at=send.run_out_at,
+        )
+        transactional = send.category == Category.TRANSACTIONAL
+        stale_after = send.step.stale_after if send.step else None
         try:
             sent = await workflow.execute_activity(
-                SEND_EMAIL_ACTIVITY,
+                SEND_MESSAGE_ACTIVITY,
                 request,
                 result_type=SentMessage,
                 start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=TRANSACTIONAL_RETRY,
-                summary=f"send {template} email",
+                schedule_to_close_timeout=None
+                if transactional
+                else (stale_after or DEFAULT_SEND_BUDGET),
+                retry_policy=DELIVERY_RETRY,
+                summary=f"{send.step_id} ({send.template})",
             )
         except ActivityError as err:
-            # A permanent failure (the mail server refused the address) must not
-            # end the journey: record it and go on with the next steps.
             cause = err.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(err)
-            self._note("message", f"{step} email failed: {reason}")
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            self._resolve(send, StepOutcome.FAILED, f"not delivered: {reason}")
             return
-        self._state.sent.append(sent)
-        self._note("message", f"{step} sent by {sent.channel} ({sent.template})")
+        state.sent.append(sent)
+        if sent.status != "sent":
+            self._resolve(send, StepOutcome.SKIPPED, f"{sent.status}: {sent.detail}")
+            return
+        self._resolve(send, StepOutcome.SENT, f"by {sent.channel}")
+        if send.step is not None and send.step.hook == Hook.SUPPORT_TICKET:
+            await self._open_support_ticket()
+
+    def _resolve(self, send: PlannedSend, outcome: StepOutcome, detail: str) -> None:
+        state = self._state
+        now = workflow.now()
+        if send.key.startswith(REPLENISHMENT_PREFIX) and outcome == StepOutcome.SENT:
+            # A series goes on: count the reminder, keep the key open.
+            state.reminders_sent[send.focus_sku] = send.iteration
+            self._reminders_this_run += 1
+            label = f"{send.key} #{send.iteration}"
+        else:
+            state.steps[send.key] = StepRecord(outcome, now, detail)
+            label = send.key
+        state.last_activity_at = now
+        self._note("message" if outcome == StepOutcome.SENT else "skip", f"{label}: {detail}")
+
+    async def _open_support_ticket(self) -> None:
+        feedback = self._state.feedback
+        result = await workflow.execute_activity(
+            OPEN_SUPPORT_TICKET_ACTIVITY,
+            SupportTicketInput(
+                journey_id=self._state.journey_id,
+                order_id=self._order.order_id,
+                customer_id=self._order.customer.id,
+                score=feedback.score if feedback else -1,
+                comment=feedback.comment if feedback else "",
+            ),
+            result_type=SupportTicketResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+            summary="open support ticket",
+        )
+        self._note("note", f"support ticket {result.status} {result.reference}".strip())
+
+    async def _supersede_older_reminders(self) -> None:
+        skus = sorted({item.sku for item in self._order.items if item.consumption_days > 0})
+        if not skus:
+            return
+        try:
+            result = await workflow.execute_activity(
+                SUPERSEDE_REPLENISHMENT_ACTIVITY,
+                SupersedeInput(self._state.journey_id, self._order.customer.id, skus),
+                result_type=SupersedeResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=LOOKUP_RETRY,
+                summary="stop older reminders for these SKUs",
+            )
+        except ActivityError as err:
+            # Best effort: the older journey would only send one reminder too many.
+            self._note("note", f"could not reach older journeys: {err.cause or err}")
+            return
+        if result.notified_journeys:
+            self._note("note", f"reminders stopped in {', '.join(result.notified_journeys)}")
+
+    # -- ending ----------------------------------------------------------------
+
+    def _end_time(self, agenda: Agenda, pinned: PinnedPlan) -> datetime | None:
+        """When the journey may end if nothing else happens; None while sends are due."""
+        if agenda.sends:
+            return None
+        state = self._state
+        if EventType.CANCELLED in state.events:
+            return workflow.now()
+        settled = EventType.DELIVERED in state.events or any(
+            event in state.events for event in RETURN_EVENTS
+        )
+        if settled:
+            return (state.last_activity_at or state.started_at) + pinned.plan.linger
+        return state.started_at + pinned.plan.expire_after
+
+    def _finish(self) -> JourneyState:
+        if self._state.stage not in {Stage.ORDER_CANCELLED}:
+            self._set_stage(Stage.COMPLETED)
+        self._state.scheduled = []
+        self._state.waiting_for = []
+        self._state.next_step = "Nothing: the journey has ended"
+        self._note("note", "journey ended")
+        self._show_details()
+        return self._state
+
+    def _should_continue_as_new(self) -> bool:
+        # Each replenishment cycle starts a fresh run so a journey that lasts a
+        # year keeps a short history; Temporal may also ask for it.
+        if workflow.info().is_continue_as_new_suggested():
+            return True
+        return self._state.stage == Stage.REPLENISHMENT and self._reminders_this_run > 0
+
+    # -- what people see -----------------------------------------------------
+
+    def _publish(self, agenda: Agenda, now: datetime) -> None:
+        state = self._state
+        self._set_stage(stage_for(state, agenda))
+        tz = self._order.customer.timezone
+        state.scheduled = [
+            ScheduledStep(
+                step=send.key if not send.iteration else f"{send.key} #{send.iteration}",
+                template=send.template,
+                category=send.category.value,
+                channels=list(send.channels),
+                due_at=send.due_at,
+                due_local=local_iso(send.due_at, tz),
+            )
+            for send in agenda.sends
+        ]
+        state.waiting_for = [*agenda.waiting_for]
+        if EventType.CANCELLED not in state.events and EventType.CANCELLED not in state.waiting_for:
+            state.waiting_for.append(EventType.CANCELLED)
+        if state.scheduled:
+            first = state.scheduled[0]
+            when = "now" if first.due_at <= now else f"at {first.due_local} ({tz})"
+            state.next_step = f"{first.step} {when}"
+        elif agenda.waiting_for:
+            state.next_step = "Waiting for " + ", ".join(agenda.waiting_for)
+        else:
+            state.next_step = "Waiting for late events before the journey ends"
+        self._show_details()
+
+    def _show_details(self) -> None:
+        state = self._state
+        plan = f"{state.plan_id} v{state.plan_version}" if state.plan_id else "choosing"
+        upcoming = "\n".join(
+            f"- {s.step}: {s.due_local} ({', '.join(s.channels)})" for s in state.scheduled[:5]
+        )
+        workflow.set_current_details(
+            f"**Stage:** {state.stage} · **Plan:** {plan}\n\n"
+            f"**Next:** {state.next_step}\n\n"
+            + (f"**Scheduled:**\n{upcoming}\n\n" if upcoming else "")
+            + f"**Messages sent:** {sum(1 for m in state.sent if m.status == 'sent')}"
+        )
 
     def _set_stage(self, stage: Stage) -> None:
         if stage == self._state.stage:
@@ -163,23 +368,21 @@ class OrderJourney:
         self._note("stage", f"stage {stage}")
         workflow.upsert_search_attributes([sa.JOURNEY_STAGE.value_set(stage.value)])
 
-    def _publish(self) -> None:
-        """Refresh what the query and the Temporal UI say comes next."""
-        stage = self._state.stage
-        if stage in _FINAL_STAGES:
-            self._state.waiting_for = []
-            self._state.next_step = "Nothing: the journey has ended"
-        else:
-            self._state.waiting_for = [
-                event
-                for event, (target, _) in _DELIVERY_STEPS.items()
-                if _STAGE_RANK[target] > _STAGE_RANK[stage]
-            ] + [EventType.CANCELLED]
-            self._state.next_step = _NEXT_STEP_TEXT[stage]
-        workflow.set_current_details(
-            f"**Stage:** {stage}\n\n**Next:** {self._state.next_step}\n\n"
-            f"**Messages sent:** {len(self._state.sent)}"
-        )
-
     def _note(self, kind: str, detail: str) -> None:
-        self._state.timeline.append(TimelineEntry(at=workflow.now(), kind=kind, detail=detail))
+        timeline = self._state.timeline
+        timeline.append(TimelineEntry(at=workflow.now(), kind=kind, detail=detail))
+        if len(timeline) > MAX_TIMELINE:
+            del timeline[: len(timeline) - MAX_TIMELINE]
+
+    # -- helpers -------------------------------------------------------------
+
+    def _current_order(self) -> Order:
+        address = self._state.shipping_address
+        if address is None:
+            return self._order
+        return dataclasses.replace(self._order, shipping_address=address)
+
+    def _skus_for(self, send: PlannedSend) -> list[str]:
+        if send.template in {"return_confirmation", "refund_confirmation"}:
+            return list(self._state.returned_skus)
+        return [send.focus_sku] if send.focus_sku else []

@@ -5,7 +5,8 @@ Template scheme, under ``templates/`` next to this module::
     layout.html.j2           brand shell every HTML email extends: logo, colours,
                              hidden preheader, footer (address, help, preferences)
     layout.txt.j2            plain-text shell with the shared footer
-    macros.html.j2           bulletproof CTA button, item and address blocks (HTML)
+    macros.html.j2           bulletproof CTA button, item, product card and address
+                             blocks (HTML)
     macros.txt.j2            the same blocks for plain text
     <locale>/base.html.j2    the locale's footer wording; extends layout.html.j2
     <locale>/base.txt.j2     the same for text; extends layout.txt.j2
@@ -21,13 +22,27 @@ variables, never as template source, so ``{{ 7*7 }}`` in a name stays literal.
 ``StrictUndefined`` makes a typo in a template fail loudly instead of sending a
 blank; missing *links*, on the other hand, get defaults built from the brand's
 shop URL, because callers are not expected to know every link a template uses.
+
+Besides ``order``, ``customer``, ``shipment``, ``links`` and ``brand``, every
+template sees what the message is about (see ``EmailContext``), already resolved
+so templates stay simple:
+
+    focus_item        the item the message is about; the first item when the
+                      caller names none (None only for an order without items)
+    affected_items    the items a return or refund concerns: those whose SKU is
+                      in ``skus``, or every item when ``skus`` is empty
+    whole_order       True when the return or refund covers every item
+    delivery_address  ``new_address``, else the order's shipping address
+    recommendations   at most three named recommendations, each with a safe URL
+    feedback, new_address, run_out_at, referral_code, skus   as given
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,7 +69,7 @@ from activities.email.formatting import (
     register_filters,
     resolve_locale,
 )
-from workflows.model import Order, Shipment
+from workflows.model import Address, Feedback, LineItem, Order, Recommendation, Shipment
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -67,8 +82,21 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "order_cancelled",
     "thank_you",
     "feedback_request",
+    "feedback_reminder",
+    "detractor_follow_up",
+    "passive_thanks",
     "review_request",
+    "shipping_delay",
+    "address_changed",
+    "product_education",
+    "cross_sell",
+    "replenishment_reminder",
+    "return_confirmation",
+    "refund_confirmation",
 )
+
+# Cross-sell shows a few cards, not a catalogue: more would bury the first ones on a phone.
+MAX_RECOMMENDATIONS = 3
 
 # Template names arrive in workflow input; keep them to plain identifiers so
 # they can never address a file outside a locale folder.
@@ -86,9 +114,21 @@ _SAFE_URL_SCHEMES = ("https://", "http://", "mailto:")
 
 @dataclass(frozen=True)
 class EmailContext:
+    """Everything one message is rendered from; only ``order`` is always needed."""
+
     order: Order
     shipment: Shipment | None = None
     links: dict[str, str] = field(default_factory=dict)
+    # The item the message is about (the consumable to reorder, the product to
+    # explain); None means the order's first item.
+    focus_item: LineItem | None = None
+    feedback: Feedback | None = None
+    # The SKUs a return or refund concerns; empty means the whole order.
+    skus: tuple[str, ...] = ()
+    new_address: Address | None = None
+    # When the focus item is expected to run out (replenishment reminders).
+    run_out_at: datetime | None = None
+    referral_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +218,7 @@ class EmailRenderer:
     def _variables(self, context: EmailContext, locale: str) -> dict[str, Any]:
         order = context.order
         customer = order.customer
+        affected_items, whole_order = _affected_items(order, context.skus)
         return {
             "brand": self._brand,
             "order": order,
@@ -186,6 +227,16 @@ class EmailRenderer:
             "first_item": order.items[0] if order.items else None,
             "first_name": first_name(customer.name),
             "links": self._links(context),
+            "focus_item": _focus_item(context),
+            "feedback": context.feedback,
+            "skus": context.skus,
+            "affected_items": affected_items,
+            "whole_order": whole_order,
+            "new_address": context.new_address,
+            "delivery_address": context.new_address or order.shipping_address,
+            "run_out_at": context.run_out_at,
+            "referral_code": context.referral_code,
+            "recommendations": self._recommendations(order),
             "locale": locale,
             CURRENCY_VAR: order.currency,
             FORMAT_LOCALE_VAR: formatting_locale(customer.locale, locale),
@@ -195,6 +246,9 @@ class EmailRenderer:
     def _links(self, context: EmailContext) -> dict[str, str]:
         shop = self._brand.shop_url
         order_url = f"{shop}/orders/{quote(context.order.order_id, safe='')}"
+        focus = _focus_item(context)
+        sku = quote(focus.sku, safe="") if focus and focus.sku else ""
+        code = quote(context.referral_code, safe="")
         defaults = {
             "shop": shop,
             "order": order_url,
@@ -202,7 +256,9 @@ class EmailRenderer:
             "help": f"{shop}/help",
             "feedback": f"{order_url}/feedback",
             "review": f"{order_url}/review",
-            "reorder": f"{order_url}/reorder",
+            "reorder": f"{shop}/reorder/{sku}" if sku else f"{order_url}/reorder",
+            "guide": f"{shop}/guides/{sku}" if sku else f"{shop}/guides",
+            "referral": f"{shop}/referral?code={code}" if code else f"{shop}/referral",
             "unsubscribe": f"{shop}/account/email-preferences",
         }
         links = dict(defaults)
@@ -215,6 +271,37 @@ class EmailRenderer:
             key: url if _is_safe_url(url) else defaults.get(key, order_url)
             for key, url in links.items()
         }
+
+    def _recommendations(self, order: Order) -> list[Recommendation]:
+        # A card without a name would be an empty box; a catalogue URL that is
+        # missing or unsafe becomes the product's page in our shop.
+        shop = self._brand.shop_url
+        cards: list[Recommendation] = []
+        for recommendation in order.recommendations:
+            if not recommendation.name.strip():
+                continue
+            url = recommendation.url
+            if not _is_safe_url(url):
+                url = f"{shop}/products/{quote(recommendation.sku, safe='')}"
+            cards.append(replace(recommendation, url=url))
+            if len(cards) == MAX_RECOMMENDATIONS:
+                break
+        return cards
+
+
+def _focus_item(context: EmailContext) -> LineItem | None:
+    if context.focus_item is not None:
+        return context.focus_item
+    return context.order.items[0] if context.order.items else None
+
+
+def _affected_items(order: Order, skus: tuple[str, ...]) -> tuple[list[LineItem], bool]:
+    """The items a return or refund concerns, and whether that is the whole order."""
+    if not skus:
+        return list(order.items), True
+    wanted = set(skus)
+    affected = [item for item in order.items if item.sku in wanted]
+    return affected, bool(order.items) and len(affected) == len(order.items)
 
 
 def _render_block(template: Template, block: str, variables: Mapping[str, Any]) -> str:

@@ -71,9 +71,15 @@ class JourneyServicer(pb_grpc.JourneyServiceServicer):
             if not request.HasField("event"):
                 v.add("event", "is required")
                 v.raise_if_any()
-            event = requests.event(v, request.event, now=datetime.now(UTC))
+            now = datetime.now(UTC)
+            event = requests.event(v, request.event, now=now)
+            order = None
+            if request.HasField("order"):
+                order = requests.order(v, request.order, now=now)
+                if request.order.order_id != request.order_id:
+                    v.add("order.order_id", "must equal order_id")
             v.raise_if_any()
-            journey_id = await self._directory.record_event(order_id, event)
+            journey_id = await self._directory.record_event(order_id, event, order)
             log.info("event recorded", order_id=order_id, type=event.type, id=event.event_id)
             return pb.RecordEventResponse(journey_id=journey_id)
 

@@ -23,11 +23,15 @@ from workflows.model import (
     LineItem,
     Order,
     OrderEvent,
+    Recommendation,
     Shipment,
     Stage,
 )
 
 MAX_ITEMS = 500
+MAX_RECOMMENDATIONS = 10
+MAX_PREVIOUS_ORDERS = 1_000_000
+MAX_CONSUMPTION_DAYS = 3650
 MAX_QUANTITY = 100_000
 # Far above any real order, far below int64 overflow when quantities multiply.
 MAX_AMOUNT_MINOR = 10**13
@@ -61,6 +65,8 @@ STAGES: dict[int, Stage] = {
     pb.JOURNEY_STAGE_ORDER_CANCELLED: Stage.ORDER_CANCELLED,
     pb.JOURNEY_STAGE_COMPLETED: Stage.COMPLETED,
     pb.JOURNEY_STAGE_STOPPED: Stage.STOPPED,
+    pb.JOURNEY_STAGE_RETURNED: Stage.RETURNED,
+    pb.JOURNEY_STAGE_REPLENISHMENT: Stage.REPLENISHMENT,
 }
 
 
@@ -164,7 +170,30 @@ def _customer(v: Violations, message: pb.Customer, country: str) -> Customer:
         phone=_phone(v, f"{path}.phone", message.phone, country),
         locale=_locale(v, f"{path}.locale", message.locale),
         timezone=_timezone(v, f"{path}.timezone", message.timezone),
+        previous_orders=_bounded(
+            v, f"{path}.previous_orders", message.previous_orders, 0, MAX_PREVIOUS_ORDERS
+        ),
     )
+
+
+def _bounded(v: Violations, path: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        v.add(path, f"must be between {low} and {high}")
+    return value
+
+
+def _recommendations(v: Violations, messages: list[pb.Recommendation]) -> list[Recommendation]:
+    if len(messages) > MAX_RECOMMENDATIONS:
+        v.add("order.recommendations", f"must list at most {MAX_RECOMMENDATIONS} products")
+        return []
+    return [
+        Recommendation(
+            sku=v.identifier(f"order.recommendations[{i}].sku", m.sku, max_length=64),
+            name=v.text(f"order.recommendations[{i}].name", m.name),
+            url=_url(v, f"order.recommendations[{i}].url", m.url),
+        )
+        for i, m in enumerate(messages)
+    ]
 
 
 def _items(v: Violations, messages: list[pb.LineItem]) -> list[LineItem]:
@@ -189,6 +218,9 @@ def _items(v: Violations, messages: list[pb.LineItem]) -> list[LineItem]:
                 ),
                 quantity=message.quantity,
                 unit_price_minor=message.unit_price_minor,
+                consumption_days=_bounded(
+                    v, f"{path}.consumption_days", message.consumption_days, 0, MAX_CONSUMPTION_DAYS
+                ),
             )
         )
     return items
@@ -244,6 +276,7 @@ def order(v: Violations, message: pb.Order, *, now: datetime) -> Order:
         total_minor=total,
         shipping_address=shipping,
         placed_at=_timestamp(message.placed_at, message.HasField("placed_at"), now),
+        recommendations=_recommendations(v, list(message.recommendations)),
     )
 
 
@@ -280,6 +313,12 @@ def event(v: Violations, message: pb.OrderEvent, *, now: datetime) -> OrderEvent
         v.add("event.feedback", "is required for a feedback event")
     if event_type == EventType.ADDRESS_CHANGED and new_address is None:
         v.add("event.new_address", "is required for an address_changed event")
+    if len(message.skus) > MAX_ITEMS:
+        v.add("event.skus", f"must list at most {MAX_ITEMS} SKUs")
+    skus = [
+        v.identifier(f"event.skus[{i}]", sku, max_length=64)
+        for i, sku in enumerate(message.skus[:MAX_ITEMS])
+    ]
     return OrderEvent(
         event_id=v.identifier("event.event_id", message.event_id),
         type=event_type or EventType.SHIPPED,
@@ -287,4 +326,5 @@ def event(v: Violations, message: pb.OrderEvent, *, now: datetime) -> OrderEvent
         shipment=shipment,
         feedback=feedback,
         new_address=new_address,
+        skus=skus,
     )

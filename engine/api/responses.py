@@ -50,15 +50,30 @@ def journey(view: JourneyView) -> pb.Journey:
         status=_STATUS_NUMBERS.get(view.status, pb.JOURNEY_STATUS_UNSPECIFIED),
         waiting_for=[_EVENT_NUMBERS[event] for event in state.waiting_for],
         next_step=state.next_step,
+        plan=pb.PlanRef(id=state.plan_id, version=state.plan_version, content_hash=state.plan_hash),
     )
+    for step in state.scheduled:
+        message.scheduled.append(
+            pb.ScheduledStep(
+                step=step.step,
+                template=step.template,
+                category=step.category,
+                channels=[_CHANNEL_NUMBERS[channel] for channel in step.channels],
+                due_at=timestamp(step.due_at),
+                due_local=step.due_local,
+                timezone=state.timezone,
+            )
+        )
     for sent in state.sent:
         message.sent.append(
             pb.SentMessage(
                 step=sent.step,
-                channel=_CHANNEL_NUMBERS.get(sent.channel, pb.CHANNEL_UNSPECIFIED),
+                channel=_CHANNEL_NUMBERS[sent.channel] if sent.channel else pb.CHANNEL_UNSPECIFIED,
                 template=sent.template,
                 sent_at=timestamp(sent.sent_at),
                 message_id=sent.message_id,
+                status=sent.status,
+                detail=sent.detail,
             )
         )
     for entry in state.timeline:

@@ -33,6 +33,7 @@ from engine.journeys import JourneyDirectory
 from engine.logging import configure_logging
 from engine.samples import sample_order
 from engine.settings import Settings
+from engine.temporal import DATA_CONVERTER
 from engine.worker import journey_worker
 
 
@@ -89,7 +90,7 @@ async def measure(runs: int) -> LatencyReport:
                 grpc_port=_free_port(),
             )
             upgrade_database(settings.resolved_database_url)
-            client = await Client.connect(server.address)
+            client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
             baseline = LatencySummary.of(await _baseline(client, runs))
             async with journey_worker(client, settings) as worker, worker:
                 api_server = build_server(

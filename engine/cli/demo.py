@@ -44,6 +44,8 @@ async def _demo(target: str, prefix: str) -> None:
             journey = await _settled(client, order_id, expected[order_id])
             stage = pb.JourneyStage.Name(journey.stage).removeprefix("JOURNEY_STAGE_").lower()
             typer.echo(f"{order_id}: stage {stage}, {len(journey.sent)} message(s) sent")
+            for step in journey.scheduled[:4]:
+                typer.echo(f"    then {step.step} at {step.due_local} ({step.timezone})")
 
 
 async def _settled(client: AftercareClient, order_id: str, messages: int) -> pb.Journey:

@@ -130,6 +130,9 @@ class MessageLedger:
             key, status=MessageStatus.SENT, provider_message_id=provider_message_id, sent_at=sent_at
         )
 
+    async def mark_skipped(self, key: str, reason: str) -> None:
+        await self._finish(key, status=MessageStatus.SKIPPED, error=reason[:2000])
+
     async def mark_failed(self, key: str, error: str) -> None:
         await self._finish(key, status=MessageStatus.FAILED, error=error[:2000])
 

@@ -33,8 +33,13 @@ async def test_journey_carries_search_attributes_summary_and_details(service: Se
         assert personal not in summary
 
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    assert "ships" in metadata.current_details
     assert "ordered" in metadata.current_details
+    assert "consumables v1" in metadata.current_details  # coffee: the pinned plan
+    assert "shipping_delay" in metadata.current_details  # the SLA apology, if nothing ships
+    plan = await eventually(
+        handle.describe, lambda d: d.typed_search_attributes.get(sa.JOURNEY_PLAN) is not None
+    )
+    assert plan.typed_search_attributes.get(sa.JOURNEY_PLAN) == "consumables@v1"
 
     await service.client.record_event(
         order_id, pb.OrderEvent(event_id="s", type=pb.EVENT_TYPE_SHIPPED)
@@ -45,4 +50,5 @@ async def test_journey_carries_search_attributes_summary_and_details(service: Se
     )
     assert described.typed_search_attributes.get(sa.ORDER_ID) == order_id
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    assert "delivered" in metadata.current_details.lower()
+    assert "shipped" in metadata.current_details
+    assert "shipping_delay" not in metadata.current_details

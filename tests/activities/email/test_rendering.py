@@ -4,84 +4,75 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 from jinja2 import ChoiceLoader, DictLoader, TemplateNotFound, UndefinedError
 
-from activities.email.brand import Brand, default_brand
+from activities.email.brand import default_brand
 from activities.email.formatting import SUPPORTED_LOCALES
 from activities.email.rendering import (
+    TEMPLATE_DIR,
     TEMPLATE_NAMES,
     EmailContext,
     EmailRenderer,
-    RenderedEmail,
     default_loader,
     first_name,
     header_safe,
 )
-from workflows.model import Address, Customer, LineItem, Order, Shipment
-
-SHOP = "https://shop.test"
-
-BRAND = Brand(
-    name="Nordlicht",
-    sender_name="Nordlicht Store",
-    logo_url=f"{SHOP}/logo.png",
-    primary_color="#0f766e",
-    text_color="#111827",
-    background_color="#f3f4f6",
-    footer_address="Nordlicht GmbH, Hauptstraße 5, 10115 Berlin",
-    support_email="help@shop.test",
-    shop_url=SHOP,
+from tests.activities.email.samples import (
+    BRAND,
+    ITEM_NAMES,
+    SHIPMENT,
+    SHOP,
+    cta_tag,
+    full_context,
+    make_order,
+    render,
+    render_full,
 )
+from workflows.model import Address, LineItem, Recommendation
 
-SHIPMENT = Shipment(
-    carrier="DHL",
-    tracking_number="JD0146000123",
-    tracking_url="https://carrier.test/track?n=JD0146000123",
-    estimated_delivery=datetime(2025, 3, 5, 12, 0, tzinfo=UTC),
-)
+# Which of the order's items each message names, by position: every item, only
+# the first (thank_you), only the item in focus (the last one in full_context),
+# or none (messages about feedback, an address or other products).
+ALL = (0, 1)
+ITEMS_SHOWN: dict[str, tuple[int, ...]] = {
+    "order_confirmation": ALL,
+    "shipping_notice": ALL,
+    "out_for_delivery": ALL,
+    "delivered": ALL,
+    "order_cancelled": ALL,
+    "thank_you": (0,),
+    "feedback_request": ALL,
+    "feedback_reminder": (),
+    "detractor_follow_up": (),
+    "passive_thanks": (),
+    "review_request": ALL,
+    "shipping_delay": ALL,
+    "address_changed": (),
+    "product_education": (1,),
+    "cross_sell": (),
+    "replenishment_reminder": (1,),
+    "return_confirmation": ALL,
+    "refund_confirmation": ALL,
+}
 
-ITEM_NAMES = ("Linen shirt", "Ceramic mug")
+
+# A table with no rows, as an item list without items would leave behind.
+EMPTY_TABLE = re.compile(r"<table\b[^>]*>\s*(?:<tbody>\s*</tbody>\s*)?</table>")
 
 
-def make_order(
-    *,
-    name: str = "Jane Doe",
-    locale: str = "en",
-    order_id: str = "A-10023",
-    items: list[LineItem] | None = None,
-    currency: str = "EUR",
-    discount_minor: int = 525,
-) -> Order:
-    customer = Customer(
-        id="c-1", name=name, email="jane@example.test", locale=locale, timezone="Europe/Berlin"
-    )
-    return Order(
-        order_id=order_id,
-        customer=customer,
-        items=items
-        or [
-            LineItem(sku="SH-1", name=ITEM_NAMES[0], quantity=2, unit_price_minor=3900),
-            LineItem(sku="MG-1", name=ITEM_NAMES[1], quantity=1, unit_price_minor=1250),
-        ],
-        currency=currency,
-        subtotal_minor=9050,
-        shipping_minor=495,
-        tax_minor=1525,
-        total_minor=9050 + 495 - discount_minor,  # prices include tax
-        discount_minor=discount_minor,
-        shipping_address=Address(
-            name=name,
-            line1="Kastanienallee 12",
-            line2="3rd floor",
-            city="Berlin",
-            postal_code="10435",
-            country_code="DE",
-        ),
-        placed_at=datetime(2025, 3, 2, 10, 15, tzinfo=UTC),
-    )
+def test_every_template_says_which_items_it_names() -> None:
+    assert set(ITEMS_SHOWN) == set(TEMPLATE_NAMES)
+    assert len(TEMPLATE_NAMES) == len(set(TEMPLATE_NAMES))
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_every_template_has_text_and_html_in_every_locale(template: str, locale: str) -> None:
+    # Checked on disk: the renderer's English fallback would otherwise hide a gap.
+    for extension in ("txt.j2", "html.j2"):
+        assert (TEMPLATE_DIR / locale / f"{template}.{extension}").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -89,33 +80,12 @@ def renderer() -> EmailRenderer:
     return EmailRenderer(BRAND)
 
 
-def render(
-    renderer: EmailRenderer,
-    template: str,
-    order: Order,
-    shipment: Shipment | None = SHIPMENT,
-    links: dict[str, str] | None = None,
-) -> RenderedEmail:
-    return renderer.render(
-        template, EmailContext(order=order, shipment=shipment, links=links or {})
-    )
-
-
-def cta_tag(html: str, href: str) -> str:
-    """The opening <a> tag of the bulletproof button pointing at ``href``."""
-    tags: list[str] = re.findall(r"<a\b[^>]*>", html)
-    for tag in tags:
-        if 'class="button-link"' in tag and f'href="{href}"' in tag:
-            return tag
-    raise AssertionError(f"no CTA button to {href}")
-
-
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 @pytest.mark.parametrize("template", TEMPLATE_NAMES)
 def test_every_template_renders_in_every_locale(
     renderer: EmailRenderer, template: str, locale: str
 ) -> None:
-    email = render(renderer, template, make_order(locale=locale))
+    email = render_full(renderer, template, make_order(locale=locale))
 
     assert email.subject
     assert "\n" not in email.subject
@@ -124,10 +94,10 @@ def test_every_template_renders_in_every_locale(
     assert email.preheader in email.html
     for body in (email.text, email.html):
         assert "A-10023" in body
-        # The thank-you note names only the first item, to stay short.
-        names = ITEM_NAMES[:1] if template == "thank_you" else ITEM_NAMES
-        for item_name in names:
-            assert item_name in body
+        for index in ITEMS_SHOWN[template]:
+            assert ITEM_NAMES[index] in body
+        for index in set(ALL) - set(ITEMS_SHOWN[template]):
+            assert ITEM_NAMES[index] not in body
         assert "{{" not in body
         assert "{%" not in body
     assert f'<html lang="{locale}">' in email.html
@@ -140,10 +110,30 @@ def test_every_template_renders_in_every_locale(
     assert "@media only screen and (max-width: 620px)" in email.html
 
 
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 @pytest.mark.parametrize("template", TEMPLATE_NAMES)
-def test_every_template_renders_without_a_shipment(renderer: EmailRenderer, template: str) -> None:
-    email = render(renderer, template, make_order(discount_minor=0), shipment=None)
+def test_every_template_renders_from_the_order_alone(
+    renderer: EmailRenderer, template: str, locale: str
+) -> None:
+    # What existing callers pass: no shipment, focus item, feedback, dates or codes.
+    order = make_order(locale=locale, discount_minor=0)
+    email = renderer.render(template, EmailContext(order=order))
     assert "A-10023" in email.text
+    assert "A-10023" in email.html
+    assert email.preheader
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_every_template_renders_an_order_without_items(
+    renderer: EmailRenderer, template: str, locale: str
+) -> None:
+    order = replace(make_order(locale=locale), items=[], recommendations=[])
+    email = renderer.render(template, EmailContext(order=order))
+    assert email.subject
+    assert email.preheader
+    assert not EMPTY_TABLE.search(email.html)
+    assert 'class="card"' not in email.html
 
 
 @pytest.mark.parametrize(
@@ -155,14 +145,24 @@ def test_every_template_renders_without_a_shipment(renderer: EmailRenderer, temp
         ("delivered", "help", "Get help"),
         ("order_cancelled", "help", "Contact us"),
         ("feedback_request", "feedback", "Rate your order"),
+        ("feedback_reminder", "feedback", "Rate your order"),
+        ("detractor_follow_up", "help", "Get help"),
+        ("passive_thanks", "feedback", "Tell us"),
         ("review_request", "review", "Write a review"),
+        ("review_request", "referral", "Invite friends"),
+        ("shipping_delay", "help", "Get help"),
+        ("address_changed", "help", "Contact us"),
+        ("product_education", "guide", "Read the guide"),
+        ("replenishment_reminder", "reorder", "Reorder"),
+        ("return_confirmation", "order", "View your order"),
+        ("refund_confirmation", "help", "Get help"),
     ],
 )
 def test_cta_is_an_inlined_button_to_the_given_link(
     renderer: EmailRenderer, template: str, link_key: str, label: str
 ) -> None:
     url = f"https://links.test/{link_key}"
-    email = render(renderer, template, make_order(), links={link_key: url})
+    email = render_full(renderer, template, make_order(), links={link_key: url})
     tag = cta_tag(email.html, url)
     assert 'style="' in tag
     assert "display: inline-block" in tag
@@ -186,6 +186,35 @@ def test_missing_links_fall_back_to_shop_urls(
     email = render(renderer, template, make_order(order_id="A/10023"), shipment=None)
     cta_tag(email.html, expected)
     assert expected in email.text
+
+
+@pytest.mark.parametrize(
+    ("template", "changes", "expected"),
+    [
+        # The focus item (Espresso beans, ES-1) decides guide and reorder links...
+        ("product_education", {}, f"{SHOP}/guides/ES-1"),
+        ("replenishment_reminder", {}, f"{SHOP}/reorder/ES-1"),
+        # ...and without one, the first item does.
+        ("product_education", {"focus_item": None}, f"{SHOP}/guides/SH-1"),
+        ("replenishment_reminder", {"focus_item": None}, f"{SHOP}/reorder/SH-1"),
+        ("review_request", {}, f"{SHOP}/referral?code=JANE-10"),
+        ("review_request", {"referral_code": "A B&C"}, f"{SHOP}/referral?code=A%20B%26C"),
+        ("cross_sell", {}, f"{SHOP}/products/FR-1"),  # recommendation without URL
+        ("return_confirmation", {}, f"{SHOP}/orders/A-10023"),
+    ],
+)
+def test_new_links_default_to_shop_urls(
+    renderer: EmailRenderer, template: str, changes: dict[str, object], expected: str
+) -> None:
+    email = render_full(renderer, template, make_order(), **changes)
+    cta_tag(email.html, expected)
+    assert expected in email.text
+
+
+def test_item_skus_are_escaped_in_default_links(renderer: EmailRenderer) -> None:
+    item = LineItem(sku="SK U/1?x", name="Odd", quantity=1, unit_price_minor=100)
+    email = render_full(renderer, "product_education", make_order(items=[item]))
+    cta_tag(email.html, f"{SHOP}/guides/SK%20U%2F1%3Fx")
 
 
 def test_carrier_tracking_url_is_the_default_tracking_link(renderer: EmailRenderer) -> None:
@@ -249,34 +278,64 @@ def test_shipping_notice_shows_carrier_tracking_number_and_eta(renderer: EmailRe
         assert "Wednesday, March 5, 2025" in body
 
 
-def test_template_syntax_in_customer_data_stays_literal(renderer: EmailRenderer) -> None:
+def _hostile_context(value: str, *, name: str) -> EmailContext:
+    """Customer and catalogue data carrying ``value`` everywhere a message can show it."""
     items = [
-        LineItem(sku="X-1", name="{{ 7*7 }} Deluxe", quantity=1, unit_price_minor=1000),
-        LineItem(sku="X-2", name="{% raw %}Mug", quantity=1, unit_price_minor=1000),
+        LineItem(sku="X-1", name=f"{value} Deluxe", quantity=1, unit_price_minor=1000),
+        LineItem(sku="X-2", name=f"{value}Mug", quantity=1, unit_price_minor=1000),
     ]
-    order = make_order(name="{{ 7*7 }}", items=items)
-    for template in TEMPLATE_NAMES:
-        email = render(renderer, template, order)
-        for part in (email.subject, email.preheader, email.text, email.html):
-            assert "49" not in part
-        assert "{{ 7*7 }} Deluxe" in email.text
-        assert "{{ 7*7 }} Deluxe" in email.html
-    confirmation = render(renderer, "order_confirmation", order)
+    order = make_order(
+        name=name,
+        items=items,
+        recommendations=[Recommendation(sku="R-1", name=f"{value} Grinder")],
+    )
+    return full_context(
+        order,
+        new_address=Address(
+            name=name, line1=f"{value} Street 1", city="Berlin", postal_code="1", country_code="DE"
+        ),
+        referral_code=f"{value}CODE",
+    )
+
+
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_template_syntax_in_customer_data_stays_literal(
+    renderer: EmailRenderer, template: str
+) -> None:
+    context = _hostile_context("{{ 7*7 }}{% raw %}", name="{{ 7*7 }}")
+    email = renderer.render(template, context)
+    for part in (email.subject, email.preheader, email.text, email.html):
+        assert "49" not in part
+    for index in ITEMS_SHOWN[template]:
+        item_name = context.order.items[index].name
+        assert item_name in email.text
+        assert item_name in email.html
+
+
+def test_template_syntax_stays_literal_in_addresses_codes_and_recommendations(
+    renderer: EmailRenderer,
+) -> None:
+    context = _hostile_context("{{ 7*7 }}{% raw %}", name="{{ 7*7 }}")
+    confirmation = renderer.render("order_confirmation", context)
     assert "{{ 7*7 }}\n" in confirmation.text  # the delivery address name, verbatim
     assert "{% raw %}Mug" in confirmation.html
+    address = renderer.render("address_changed", context)
+    assert "{{ 7*7 }}{% raw %} Street 1" in address.text
+    review = renderer.render("review_request", context)
+    assert "{{ 7*7 }}{% raw %}CODE" in review.text
+    cross_sell = renderer.render("cross_sell", context)
+    assert "{{ 7*7 }}{% raw %} Grinder" in cross_sell.html
 
 
-def test_markup_in_customer_data_is_escaped_in_html(renderer: EmailRenderer) -> None:
-    items = [
-        LineItem(sku="X-1", name="<script>alert(1)</script>", quantity=1, unit_price_minor=100),
-    ]
-    order = make_order(name='Jane "<b>" Doe', items=items)
-    for template in TEMPLATE_NAMES:
-        email = render(renderer, template, order)
-        assert "<script>" not in email.html
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_markup_in_customer_data_is_escaped_in_html(renderer: EmailRenderer, template: str) -> None:
+    context = _hostile_context("<script>alert(1)</script>", name='Jane "<b>" Doe')
+    email = renderer.render(template, context)
+    assert "<script>" not in email.html
+    assert "<b>" not in email.html
+    if ITEMS_SHOWN[template] or template in ("address_changed", "cross_sell"):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.html
-        assert "<b>" not in email.html
-        # Plain text is not HTML: it carries the name as the customer wrote it.
+        # Plain text is not HTML: it carries the data as the customer wrote it.
         assert "<script>alert(1)</script>" in email.text
 
 
@@ -288,8 +347,9 @@ def test_line_breaks_in_customer_data_never_reach_the_subject(
         name="Eve\r\nBcc: victim@example.test",
         order_id="A-1\r\nX-Injected: yes",
         items=[LineItem(sku="X", name="Mug\nBcc: x@example.test", quantity=1, unit_price_minor=1)],
+        recommendations=[Recommendation(sku="R", name="Cup\r\nBcc: x@example.test")],
     )
-    email = render(renderer, template, order)
+    email = render_full(renderer, template, order, referral_code="C\r\nBcc: x@example.test")
     for header in (email.subject, email.preheader):
         assert "\r" not in header
         assert "\n" not in header
@@ -357,7 +417,18 @@ BROKEN_TEXT = (
 BROKEN_HTML = '{% extends "en/base.html.j2" %}{% block content %}ok{% endblock %}'
 
 
-@pytest.mark.parametrize("expression", ["no_such_variable", "order.no_such_field", "links.typo"])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "no_such_variable",
+        "order.no_such_field",
+        "links.typo",
+        "focus_item.no_such_field",
+        "feedback.score",  # no feedback in this context: None has no score
+        "run_out_at.day",
+        "recommendations.typo",
+    ],
+)
 def test_undefined_variables_raise(expression: str) -> None:
     renderer = _renderer_with(
         {
@@ -367,6 +438,26 @@ def test_undefined_variables_raise(expression: str) -> None:
     )
     with pytest.raises(UndefinedError):
         render(renderer, "broken", make_order())
+
+
+def test_journey_variables_reach_templates() -> None:
+    expressions = (
+        "{{ focus_item.name }}|{{ feedback.score }}|{{ skus | join(',') }}|"
+        "{{ affected_items | map(attribute='name') | join(',') }}|{{ whole_order }}|"
+        "{{ new_address.line1 }}|{{ delivery_address.line1 }}|{{ run_out_at | date }}|"
+        "{{ referral_code }}|{{ recommendations | map(attribute='name') | join(',') }}"
+    )
+    renderer = _renderer_with(
+        {
+            "en/vars.txt.j2": BROKEN_TEXT.replace("{{ BODY }}", expressions),
+            "en/vars.html.j2": BROKEN_HTML,
+        }
+    )
+    email = renderer.render("vars", full_context(make_order(), skus=("ES-1",)))
+    assert email.text.splitlines()[0] == (
+        "Espresso beans|4|ES-1|Espresso beans|False|Schönhauser Allee 80|"
+        "Schönhauser Allee 80|April 15, 2025|JANE-10|Burr grinder,Milk frother,Travel cup"
+    )
 
 
 def test_undefined_variable_in_html_raises() -> None:

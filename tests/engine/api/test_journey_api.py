@@ -157,9 +157,9 @@ async def test_duplicate_and_late_events_are_recorded_not_reapplied(service: Ser
     assert len(await service.mails_for(started.journey_id, 2)) == 2
 
 
-async def test_delivery_completes_the_journey(service: Service) -> None:
+async def test_delivery_sends_notices_and_schedules_the_follow_ups(service: Service) -> None:
     order_id = new_order_id("DLV")
-    started = await service.client.start_journey(sample_order(order_id))
+    started = await service.client.start_journey(sample_order(order_id, variant=1))
     for n, event_type in enumerate(
         [pb.EVENT_TYPE_SHIPPED, pb.EVENT_TYPE_OUT_FOR_DELIVERY, pb.EVENT_TYPE_DELIVERED]
     ):
@@ -175,9 +175,21 @@ async def test_delivery_completes_the_journey(service: Service) -> None:
     ]
     journey = await eventually(
         lambda: service.client.get_journey(order_id),
-        lambda j: j.status == pb.JOURNEY_STATUS_COMPLETED,
+        lambda j: j.stage == pb.JOURNEY_STAGE_DELIVERED and len(j.sent) == 4,
     )
-    assert journey.stage == pb.JOURNEY_STAGE_COMPLETED
+    assert journey.status == pb.JOURNEY_STATUS_RUNNING
+    assert journey.plan.id == "default"
+    assert journey.plan.version >= 1
+    assert len(journey.plan.content_hash) == 64
+    scheduled = {step.step: step for step in journey.scheduled}
+    assert {"thank_you", "product_education", "feedback_request", "cross_sell"} <= set(scheduled)
+    assert "shipping_delay" not in scheduled  # it shipped: no apology needed
+    education = scheduled["product_education"]
+    assert education.timezone == "Europe/Berlin"
+    assert "T10:00+01:00" in education.due_local  # 10:00 local, Berlin in winter
+    assert education.channels == [pb.CHANNEL_EMAIL]
+    assert journey.scheduled[0].due_at.ToDatetime() <= journey.scheduled[-1].due_at.ToDatetime()
+    assert journey.next_step.startswith(journey.scheduled[0].step)
 
 
 async def test_unknown_order_is_not_found(service: Service) -> None:

@@ -149,7 +149,8 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         # The demo and the journey commands work against the running stack.
         code, out = await run_aftercare(env, "demo", "--prefix", "DEMO-T")
         assert code == 0, out
-        assert "DEMO-T-2: stage completed, 4 message(s) sent" in out
+        assert "DEMO-T-2: stage delivered, 4 message(s) sent" in out
+        assert "then thank_you at" in out
         assert "DEMO-T-3: stage order_cancelled, 2 message(s) sent" in out
         code, out = await run_aftercare(env, "journey", "show", "DEMO-T-1")
         assert code == 0, out
@@ -164,7 +165,7 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         # Visibility (what list reads) trails the journey by a moment.
         await eventually(
             lambda: run_aftercare(
-                env, "journey", "list", "--customer", "cus_1002", "--stage", "completed"
+                env, "journey", "list", "--customer", "cus_1002", "--stage", "delivered"
             ),
             lambda result: result[0] == 0 and "DEMO-T-2" in result[1],
         )

@@ -1,4 +1,4 @@
-"""The send_email activity against a real SMTP server and a real ledger database:
+"""The send_message activity (email channel) against a real SMTP server and a real ledger database:
 delivered once, never twice, and failures classified for Temporal's retries."""
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.email.smtp import TransientSmtpError
-from activities.send_email import PERMANENT_FAILURE, EmailActivities
+from activities.send_message import PERMANENT_FAILURE, MessageActivities
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.ledger import Claim, MessageLedger, idempotency_key, message_id_for
 from engine.database.tables import MessageStatus
 from engine.devstack.mail_sink import MailboxHandler, MailSink, ReceivedMail
 from engine.settings import Settings
-from engine.worker import build_email_activities
+from engine.worker import build_message_activities
 from tests.support.net import free_port
 from tests.support.orders import domain_order
-from workflows.model import Channel, SendEmailInput, SentMessage
+from workflows.model import Channel, SendMessageInput, SentMessage
 
 STEP = "order_confirmation"
 # Long enough for a stray second delivery to show up, short enough to keep tests fast.
@@ -68,32 +68,34 @@ async def ledger(database_url: str) -> AsyncIterator[MessageLedger]:
     await engine.dispose()
 
 
-def email_activities(database_url: str, ledger: MessageLedger, smtp_port: int) -> EmailActivities:
+def email_activities(database_url: str, ledger: MessageLedger, smtp_port: int) -> MessageActivities:
     settings = Settings(
         _env_file=None,
         smtp_port=smtp_port,
         smtp_timeout_seconds=5,
         database_url=database_url,
     )
-    return build_email_activities(settings, ledger)
+    return build_message_activities(settings, ledger)
 
 
-def new_request(name: str = "Jane Doe") -> SendEmailInput:
+def new_request(name: str = "Jane Doe") -> SendMessageInput:
     journey_id = f"journey-{uuid.uuid4().hex[:12]}"
-    return SendEmailInput(
+    return SendMessageInput(
         journey_id=journey_id,
         step=STEP,
         template=STEP,
+        category="transactional",
+        channels=[Channel.EMAIL],
         order=domain_order(name=name, email=f"{journey_id}@example.test"),
     )
 
 
-def key_of(request: SendEmailInput) -> str:
+def key_of(request: SendMessageInput) -> str:
     return idempotency_key(request.journey_id, request.step, request.iteration)
 
 
-async def send(activities: EmailActivities, request: SendEmailInput) -> SentMessage:
-    return await ActivityEnvironment().run(activities.send_email, request)
+async def send(activities: MessageActivities, request: SendMessageInput) -> SentMessage:
+    return await ActivityEnvironment().run(activities.send_message, request)
 
 
 def mails_for(sink: MailSink, journey_id: str) -> list[ReceivedMail]:

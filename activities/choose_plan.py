@@ -1,0 +1,31 @@
+"""The ``choose_plan`` activity: read the plan catalogue and pick the order's plan.
+
+Reading files is I/O, so it happens here; the journey pins the result (content
+and hash) in its history and never reads the files again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.email.rendering import TEMPLATE_NAMES
+from activities.plans import PlanError, choose_plan, load_catalogue
+from workflows.model import CHOOSE_PLAN_ACTIVITY, ChoosePlanInput
+from workflows.plan import PinnedPlan
+
+
+class PlanActivities:
+    def __init__(self, folder: Path | None = None) -> None:
+        # Loaded once per worker and validated up front: a broken plan file stops
+        # the worker at start instead of failing journeys one by one.
+        self._plans = load_catalogue(folder, known_templates=TEMPLATE_NAMES)
+
+    @activity.defn(name=CHOOSE_PLAN_ACTIVITY)
+    async def choose_plan(self, request: ChoosePlanInput) -> PinnedPlan:
+        try:
+            return choose_plan(request.order, self._plans)
+        except PlanError as err:
+            raise ApplicationError(str(err), type="NoPlan", non_retryable=True) from err
