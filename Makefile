@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench-latency
+.PHONY: run test lint gen install clean demo bench-latency histories
 
 run: install
 	$(BIN)/aftercare run
@@ -53,3 +53,7 @@ clean:
 # StartJourney -> confirmation email latency against bare Temporal (issue 2's figure).
 bench-latency: install
 	$(BIN)/python -m engine.bench.latency --runs 300 --json .aftercare/bench-latency.json
+
+# Record one history per journey path (tests/histories/*.json) for the replay tests.
+histories: install
+	$(BIN)/python -m tests.histories.record

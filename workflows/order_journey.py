@@ -92,7 +92,14 @@ class OrderJourney:
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyState:
         try:
-            plan = self._plan or await self._choose_plan()
+            if self._state.runs == 1 and not self._state.timeline:
+                self._note("stage", "journey started")
+            if self._plan is None:
+                plan = await self._choose_plan()
+            else:
+                plan = self._plan
+                if not self._state.plan_id:  # given at start (simulation, or a caller's choice)
+                    self._pin(plan)
             return await self._follow(plan)
         except asyncio.CancelledError:
             # An operator cancelled the journey (API or Temporal UI): record it so
@@ -120,7 +127,6 @@ class OrderJourney:
     # -- the journey ---------------------------------------------------------
 
     async def _choose_plan(self) -> PinnedPlan:
-        self._note("stage", "journey started")
         pinned: PinnedPlan = await workflow.execute_activity(
             CHOOSE_PLAN_ACTIVITY,
             ChoosePlanInput(order=self._order),
@@ -129,15 +135,19 @@ class OrderJourney:
             retry_policy=LOOKUP_RETRY,
             summary="choose plan",
         )
+        self._pin(pinned)
+        if pinned.plan.replenishment is not None:
+            await self._supersede_older_reminders()
+        return pinned
+
+    def _pin(self, pinned: PinnedPlan) -> None:
+        """Keep the plan in the state: a sleeping journey never rereads the files."""
         self._plan = pinned
         state = self._state
         state.plan_id, state.plan_version = pinned.plan.id, pinned.plan.version
         state.plan_hash = pinned.content_hash
         workflow.upsert_search_attributes([sa.JOURNEY_PLAN.value_set(pinned.label)])
         self._note("note", f"plan {pinned.label} ({pinned.content_hash[:12]}) pinned")
-        if pinned.plan.replenishment is not None:
-            await self._supersede_older_reminders()
-        return pinned
 
     async def _follow(self, pinned: PinnedPlan) -> JourneyState:
         while True:

@@ -9,6 +9,7 @@ import typer
 from engine.cli.demo import demo
 from engine.cli.journey import journey_app
 from engine.cli.processes import run_api, run_worker
+from engine.cli.simulate import simulate_command
 from engine.database.migrate import upgrade_database
 from engine.devstack.preflight import PreflightError
 from engine.devstack.stack import run_stack
@@ -25,6 +26,7 @@ db_app = typer.Typer(help="Aftercare's own database.", no_args_is_help=True)
 app.add_typer(journey_app, name="journey")
 app.add_typer(db_app, name="db")
 app.command(help="Push sample orders and events through the API (needs `aftercare run`).")(demo)
+app.command("simulate")(simulate_command)
 
 
 def _settings() -> Settings:

@@ -15,17 +15,25 @@ def domain_order(
     email: str = "jane.doe@example.test",
     locale: str = "en",
     currency: str = "EUR",
+    timezone: str = "Europe/Berlin",
+    customer_id: str = "cus-test",
+    items: list[LineItem] | None = None,
 ) -> Order:
-    """A small, consistent two-item order; totals add up (prices include tax)."""
-    items = [
-        LineItem(sku="SH-1", name="Linen shirt", quantity=2, unit_price_minor=3900),
-        LineItem(sku="MG-1", name="Ceramic mug", quantity=1, unit_price_minor=1250),
+    """A small, consistent order (two apparel/home items unless given); totals add up
+    (prices include tax)."""
+    items = items or [
+        LineItem(
+            sku="SH-1", name="Linen shirt", category="apparel", quantity=2, unit_price_minor=3900
+        ),
+        LineItem(
+            sku="MG-1", name="Ceramic mug", category="home", quantity=1, unit_price_minor=1250
+        ),
     ]
     subtotal = sum(item.quantity * item.unit_price_minor for item in items)
     shipping = 495
     return Order(
         order_id=order_id or new_order_id("ORD"),
-        customer=Customer(id="cus-test", name=name, email=email, locale=locale),
+        customer=Customer(id=customer_id, name=name, email=email, locale=locale, timezone=timezone),
         items=items,
         currency=currency,
         subtotal_minor=subtotal,
@@ -41,3 +49,13 @@ def domain_order(
         ),
         placed_at=datetime(2025, 3, 1, 9, 30, tzinfo=UTC),
     )
+
+
+COFFEE = LineItem(
+    sku="COF-ETH-500",
+    name="Ethiopia beans 500 g",
+    category="coffee",
+    quantity=2,
+    unit_price_minor=1450,
+    consumption_days=14,
+)

@@ -1,0 +1,1 @@
+"""Journeys in virtual time: the preview behind ``aftercare simulate``."""
