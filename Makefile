@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench-latency histories
+.PHONY: run test lint gen install clean demo bench-latency histories chromium screenshots
 
 run: install
 	$(BIN)/aftercare run
@@ -20,7 +20,7 @@ run: install
 demo: install
 	$(BIN)/aftercare demo
 
-test: install lint
+test: install lint chromium
 	$(BIN)/pytest
 
 lint: install
@@ -57,3 +57,13 @@ bench-latency: install
 # Record one history per journey path (tests/histories/*.json) for the replay tests.
 histories: install
 	$(BIN)/python -m tests.histories.record
+
+# Headless Chromium (Debian's package) for the email screenshots and their test.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The order confirmation (en, de) at 375 and 1200 px -> .aftercare/screenshots/*.png
+screenshots: install chromium
+	$(BIN)/python -m engine.devstack.screenshots

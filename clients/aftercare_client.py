@@ -108,6 +108,16 @@ class AftercareClient:
             self._stub.RecordEvent, pb.RecordEventRequest(order_id=order_id, event=event)
         )
 
+    async def record_event_with_order(
+        self, order_id: str, event: pb.OrderEvent, order: pb.Order
+    ) -> pb.RecordEventResponse:
+        """Record ``event``, starting the journey with ``order`` if it has none yet
+        (shipped, out_for_delivery and delivered only; others need the journey)."""
+        return await self._call(
+            self._stub.RecordEvent,
+            pb.RecordEventRequest(order_id=order_id, event=event, order=order),
+        )
+
     async def get_journey(self, order_id: str) -> pb.Journey:
         response: pb.GetJourneyResponse = await self._call(
             self._stub.GetJourney, pb.GetJourneyRequest(order_id=order_id)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_security: SmtpSecurity = "none"
     smtp_timeout_seconds: float = 30.0
+    # Verify the server's TLS certificate (against smtp_ca_file when set).
+    smtp_tls_verify: bool = True
+    smtp_ca_file: str | None = None
     sender_address: str = "Aftercare Shop <care@shop.example>"
 
     # gRPC API
@@ -51,6 +54,29 @@ class Settings(BaseSettings):
     # Shop-facing links put into messages (tracking falls back to this when the
     # carrier gives no link).
     shop_url: str = "https://shop.example"
+
+    # SMS and WhatsApp through Twilio's Messages API. Without an account SID
+    # those channels are unavailable and steps fall back to the next channel.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_from_number: str | None = None
+    twilio_whatsapp_from: str | None = None
+    # Point the SDK somewhere else than api.twilio.com (the local fake in dev/tests).
+    twilio_api_base_url: str | None = None
+
+    # The HTTP app: Twilio status callbacks and the links customers click.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    # How the outside world reaches the HTTP app (links in messages, callbacks).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Signs links and tokens; the dev stack makes one under state_dir when unset.
+    secret_key: SecretStr | None = None
+
+    # Server-side rate limits per channel (Temporal task queue), messages/second.
+    email_rate_per_second: float | None = None
+    sms_rate_per_second: float | None = 10.0
+    whatsapp_rate_per_second: float | None = 10.0
 
     # Journey plans (YAML); the ones shipped in workflows/plans unless set.
     plans_dir: Path | None = None

@@ -1,59 +1,140 @@
-"""The Temporal worker: journey workflows and the activities that do their I/O."""
+"""The Temporal workers: journey workflows on the main task queue, and one task queue
+per channel for the sends, each with its own server-side rate limit."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.channels.base import Channel
+from activities.channels.email import EmailChannel, LinkBuilder
+from activities.channels.sms import SmsChannel
 from activities.choose_plan import PlanActivities
 from activities.email.brand import default_brand
 from activities.email.rendering import EmailRenderer
 from activities.email.smtp import SmtpConfig, SmtpMailer
-from activities.send_message import LinkBuilder, MessageActivities
+from activities.send_message import MessageActivities
+from activities.sms.rendering import SmsRenderer
+from activities.sms.twilio_sender import TwilioConfig, TwilioSender
 from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.ledger import MessageLedger
+from engine.database.suppressions import SuppressionList
 from engine.settings import Settings
+from workflows.model import channel_task_queue
 from workflows.order_journey import OrderJourney
+from workflows.vocabulary import Channel as ChannelName
 
 
-def build_message_activities(settings: Settings, ledger: MessageLedger) -> MessageActivities:
-    return MessageActivities(
-        ledger=ledger,
-        renderer=EmailRenderer(default_brand(shop_url=settings.shop_url)),
-        mailer=SmtpMailer(SmtpConfig.from_settings(settings)),
-        sender_address=settings.sender_address,
-        links=LinkBuilder(shop_url=settings.shop_url),
-    )
+class WorkerGroup:
+    """Several workers run and stop as one (``async with group`` or ``await group.run()``)."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    async def run(self) -> None:
+        await asyncio.gather(*(worker.run() for worker in self.workers))
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers))
+
+    async def __aenter__(self) -> WorkerGroup:
+        self._stack = AsyncExitStack()
+        for worker in self.workers:
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+
+def build_channels(
+    settings: Settings, mailer: SmtpMailer, sender: TwilioSender | None
+) -> dict[ChannelName, Channel]:
+    links = LinkBuilder(shop_url=settings.shop_url)
+    brand = default_brand(shop_url=settings.shop_url)
+    sms_renderer = SmsRenderer(brand)
+    return {
+        ChannelName.EMAIL: EmailChannel(
+            EmailRenderer(brand), mailer, settings.sender_address, links
+        ),
+        ChannelName.SMS: SmsChannel(sender, sms_renderer, links),
+        ChannelName.WHATSAPP: SmsChannel(
+            sender,
+            sms_renderer,
+            links,
+            whatsapp=True,
+            whatsapp_enabled=bool(settings.twilio_whatsapp_from),
+        ),
+    }
+
+
+def _channel_rates(settings: Settings) -> dict[ChannelName, float | None]:
+    return {
+        ChannelName.EMAIL: settings.email_rate_per_second,
+        ChannelName.SMS: settings.sms_rate_per_second,
+        ChannelName.WHATSAPP: settings.whatsapp_rate_per_second,
+    }
 
 
 @asynccontextmanager
-async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
-    """A configured worker plus the database engine its activities use.
+async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[WorkerGroup]:
+    """Every worker this service runs, plus the resources their activities use.
 
-    Run it with ``await worker.run()`` (or ``async with worker``); the engine is
-    disposed when the context ends.
+    Run it with ``await group.run()`` (or ``async with group``); connections are
+    closed when the context ends.
     """
     engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    mailer = SmtpMailer(SmtpConfig.from_settings(settings))
+    twilio = TwilioConfig.from_settings(settings)
+    sender = TwilioSender(twilio) if twilio else None
     try:
-        messages = build_message_activities(settings, MessageLedger(create_session_factory(engine)))
+        messages = MessageActivities(
+            MessageLedger(sessions),
+            SuppressionList(sessions),
+            build_channels(settings, mailer, sender),
+        )
         plans = PlanActivities(settings.plans_dir)
         support = SupportDeskActivities(settings.support_webhook_url)
         supersede = SupersedeActivities(client)
-        yield Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=[OrderJourney],
-            activities=[
-                plans.choose_plan,
-                messages.send_message,
-                support.open_support_ticket,
-                supersede.supersede_replenishment,
-            ],
-        )
+        workers = [
+            Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=[OrderJourney],
+                activities=[
+                    plans.choose_plan,
+                    support.open_support_ticket,
+                    supersede.supersede_replenishment,
+                ],
+            )
+        ]
+        for channel, rate in _channel_rates(settings).items():
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=channel_task_queue(settings.task_queue, channel),
+                    activities=[messages.send_message],
+                    # Enforced by the server across every worker of the queue: the
+                    # provider's limit holds however many workers run.
+                    max_task_queue_activities_per_second=rate,
+                )
+            )
+        yield WorkerGroup(workers)
     finally:
+        await mailer.aclose()
+        if sender is not None:
+            await sender.aclose()
         await engine.dispose()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from clients import AftercareClient
 from engine.api.server import ApiServer, build_server
@@ -20,7 +19,7 @@ from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys import JourneyDirectory
 from engine.settings import Settings
 from engine.temporal import DATA_CONVERTER
-from engine.worker import journey_worker
+from engine.worker import WorkerGroup, journey_worker
 from tests.support.databases import postgres_available, postgres_database, sqlite_url
 from tests.support.net import free_port
 
@@ -70,7 +69,7 @@ class Service:
     client: AftercareClient
     temporal: Client
     sink: MailSink
-    worker: Worker
+    worker: WorkerGroup
 
     async def mails_for(
         self, journey_id: str, count: int, seconds: float = 30.0

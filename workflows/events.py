@@ -24,6 +24,7 @@ def apply_event(state: JourneyState, order: Order, event: OrderEvent, now: datet
     first = event.type not in state.events
     if first:
         state.events[event.type] = happened
+        state.reported[event.type] = now
     detail = f"{event.type} ({event.event_id})"
     if event.type == EventType.SHIPPED and event.shipment and state.shipment is None:
         state.shipment = event.shipment

@@ -24,6 +24,12 @@ OPEN_SUPPORT_TICKET_ACTIVITY = "open_support_ticket"
 SUPERSEDE_REPLENISHMENT_ACTIVITY = "supersede_replenishment"
 
 
+def channel_task_queue(journey_task_queue: str, channel: Channel) -> str:
+    """Sends run on one task queue per channel, so each provider gets its own
+    server-side rate limit and its own workers."""
+    return f"{journey_task_queue}.{channel}"
+
+
 @dataclass(frozen=True)
 class Customer:
     id: str
@@ -117,6 +123,13 @@ class OrderEvent:
     skus: list[str] = field(default_factory=list)
 
 
+class Delivery(StrEnum):
+    SENT = "sent"  # handed to the provider
+    UNAVAILABLE = "unavailable"  # this channel cannot reach the customer: try the next
+    BOUNCED = "bounced"  # the provider refused the address for good: suppressed
+    UNDELIVERABLE = "undeliverable"  # no channel of the step could reach the customer
+
+
 @dataclass(frozen=True)
 class SentMessage:
     step: str
@@ -124,7 +137,7 @@ class SentMessage:
     template: str
     sent_at: datetime
     message_id: str
-    status: str = "sent"  # "sent" | "undeliverable" | "failed"
+    status: Delivery = Delivery.SENT
     detail: str = ""
 
 
@@ -180,6 +193,8 @@ class JourneyState:
     plan_version: int = 0
     plan_hash: str = ""
     events: dict[EventType, datetime] = field(default_factory=dict)
+    # When each event type first reached the journey (workflow time).
+    reported: dict[EventType, datetime] = field(default_factory=dict)
     seen_event_ids: list[str] = field(default_factory=list)
     pending_events: list[OrderEvent] = field(default_factory=list)
     feedback: Feedback | None = None
@@ -227,7 +242,7 @@ class SendMessageInput:
     step: str
     template: str
     category: str
-    channels: list[Channel]
+    channel: Channel
     order: Order
     iteration: int = 0
     shipment: Shipment | None = None
@@ -236,6 +251,7 @@ class SendMessageInput:
     skus: list[str] = field(default_factory=list)
     new_address: Address | None = None
     run_out_at: datetime | None = None
+    max_sms_segments: int = 2
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         SEND_MESSAGE_ACTIVITY,
         SUPERSEDE_REPLENISHMENT_ACTIVITY,
         ChoosePlanInput,
+        Delivery,
         JourneyInput,
         JourneyState,
         Order,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SupportTicketInput,
         SupportTicketResult,
         TimelineEntry,
+        channel_task_queue,
     )
     from workflows.plan import Category, Hook, PinnedPlan
     from workflows.scheduler import (
@@ -53,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         stage_for,
     )
     from workflows.timing import local_iso
-    from workflows.vocabulary import EventType, Stage
+    from workflows.vocabulary import Channel, EventType, Stage
 
 # Transactional mail keeps trying: a customer must learn their order shipped even
 # if the mail server is down for hours. The backoff caps at five minutes.
@@ -65,6 +67,9 @@ DELIVERY_RETRY = RetryPolicy(
 )
 # Anything else has a wall-clock budget: late marketing is worse than none.
 DEFAULT_SEND_BUDGET = timedelta(days=1)
+# One attempt: long enough for a slow SMTP exchange, short enough that a worker that
+# died mid-send is noticed and the send retried on another worker soon.
+SEND_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
 MAX_TIMELINE = 300
 
@@ -199,15 +204,61 @@ class OrderJourney:
             self._note("event", detail)
 
     async def _perform(self, send: PlannedSend) -> None:
+        """Send on the step's channels in order of preference until one reaches the
+        customer; record undeliverable (and why) when none can."""
+        refusals: list[str] = []
+        for channel in send.channels:
+            reason = self._unreachable(channel)
+            if reason:
+                refusals.append(f"{channel}: {reason}")
+                continue
+            try:
+                sent = await self._send_on(send, channel)
+            except ActivityError as err:
+                cause = err.cause
+                reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+                self._resolve(send, StepOutcome.FAILED, f"not delivered by {channel}: {reason}")
+                return
+            if sent.status == Delivery.SENT:
+                self._state.sent.append(sent)
+                fallback = f" after {'; '.join(refusals)}" if refusals else ""
+                self._resolve(send, StepOutcome.SENT, f"by {channel}{fallback}")
+                if send.step is not None and send.step.hook == Hook.SUPPORT_TICKET:
+                    await self._open_support_ticket()
+                return
+            refusals.append(f"{channel}: {sent.status}: {sent.detail}")
+        detail = "; ".join(refusals) or "no channel listed"
+        self._state.sent.append(
+            SentMessage(
+                step=send.step_id,
+                channel=None,
+                template=send.template,
+                sent_at=workflow.now(),
+                message_id="",
+                status=Delivery.UNDELIVERABLE,
+                detail=detail,
+            )
+        )
+        self._resolve(send, StepOutcome.SKIPPED, f"undeliverable: {detail}")
+
+    def _unreachable(self, channel: Channel) -> str:
+        """What the order alone says about a channel, to spare a pointless activity."""
+        customer = self._order.customer
+        if channel == Channel.EMAIL and not customer.email:
+            return "no email address"
+        if channel in (Channel.SMS, Channel.WHATSAPP) and not customer.phone:
+            return "no phone number"
+        return ""
+
+    async def _send_on(self, send: PlannedSend, channel: Channel) -> SentMessage:
         state = self._state
-        order = self._current_order()
         request = SendMessageInput(
             journey_id=state.journey_id,
             step=send.step_id,
             template=send.template,
             category=send.category.value,
-            channels=list(send.channels),
-            order=order,
+            channel=channel,
+            order=self._current_order(),
             iteration=send.iteration,
             shipment=state.shipment,
             focus_sku=send.focus_sku,
@@ -215,33 +266,25 @@ class OrderJourney:
             skus=self._skus_for(send),
             new_address=state.shipping_address,
             run_out_at=send.run_out_at,
+            max_sms_segments=self._plan.plan.sms_max_segments if self._plan else 2,
         )
         transactional = send.category == Category.TRANSACTIONAL
         stale_after = send.step.stale_after if send.step else None
-        try:
-            sent = await workflow.execute_activity(
-                SEND_MESSAGE_ACTIVITY,
-                request,
-                result_type=SentMessage,
-                start_to_close_timeout=timedelta(minutes=1),
-                schedule_to_close_timeout=None
-                if transactional
-                else (stale_after or DEFAULT_SEND_BUDGET),
-                retry_policy=DELIVERY_RETRY,
-                summary=f"{send.step_id} ({send.template})",
-            )
-        except ActivityError as err:
-            cause = err.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            self._resolve(send, StepOutcome.FAILED, f"not delivered: {reason}")
-            return
-        state.sent.append(sent)
-        if sent.status != "sent":
-            self._resolve(send, StepOutcome.SKIPPED, f"{sent.status}: {sent.detail}")
-            return
-        self._resolve(send, StepOutcome.SENT, f"by {sent.channel}")
-        if send.step is not None and send.step.hook == Hook.SUPPORT_TICKET:
-            await self._open_support_ticket()
+        sent: SentMessage = await workflow.execute_activity(
+            SEND_MESSAGE_ACTIVITY,
+            request,
+            result_type=SentMessage,
+            task_queue=channel_task_queue(workflow.info().task_queue, channel),
+            start_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
+            # Transactional messages keep trying; anything else has a wall-clock
+            # budget, after which it is stale and dropped (recorded as failed).
+            schedule_to_close_timeout=None
+            if transactional
+            else (stale_after or DEFAULT_SEND_BUDGET),
+            retry_policy=DELIVERY_RETRY,
+            summary=f"{send.step_id} by {channel}",
+        )
+        return sent
 
     def _resolve(self, send: PlannedSend, outcome: StepOutcome, detail: str) -> None:
         state = self._state
@@ -255,7 +298,8 @@ class OrderJourney:
             state.steps[send.key] = StepRecord(outcome, now, detail)
             label = send.key
         state.last_activity_at = now
-        self._note("message" if outcome == StepOutcome.SENT else "skip", f"{label}: {detail}")
+        kind = {StepOutcome.SENT: "message", StepOutcome.FAILED: "failure"}.get(outcome, "skip")
+        self._note(kind, f"{label}: {detail}")
 
     async def _open_support_ticket(self) -> None:
         feedback = self._state.feedback

@@ -139,6 +139,8 @@ class Plan:
     linger: timedelta = timedelta(days=14)
     # A journey never delivered, returned or cancelled ends after this long.
     expire_after: timedelta = timedelta(days=120)
+    # SMS and WhatsApp texts are trimmed to fit this many segments.
+    sms_max_segments: int = 2
     replenishment: Replenishment | None = None
 
     def step(self, step_id: str) -> Step:

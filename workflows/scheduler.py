@@ -72,15 +72,15 @@ def build_agenda(plan: Plan, order: Order, state: JourneyState) -> Agenda:
             continue
         anchor = _anchor(step, state)
         base = anchor + step.trigger.delay if anchor is not None else None
-        reason = _skip_reason(step, order, state, base)
+        due = _local_rules(base, step.at, step, plan, tz) if base is not None else None
+        reason = _skip_reason(step, order, state, base, due)
         if reason:
             skips.append(Skip(step.id, reason))
             continue
-        if base is None:
+        if base is None or due is None:
             if step.trigger.on == TriggerKind.EVENT and step.trigger.event:
                 waiting.add(step.trigger.event)
             continue
-        due = _local_rules(base, step.at, step, plan, tz)
         if (
             step.stale_after is not None
             and step.category != Category.TRANSACTIONAL
@@ -118,7 +118,9 @@ def _anchor(step: Step, state: JourneyState) -> datetime | None:
     return record.at if record and record.outcome == StepOutcome.SENT else None
 
 
-def _skip_reason(step: Step, order: Order, state: JourneyState, base: datetime | None) -> str:
+def _skip_reason(
+    step: Step, order: Order, state: JourneyState, base: datetime | None, due: datetime | None
+) -> str:
     trigger = step.trigger
     triggered_by_cancel = trigger.on == TriggerKind.EVENT and trigger.event == EventType.CANCELLED
     cancelled_at = state.events.get(EventType.CANCELLED)
@@ -133,11 +135,19 @@ def _skip_reason(step: Step, order: Order, state: JourneyState, base: datetime |
         return "order cancelled"
     # `unless` events count when they happened before the step was due: a
     # `delivered` reported before a late `shipped` makes the shipping notice moot,
-    # one reported after it does not.
+    # one reported after it does not. Due means after the local-time rules: a
+    # `shipped` while the delay notice waits for its window still stops it.
+    # A step triggered by an event is also moot when an `unless` event reached the
+    # journey in an earlier moment than its trigger did (a carrier's late `shipped`
+    # scan, stamped with its real, earlier time, after `delivered`).
+    trigger_reported = state.reported.get(trigger.event) if trigger.event else None
     for event in step.unless:
         happened = state.events.get(event)
-        if happened is not None and base is not None and happened <= base:
+        if happened is not None and due is not None and happened <= due:
             return f"not needed: {event} happened first"
+        reported = state.reported.get(event)
+        if reported is not None and trigger_reported is not None and reported < trigger_reported:
+            return f"not needed: {event} was reported first"
     if state.whole_order_returned and step.category in _STOPPED_BY_RETURN:
         return "order returned"
     if state.marketing_blocked and step.category == Category.MARKETING:
@@ -230,7 +240,10 @@ def _local_rules(
 ) -> datetime:
     """Move ``base`` to the step's time of day, into its window, out of quiet hours."""
     category = step.category if step is not None else category
-    due = at_local_time(base, at, tz) if at else base
+    # Times of day are to the minute: a base a few seconds past 10:00 (the send a
+    # step follows is recorded once it is done) still means today's 10:00, not
+    # tomorrow's.
+    due = at_local_time(base.replace(second=0, microsecond=0), at, tz) if at else base
     window = step.window if step is not None else None
     quiet = plan.quiet_hours if category != Category.TRANSACTIONAL else None
     # A window and quiet hours can push each other (quiet until 08:00, window from

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import formatdate
 
 from activities.email.rendering import RenderedEmail, header_safe
@@ -18,6 +19,7 @@ def build_email(
     message_id: str,
     journey_id: str,
     step: str,
+    list_unsubscribe_url: str | None = None,
 ) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
@@ -32,9 +34,59 @@ def build_email(
     # email back to its journey and step.
     message["X-Aftercare-Journey"] = journey_id
     message["X-Aftercare-Step"] = step
+    if list_unsubscribe_url is not None:
+        # RFC 2369 + RFC 8058: mail clients show an unsubscribe button that POSTs
+        # "List-Unsubscribe=One-Click" to the URL, without opening a page.
+        message["List-Unsubscribe"] = _UnfoldedHeader(
+            "List-Unsubscribe", f"<{_header_url(list_unsubscribe_url)}>"
+        )
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message
+
+
+# RFC 5322 allows 998 characters a line; leave room for the name and brackets.
+_MAX_HEADER_URL = 900
+
+
+class _UnfoldedHeader(str):
+    """A header value written on one line, never folded or encoded.
+
+    The email package folds long header values, and a value without spaces (a
+    URL with a signed token) it can only fold by turning it into RFC 2047 encoded
+    words, which mail clients do not decode in List-Unsubscribe: the button would
+    break. A value with a ``name`` and a ``fold`` method is stored and written as
+    it is (see ``EmailPolicy.header_store_parse`` and ``_fold``), whatever policy
+    the SMTP client serialises with.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _UnfoldedHeader:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        # copy and pickle rebuild the value through __new__.
+        return (self.name, str(self))
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+def _header_url(url: str) -> str:
+    # A URL in angle brackets must be ASCII without spaces, brackets or control
+    # characters (a line break would inject a header); ours never are, so refuse.
+    if (
+        not url
+        or len(url) > _MAX_HEADER_URL
+        or not url.isascii()
+        or any(char.isspace() or char in "<>" or ord(char) < 32 or ord(char) == 127 for char in url)
+    ):
+        raise ValueError(f"not usable as a List-Unsubscribe URL: {url!r}")
+    return url
 
 
 def domain_of(address: str) -> str:

@@ -2,18 +2,38 @@
 
 Permanent failures (the server refuses the recipient or the content with a 5xx)
 are raised as :class:`PermanentSmtpError`; everything else (4xx, refused or
-dropped connections, timeouts) as :class:`TransientSmtpError`, which the activity
-lets Temporal retry with backoff.
+dropped connections, timeouts, failed TLS or authentication) as
+:class:`TransientSmtpError`, which the activity lets Temporal retry with backoff.
+
+One :class:`SmtpMailer` keeps one connection open (TLS and AUTH done once) and
+sends every message over it, one at a time. A server may drop a connection we
+kept idle; when that shows before the message's content went out, nothing can
+have been delivered, so the mailer reconnects once and sends again. A drop after
+the content went out is ambiguous (the server may have accepted it) and is left
+to the caller's retry, which the message ledger makes safe.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 
 from engine.settings import Settings
+
+SECURITY_MODES = ("none", "starttls", "tls")
+
+# "Service not available, closing transmission channel": what a server says
+# when it ends a session it kept idle too long (or is shutting down).
+_CLOSING_CHANNEL = 421
+
+# Everything aiosmtplib raises for a failed conversation with the server.
+_SMTP_FAILURES = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
 class SmtpError(Exception):
@@ -32,10 +52,20 @@ class TransientSmtpError(SmtpError):
 class SmtpConfig:
     host: str
     port: int
-    security: str = "none"  # "none" | "starttls" | "tls"
+    security: str = "none"  # "none" | "starttls" | "tls" (implicit TLS, usually port 465)
     username: str | None = None
     password: str | None = None
     timeout_seconds: float = 30.0
+    # Check the server's certificate and name (starttls and tls only).
+    verify: bool = True
+    # PEM bundle of the CAs to trust instead of the system's (a private relay's CA).
+    ca_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ValueError(
+                f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
@@ -46,39 +76,144 @@ class SmtpConfig:
             username=settings.smtp_user,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             timeout_seconds=settings.smtp_timeout_seconds,
+            # Read when Settings has them (smtp_tls_verify, smtp_ca_file); defaults until then.
+            verify=settings.smtp_tls_verify,
+            ca_file=settings.smtp_ca_file,
         )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client TLS context for STARTTLS and implicit TLS."""
+        if not self.verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+class _Connection(aiosmtplib.SMTP):
+    """An aiosmtplib client that remembers whether the current message's DATA began."""
+
+    data_started = False
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        return await super().data(*args, **kwargs)
 
 
 class SmtpMailer:
+    """Sends over one kept-open connection; bound to the event loop that first uses it."""
+
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
+        # Built once (it reads the CA bundle); a bad ca_file fails here, at startup.
+        self._tls_context = config.tls_context() if config.security != "none" else None
+        self._connection: _Connection | None = None
+        self._lock = asyncio.Lock()
 
     async def send(self, message: EmailMessage) -> str:
         """Hand the message to the server; returns the server's acceptance reply."""
+        async with self._lock:
+            try:
+                return await self._deliver(message)
+            except _SMTP_FAILURES as err:
+                if not self._still_usable_after(err):
+                    self._drop()
+                raise _classified(err) from err
+            except BaseException:
+                # Cancelled mid-conversation (or a bug): the session's state is
+                # unknown, so never reuse it.
+                self._drop()
+                raise
+
+    async def aclose(self) -> None:
+        """Say goodbye to the server and close the kept connection, if any."""
+        async with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is None:
+                return
+            if connection.is_connected:
+                with contextlib.suppress(*_SMTP_FAILURES):
+                    await connection.quit()
+            connection.close()
+
+    async def __aenter__(self) -> SmtpMailer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _deliver(self, message: EmailMessage) -> str:
+        kept = self._connection
+        if kept is not None and kept.is_connected:
+            try:
+                return await _transaction(kept, message)
+            except _SMTP_FAILURES as err:
+                if kept.data_started or not _is_dropped_connection(err):
+                    raise
+                # The server ended the kept session before this message's
+                # content went out: nothing was delivered, so send it again
+                # on a fresh connection, once.
+                self._drop()
+        self._drop()
+        connection = await self._connect()
+        return await _transaction(connection, message)
+
+    async def _connect(self) -> _Connection:
         config = self._config
-        try:
-            _, reply = await aiosmtplib.send(
-                message,
-                hostname=config.host,
-                port=config.port,
-                username=config.username,
-                password=config.password,
-                use_tls=config.security == "tls",
-                start_tls=config.security == "starttls",
-                timeout=config.timeout_seconds,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as err:
-            refusals = err.recipients
-            if refusals and all(r.code >= 500 for r in refusals):
-                detail = "; ".join(f"{r.code} {r.message}" for r in refusals)
-                raise PermanentSmtpError(f"recipient refused: {detail}") from err
-            raise TransientSmtpError(f"recipient deferred: {err}") from err
-        except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as err:
-            if err.code >= 500:
-                raise PermanentSmtpError(f"{err.code} {err.message}") from err
-            raise TransientSmtpError(f"{err.code} {err.message}") from err
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as err:
-            # Sender refused, auth failures and 4xx answers are ours or temporary:
-            # retrying after the operator fixes them must still deliver.
-            raise TransientSmtpError(f"{type(err).__name__}: {err}") from err
-        return reply
+        connection = _Connection(
+            hostname=config.host,
+            port=config.port,
+            username=config.username,
+            password=config.password,
+            use_tls=config.security == "tls",
+            start_tls=config.security == "starttls",
+            tls_context=self._tls_context,
+            timeout=config.timeout_seconds,
+        )
+        # connect() greets, upgrades (STARTTLS) and logs in, or closes itself on failure.
+        await connection.connect()
+        self._connection = connection
+        return connection
+
+    def _still_usable_after(self, err: BaseException) -> bool:
+        # After a refusal the client has reset the envelope (RSET): the session
+        # is clean. Anything else (timeouts, drops, TLS or auth trouble) is not.
+        connection = self._connection
+        refusal = isinstance(
+            err, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused
+        )
+        return refusal and connection is not None and connection.is_connected
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+async def _transaction(connection: _Connection, message: EmailMessage) -> str:
+    connection.data_started = False
+    _, reply = await connection.send_message(message)
+    return reply
+
+
+def _is_dropped_connection(err: BaseException) -> bool:
+    if isinstance(err, ConnectionError):  # includes SMTPServerDisconnected
+        return True
+    return isinstance(err, aiosmtplib.SMTPResponseException) and err.code == _CLOSING_CHANNEL
+
+
+def _classified(err: BaseException) -> SmtpError:
+    if isinstance(err, aiosmtplib.SMTPRecipientsRefused):
+        refusals = err.recipients
+        if refusals and all(r.code >= 500 for r in refusals):
+            detail = "; ".join(f"{r.code} {r.message}" for r in refusals)
+            return PermanentSmtpError(f"recipient refused: {detail}")
+        return TransientSmtpError(f"recipient deferred: {err}")
+    if isinstance(err, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+        if err.code >= 500:
+            return PermanentSmtpError(f"{err.code} {err.message}")
+        return TransientSmtpError(f"{err.code} {err.message}")
+    # Sender refused, auth and TLS failures and 4xx answers are ours or temporary:
+    # retrying after the operator fixes them must still deliver.
+    return TransientSmtpError(f"{type(err).__name__}: {err}")

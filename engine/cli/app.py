@@ -8,7 +8,8 @@ import typer
 
 from engine.cli.demo import demo
 from engine.cli.journey import journey_app
-from engine.cli.processes import run_api, run_worker
+from engine.cli.preview import preview_command
+from engine.cli.processes import run_api, run_http, run_worker
 from engine.cli.simulate import simulate_command
 from engine.database.migrate import upgrade_database
 from engine.devstack.preflight import PreflightError
@@ -27,6 +28,7 @@ app.add_typer(journey_app, name="journey")
 app.add_typer(db_app, name="db")
 app.command(help="Push sample orders and events through the API (needs `aftercare run`).")(demo)
 app.command("simulate")(simulate_command)
+app.command("preview")(preview_command)
 
 
 def _settings() -> Settings:
@@ -56,6 +58,12 @@ def worker() -> None:
 def api() -> None:
     """Run the gRPC API server."""
     asyncio.run(run_api(_settings()))
+
+
+@app.command()
+def http() -> None:
+    """Run the HTTP app: Twilio status callbacks and the links customers click."""
+    asyncio.run(run_http(_settings()))
 
 
 @db_app.command("upgrade")

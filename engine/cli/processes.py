@@ -7,6 +7,8 @@ import signal
 from datetime import timedelta
 
 from engine.api.server import build_server
+from engine.http.runtime import http_app
+from engine.http.server import serve_http
 from engine.journeys import JourneyDirectory
 from engine.logging import get_logger
 from engine.settings import Settings
@@ -34,6 +36,13 @@ async def run_worker(settings: Settings) -> None:
         log.info("worker running", task_queue=settings.task_queue)
         await stop.wait()
         log.info("worker stopping")
+
+
+async def run_http(settings: Settings) -> None:
+    stop = _stop_event()
+    async with http_app(settings) as app, serve_http(app, settings.http_host, settings.http_port):
+        log.info("http app listening", host=settings.http_host, port=settings.http_port)
+        await stop.wait()
 
 
 async def run_api(settings: Settings) -> None:

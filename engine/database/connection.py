@@ -23,8 +23,8 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
-    # WAL lets the API and several activities read while one writes; busy_timeout
-    # makes concurrent writers wait for the lock instead of failing at once.
+    # WAL lets readers and the writer overlap; busy_timeout makes a writer wait for
+    # the lock instead of failing at once.
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -32,6 +32,15 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # Take over transaction control from the driver (see "begin" below).
+        dbapi_connection.isolation_level = None
+
+    # A deferred transaction that reads and then writes cannot wait for the lock:
+    # SQLite answers "database is locked" at once. Taking the write lock up front
+    # makes concurrent workers queue on busy_timeout instead.
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

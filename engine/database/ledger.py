@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,9 +20,29 @@ from engine.database.tables import Message, MessageStatus
 
 FINAL_STATUSES = frozenset({MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.SKIPPED})
 
+# How far along a provider's delivery report is. Reports can arrive out of order
+# (Twilio sends each status callback on its own), so a report never replaces one
+# of a higher rank: ``delivered`` followed by a late ``sent`` stays ``delivered``.
+# The names are Twilio's message statuses.
+DELIVERY_STATUS_RANK: dict[str, int] = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "canceled": 3,
+    "read": 4,  # WhatsApp: after delivered
+}
 
-def idempotency_key(journey_id: str, step: str, iteration: int) -> str:
-    return f"{journey_id}/{step}/{iteration}"
+
+def idempotency_key(journey_id: str, step: str, iteration: int, channel: str = "email") -> str:
+    """One key per message: journey (never the run, which continue-as-new changes),
+    step, iteration, and channel (a step that falls back from email to SMS sends
+    one message on each channel it tries, never two on one)."""
+    return f"{journey_id}/{step}/{iteration}/{channel}"
 
 
 def message_id_for(key: str, domain: str) -> str:
@@ -45,6 +65,9 @@ class LedgerEntry:
     provider_message_id: str | None
     sent_at: datetime | None
     error: str | None
+    # The provider's latest delivery report (see DELIVERY_STATUS_RANK); None until one arrives.
+    delivery_status: str | None = None
+    delivery_updated_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -64,6 +87,8 @@ class LedgerEntry:
             provider_message_id=row.provider_message_id,
             sent_at=_aware(row.sent_at),
             error=row.error,
+            delivery_status=row.delivery_status,
+            delivery_updated_at=_aware(row.delivery_updated_at),
         )
 
 
@@ -78,12 +103,16 @@ class Claim:
 
     @property
     def key(self) -> str:
-        return idempotency_key(self.journey_id, self.step, self.iteration)
+        return idempotency_key(self.journey_id, self.step, self.iteration, self.channel)
 
 
 class MessageLedger:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self._sessions
 
     async def claim(self, claim: Claim) -> LedgerEntry:
         """Create the row for this send, or return the existing one.
@@ -148,6 +177,57 @@ class MessageLedger:
             )
             return [LedgerEntry.of(row) for row in rows]
 
+    async def record_delivery_status(
+        self, provider_message_id: str, status: str, error_code: str | None, at: datetime
+    ) -> LedgerEntry | None:
+        """Record a provider's delivery report for the message with this provider id.
+
+        A report ranked below the recorded one changes nothing (late callbacks);
+        one of equal or higher rank replaces it and, with an error code, adds the
+        code to ``error``. Returns the entry as it stands afterwards, or None when
+        no row has this provider id. Raises ValueError for a status not in
+        DELIVERY_STATUS_RANK.
+        """
+        rank = DELIVERY_STATUS_RANK.get(status)
+        if rank is None:
+            raise ValueError(f"unknown delivery status {status!r}")
+        not_higher = [name for name, other in DELIVERY_STATUS_RANK.items() if other <= rank]
+        values: dict[str, Any] = {"delivery_status": status, "delivery_updated_at": _utc(at)}
+        note = _delivery_error_note(error_code)
+        if note is not None:
+            # In SQL, so two reports at once cannot lose each other's note; a
+            # repeated callback does not add the same note twice.
+            values["error"] = case(
+                (Message.error.is_(None), literal(note)),
+                (
+                    or_(Message.error.like(f"%{note}"), Message.error.like(f"%{note};%")),
+                    Message.error,
+                ),
+                else_=Message.error + literal(f"; {note}"),
+            )
+        async with self._sessions() as session:
+            async with session.begin():
+                # One conditional UPDATE: the rank check and the write are atomic,
+                # so reports racing each other cannot move a row backwards either.
+                await session.execute(
+                    update(Message)
+                    .where(
+                        Message.provider_message_id == provider_message_id,
+                        or_(
+                            Message.delivery_status.is_(None),
+                            Message.delivery_status.in_(not_higher),
+                        ),
+                    )
+                    .values(**values)
+                )
+            row = await session.scalar(
+                select(Message)
+                .where(Message.provider_message_id == provider_message_id)
+                .order_by(Message.id)
+                .limit(1)
+            )
+            return LedgerEntry.of(row) if row else None
+
     async def _finish(self, key: str, **values: Any) -> None:
         async with self._sessions() as session, session.begin():
             await session.execute(
@@ -162,6 +242,15 @@ class MessageLedger:
         if row is None:  # pragma: no cover - the row was just written
             raise LookupError(key)
         return LedgerEntry.of(row)
+
+
+def _delivery_error_note(error_code: str | None) -> str | None:
+    # Provider error codes are short numbers; keep only plain characters so the
+    # note can never smuggle LIKE wildcards or control characters into the row.
+    if error_code is None:
+        return None
+    code = "".join(char for char in error_code if char.isascii() and char.isalnum())[:40]
+    return f"delivery error {code}" if code else None
 
 
 def _aware(value: datetime | None) -> datetime | None:

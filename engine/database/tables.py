@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text, func
+from sqlalchemy import DateTime, Integer, MetaData, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names make migrations reproducible on SQLite and PostgreSQL.
@@ -49,7 +49,8 @@ class Message(Base):
     template: Mapped[str] = mapped_column(String(100))
     recipient: Mapped[str] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(20), index=True)
-    provider_message_id: Mapped[str | None] = mapped_column(String(300))
+    # Twilio's message SID or the email's Message-ID; status callbacks look rows up by it.
+    provider_message_id: Mapped[str | None] = mapped_column(String(300), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -57,3 +58,24 @@ class Message(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the provider reported after the send (queued, sent, delivered,
+    # undelivered, failed), and when that report arrived.
+    delivery_status: Mapped[str | None] = mapped_column(String(20))
+    delivery_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SuppressedAddress(Base):
+    """An address no message may go to on one channel (unsubscribed, unreachable).
+
+    Addresses are stored normalised (see ``engine.database.suppressions``), so the
+    unique constraint makes one row per channel and address.
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

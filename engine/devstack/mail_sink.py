@@ -33,8 +33,25 @@ class MailboxHandler:
 
     folder: Path | None
     received: list[ReceivedMail] = field(default_factory=list)
+    # Recipients this sink answers with a given reply instead of accepting, e.g.
+    # "550 5.1.1 no such user" (a bounce) or "451 4.2.0 try later" (a deferral).
+    refusals: dict[str, str] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refusal = self.refusals.get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content or b""

@@ -12,21 +12,40 @@ import contextlib
 import signal
 from dataclasses import dataclass
 
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
-from temporalio.worker import Worker
 
 from engine.api.server import build_server
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
 from engine.devstack.temporal_server import TemporalDevServer
+from engine.devstack.twilio_fake import serve_twilio_fake
+from engine.http.runtime import http_app
+from engine.http.server import serve_http
 from engine.journeys import JourneyDirectory
+from engine.links.secret import load_or_create_secret
 from engine.logging import get_logger
 from engine.settings import Settings
 from engine.temporal import connect
-from engine.worker import journey_worker
+from engine.worker import WorkerGroup, journey_worker
 
 log = get_logger(__name__)
+
+
+# The local Twilio fake's account: well-formed, obviously not a real one.
+DEV_TWILIO_SID = "AC" + "0" * 32
+DEV_TWILIO_TOKEN = "dev-auth-token"
+
+
+def dev_twilio_settings(base_url: str) -> dict[str, object]:
+    return {
+        "twilio_account_sid": DEV_TWILIO_SID,
+        "twilio_auth_token": SecretStr(DEV_TWILIO_TOKEN),
+        "twilio_from_number": "+15005550006",
+        "twilio_whatsapp_from": "+15005550006",
+        "twilio_api_base_url": base_url,
+    }
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,8 @@ class StackAddresses:
     ui: str
     mail_dir: str
     smtp: str
+    sms: str
+    http: str
     database: str
 
 
@@ -53,6 +74,8 @@ def banner(addresses: StackAddresses) -> str:
             f"  Temporal UI   {addresses.ui}",
             f"  Temporal      {addresses.temporal}",
             f"  Mail sink     smtp://{addresses.smtp} -> {addresses.mail_dir}/*.eml",
+            f"  SMS/WhatsApp  {addresses.sms}",
+            f"  HTTP app      {addresses.http}   (Twilio status callbacks, customer links)",
             f"  Database      {addresses.database}",
             "",
             "  Try it:  .venv/bin/aftercare demo",
@@ -73,6 +96,7 @@ async def run_stack(settings: Settings) -> None:
                 PortNeed("Temporal frontend", temporal_host, temporal_port),
                 PortNeed("Temporal UI", temporal_host, settings.temporal_ui_port),
                 PortNeed("mail sink (SMTP)", settings.smtp_host, settings.smtp_port),
+                PortNeed("HTTP app", settings.http_host, settings.http_port),
             ]
         )
         await _run_parts(settings, temporal_host, temporal_port)
@@ -90,6 +114,9 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    settings = settings.model_copy(
+        update={"secret_key": SecretStr(load_or_create_secret(settings))}
+    )
     sink = MailSink(settings.smtp_host, settings.smtp_port, settings.mail_dir)
     server = TemporalDevServer(
         ip=temporal_host,
@@ -102,6 +129,17 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
     async with contextlib.AsyncExitStack() as parts:
         await sink.start()
         parts.push_async_callback(sink.stop)
+        sms_dir = "(Twilio account configured: real SMS)"
+        if not settings.twilio_account_sid:
+            # No Twilio account: SMS and WhatsApp go to a local fake of Twilio's API,
+            # which keeps each message as a JSON file, like the mail sink.
+            fake = await parts.enter_async_context(
+                serve_twilio_fake(
+                    "127.0.0.1", 0, DEV_TWILIO_SID, DEV_TWILIO_TOKEN, folder=state_dir / "sms"
+                )
+            )
+            settings = settings.model_copy(update=dev_twilio_settings(fake.base_url))
+            sms_dir = f"{(state_dir / 'sms').resolve()}/*.json"
         log.info("starting temporal dev server", address=server.address)
         await server.start()
         parts.push_async_callback(server.stop)
@@ -115,6 +153,9 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         await api.start()
         parts.push_async_callback(api.stop)
 
+        app = await parts.enter_async_context(http_app(settings))
+        await parts.enter_async_context(serve_http(app, settings.http_host, settings.http_port))
+
         print(
             banner(
                 StackAddresses(
@@ -123,6 +164,8 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                     ui=f"http://{temporal_host}:{settings.temporal_ui_port}",
                     mail_dir=str(settings.mail_dir.resolve()),
                     smtp=f"{settings.smtp_host}:{sink.port}",
+                    sms=sms_dir,
+                    http=settings.public_base_url,
                     database=_redacted(settings.resolved_database_url),
                 )
             ),
@@ -137,7 +180,7 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
     log.info("stopped")
 
 
-async def _stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+async def _stop_worker(worker: WorkerGroup, task: asyncio.Task[None]) -> None:
     if not task.done():
         await worker.shutdown()
     with contextlib.suppress(Exception, asyncio.CancelledError):

@@ -14,17 +14,18 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.email.smtp import TransientSmtpError
-from activities.send_message import PERMANENT_FAILURE, MessageActivities
+from activities.email.smtp import SmtpConfig, SmtpMailer
+from activities.send_message import TRANSIENT_FAILURE, MessageActivities
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.ledger import Claim, MessageLedger, idempotency_key, message_id_for
+from engine.database.suppressions import SuppressionList
 from engine.database.tables import MessageStatus
 from engine.devstack.mail_sink import MailboxHandler, MailSink, ReceivedMail
 from engine.settings import Settings
-from engine.worker import build_message_activities
+from engine.worker import build_channels
 from tests.support.net import free_port
 from tests.support.orders import domain_order
-from workflows.model import Channel, SendMessageInput, SentMessage
+from workflows.model import Channel, Delivery, SendMessageInput, SentMessage
 
 STEP = "order_confirmation"
 # Long enough for a stray second delivery to show up, short enough to keep tests fast.
@@ -75,7 +76,10 @@ def email_activities(database_url: str, ledger: MessageLedger, smtp_port: int) -
         smtp_timeout_seconds=5,
         database_url=database_url,
     )
-    return build_message_activities(settings, ledger)
+    mailer = SmtpMailer(SmtpConfig.from_settings(settings))
+    return MessageActivities(
+        ledger, SuppressionList(ledger.sessions), build_channels(settings, mailer, None)
+    )
 
 
 def new_request(name: str = "Jane Doe") -> SendMessageInput:
@@ -85,13 +89,13 @@ def new_request(name: str = "Jane Doe") -> SendMessageInput:
         step=STEP,
         template=STEP,
         category="transactional",
-        channels=[Channel.EMAIL],
+        channel=Channel.EMAIL,
         order=domain_order(name=name, email=f"{journey_id}@example.test"),
     )
 
 
 def key_of(request: SendMessageInput) -> str:
-    return idempotency_key(request.journey_id, request.step, request.iteration)
+    return idempotency_key(request.journey_id, request.step, request.iteration, Channel.EMAIL)
 
 
 async def send(activities: MessageActivities, request: SendMessageInput) -> SentMessage:
@@ -210,18 +214,19 @@ async def test_a_claim_left_by_a_crashed_attempt_still_sends_once(
     assert entry.provider_message_id == result.message_id
 
 
-async def test_a_refused_recipient_fails_for_good(
+async def test_a_refused_recipient_bounces_for_good_and_is_suppressed(
     database_url: str, ledger: MessageLedger, mail_sink: MailSink
 ) -> None:
     request = new_request()
     async with smtp_server(RefusingHandler(None)) as refusing:
-        with pytest.raises(ApplicationError) as raised:
-            await send(email_activities(database_url, ledger, refusing.port), request)
+        result = await send(email_activities(database_url, ledger, refusing.port), request)
         assert refusing.handler.received == []
 
-    assert raised.value.non_retryable is True
-    assert raised.value.type == PERMANENT_FAILURE
-    assert "550" in str(raised.value)
+    assert result.status == Delivery.BOUNCED
+    assert "550" in result.detail
+    assert await SuppressionList(ledger.sessions).is_suppressed(
+        Channel.EMAIL, request.order.customer.email
+    )
     entry = await ledger.get(key_of(request))
     assert entry is not None
     assert entry.status == MessageStatus.FAILED
@@ -230,11 +235,18 @@ async def test_a_refused_recipient_fails_for_good(
     assert "no such user" in entry.error
 
     # Running it again, even against a server that would accept, sends nothing.
-    with pytest.raises(ApplicationError) as again:
-        await send(email_activities(database_url, ledger, mail_sink.port), request)
-    assert again.value.non_retryable is True
-    assert again.value.type == PERMANENT_FAILURE
+    again = await send(email_activities(database_url, ledger, mail_sink.port), request)
+    assert again.status == Delivery.BOUNCED
     assert await settled_mails_for(mail_sink, request.journey_id) == []
+
+    # A later message of another journey to the suppressed address is not sent either.
+    other = SendMessageInput(
+        **{**request.__dict__, "journey_id": f"journey-{uuid.uuid4().hex[:12]}"}
+    )
+    skipped = await send(email_activities(database_url, ledger, mail_sink.port), other)
+    assert skipped.status == Delivery.UNAVAILABLE
+    assert "suppressed" in skipped.detail
+    assert await settled_mails_for(mail_sink, other.journey_id) == []
 
 
 async def test_a_deferred_recipient_is_retryable_and_a_retry_delivers(
@@ -242,11 +254,12 @@ async def test_a_deferred_recipient_is_retryable_and_a_retry_delivers(
 ) -> None:
     request = new_request()
     async with smtp_server(DeferringHandler(None)) as deferring:
-        with pytest.raises(TransientSmtpError) as raised:
+        with pytest.raises(ApplicationError) as raised:
             await send(email_activities(database_url, ledger, deferring.port), request)
         assert deferring.handler.received == []
 
-    assert not isinstance(raised.value, ApplicationError)
+    assert raised.value.type == TRANSIENT_FAILURE
+    assert not raised.value.non_retryable
     assert "451" in str(raised.value)
     entry = await ledger.get(key_of(request))
     assert entry is not None
@@ -268,10 +281,11 @@ async def test_an_unreachable_server_is_retryable_and_a_retry_delivers(
     request = new_request()
     nothing_listens = free_port()
 
-    with pytest.raises(TransientSmtpError) as raised:
+    with pytest.raises(ApplicationError) as raised:
         await send(email_activities(database_url, ledger, nothing_listens), request)
 
-    assert not isinstance(raised.value, ApplicationError)
+    assert raised.value.type == TRANSIENT_FAILURE
+    assert not raised.value.non_retryable
     entry = await ledger.get(key_of(request))
     assert entry is not None
     assert entry.status == MessageStatus.CLAIMED

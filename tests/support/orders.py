@@ -17,6 +17,7 @@ def domain_order(
     currency: str = "EUR",
     timezone: str = "Europe/Berlin",
     customer_id: str = "cus-test",
+    phone: str = "",
     items: list[LineItem] | None = None,
 ) -> Order:
     """A small, consistent order (two apparel/home items unless given); totals add up
@@ -33,7 +34,14 @@ def domain_order(
     shipping = 495
     return Order(
         order_id=order_id or new_order_id("ORD"),
-        customer=Customer(id=customer_id, name=name, email=email, locale=locale, timezone=timezone),
+        customer=Customer(
+            id=customer_id,
+            name=name,
+            email=email,
+            phone=phone,
+            locale=locale,
+            timezone=timezone,
+        ),
         items=items,
         currency=currency,
         subtotal_minor=subtotal,

@@ -44,6 +44,7 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         AFTERCARE_TEMPORAL_ADDRESS=f"127.0.0.1:{temporal_port}",
         AFTERCARE_TEMPORAL_UI_PORT=str(free_port()),
         AFTERCARE_SMTP_PORT=str(free_port()),
+        AFTERCARE_HTTP_PORT=str(free_port()),
         AFTERCARE_LOG_FORMAT="json",
     )
     return env
@@ -150,6 +151,10 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         code, out = await run_aftercare(env, "demo", "--prefix", "DEMO-T")
         assert code == 0, out
         assert "DEMO-T-2: stage delivered, 4 message(s) sent" in out
+        # Out-for-delivery and delivered prefer SMS: the local Twilio fake keeps them.
+        texts = sorted((tmp_path / "state" / "sms").glob("*.json"))
+        assert len(texts) >= 2
+        assert any("DEMO-T-2" in text.read_text() for text in texts)
         assert "then thank_you at" in out
         assert "DEMO-T-3: stage order_cancelled, 2 message(s) sent" in out
         code, out = await run_aftercare(env, "journey", "show", "DEMO-T-1")

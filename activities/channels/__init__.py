@@ -1,0 +1,1 @@
+"""Delivery channels: each turns one journey message into one provider call."""

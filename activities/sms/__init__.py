@@ -1,0 +1,1 @@
+"""SMS and WhatsApp: the texts (rendering, segments) and sending them through Twilio."""
