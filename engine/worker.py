@@ -26,6 +26,8 @@ from activities.support_ticket import SupportDeskActivities
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.ledger import MessageLedger
 from engine.database.suppressions import SuppressionList
+from engine.links.secret import load_or_create_secret
+from engine.links.tokens import LinkSigner
 from engine.settings import Settings
 from workflows.model import channel_task_queue
 from workflows.order_journey import OrderJourney
@@ -62,7 +64,11 @@ class WorkerGroup:
 def build_channels(
     settings: Settings, mailer: SmtpMailer, sender: TwilioSender | None
 ) -> dict[ChannelName, Channel]:
-    links = LinkBuilder(shop_url=settings.shop_url)
+    links = LinkBuilder(
+        shop_url=settings.shop_url,
+        public_base_url=settings.public_base_url,
+        signer=LinkSigner(load_or_create_secret(settings)),
+    )
     brand = default_brand(shop_url=settings.shop_url)
     sms_renderer = SmsRenderer(brand)
     return {

@@ -10,21 +10,41 @@ from activities.email.message import build_email, domain_of
 from activities.email.rendering import EmailContext, EmailRenderer
 from activities.email.smtp import PermanentSmtpError, SmtpMailer, TransientSmtpError
 from engine.database.ledger import message_id_for
+from engine.links.tokens import LinkPurpose, LinkSigner
+from engine.links.urls import feedback_url, preferences_url, unsubscribe_url
 from workflows.model import SendMessageInput
+from workflows.plan import Category
 
 
 @dataclass(frozen=True)
 class LinkBuilder:
+    """The links a message carries: the shop's pages, and signed links to our HTTP
+    app (unsubscribe, preferences, feedback) bound to customer and journey."""
+
     shop_url: str
+    public_base_url: str = ""
+    signer: LinkSigner | None = None
 
     def for_request(self, request: SendMessageInput) -> dict[str, str]:
         order_url = f"{self.shop_url}/orders/{request.order.order_id}"
         tracking = request.shipment.tracking_url if request.shipment else ""
-        return {
+        links = {
             "order": order_url,
             "track_order": tracking or order_url,
             "help": f"{self.shop_url}/help?order={request.order.order_id}",
         }
+        if self.signer is not None and self.public_base_url:
+            customer, journey = request.order.customer.id, request.journey_id
+            sign = self.signer.sign
+            base = self.public_base_url
+            links["unsubscribe"] = unsubscribe_url(
+                base, sign(LinkPurpose.UNSUBSCRIBE, customer, journey)
+            )
+            links["preferences"] = preferences_url(
+                base, sign(LinkPurpose.PREFERENCES, customer, journey)
+            )
+            links["feedback"] = feedback_url(base, sign(LinkPurpose.FEEDBACK, customer, journey))
+        return links
 
 
 def referral_code(customer_id: str) -> str:
@@ -64,9 +84,11 @@ class EmailChannel:
 
     async def deliver(self, request: SendMessageInput, address: str, key: str) -> str:
         message_id = message_id_for(key, domain_of(self._sender))
-        rendered = self._renderer.render(
-            request.template, email_context(request, self._links.for_request(request))
-        )
+        links = self._links.for_request(request)
+        rendered = self._renderer.render(request.template, email_context(request, links))
+        # Marketing carries one-click unsubscribe (RFC 8058), which mail providers
+        # show next to the sender; transactional mail must not look optional.
+        unsubscribe = links.get("unsubscribe") if request.category == Category.MARKETING else None
         email = build_email(
             rendered,
             sender=self._sender,
@@ -75,6 +97,7 @@ class EmailChannel:
             message_id=message_id,
             journey_id=request.journey_id,
             step=request.step,
+            list_unsubscribe_url=unsubscribe,
         )
         try:
             await self._mailer.send(email)

@@ -4,9 +4,11 @@ delivered once, never twice, and failures classified for Temporal's retries."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -21,6 +23,7 @@ from engine.database.ledger import Claim, MessageLedger, idempotency_key, messag
 from engine.database.suppressions import SuppressionList
 from engine.database.tables import MessageStatus
 from engine.devstack.mail_sink import MailboxHandler, MailSink, ReceivedMail
+from engine.links.tokens import LinkSigner
 from engine.settings import Settings
 from engine.worker import build_channels
 from tests.support.net import free_port
@@ -75,6 +78,8 @@ def email_activities(database_url: str, ledger: MessageLedger, smtp_port: int) -
         smtp_port=smtp_port,
         smtp_timeout_seconds=5,
         database_url=database_url,
+        secret_key="test-link-secret",
+        public_base_url="https://care.shop.example",
     )
     mailer = SmtpMailer(SmtpConfig.from_settings(settings))
     return MessageActivities(
@@ -240,9 +245,7 @@ async def test_a_refused_recipient_bounces_for_good_and_is_suppressed(
     assert await settled_mails_for(mail_sink, request.journey_id) == []
 
     # A later message of another journey to the suppressed address is not sent either.
-    other = SendMessageInput(
-        **{**request.__dict__, "journey_id": f"journey-{uuid.uuid4().hex[:12]}"}
-    )
+    other = dataclasses.replace(request, journey_id=f"journey-{uuid.uuid4().hex[:12]}")
     skipped = await send(email_activities(database_url, ledger, mail_sink.port), other)
     assert skipped.status == Delivery.UNAVAILABLE
     assert "suppressed" in skipped.detail
@@ -321,3 +324,27 @@ async def test_a_hostile_customer_name_cannot_inject_headers(
     [to_index] = [i for i, line in enumerate(lines) if line.lower().startswith(b"to:")]
     following = lines[to_index + 1] if to_index + 1 < len(lines) else b""
     assert not following.startswith((b" ", b"\t")), "To header is folded over several lines"
+
+
+async def test_marketing_carries_one_click_unsubscribe_and_transactional_does_not(
+    database_url: str, ledger: MessageLedger, mail_sink: MailSink
+) -> None:
+    activities = email_activities(database_url, ledger, mail_sink.port)
+    confirmation = new_request()
+    cross_sell = dataclasses.replace(
+        new_request(), step="cross_sell", template="cross_sell", category="marketing"
+    )
+    await send(activities, confirmation)
+    await send(activities, cross_sell)
+
+    [transactional] = await settled_mails_for(mail_sink, confirmation.journey_id)
+    [marketing] = await settled_mails_for(mail_sink, cross_sell.journey_id)
+    assert transactional.message["List-Unsubscribe"] is None
+    header = str(marketing.message["List-Unsubscribe"])
+    assert header.startswith("<https://care.shop.example/u/")
+    assert marketing.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # The token in the header is signed for this customer, journey and purpose.
+    token = header.strip("<>").rsplit("/", 1)[1]
+    claims = LinkSigner("test-link-secret").verify(token, "unsubscribe", timedelta(days=1))
+    assert claims.customer_id == cross_sell.order.customer.id
+    assert claims.journey_id == cross_sell.journey_id
