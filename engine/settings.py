@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     # Signs links and tokens; the dev stack makes one under state_dir when unset.
     secret_key: SecretStr | None = None
 
+    # Payload encryption (AES-GCM) of everything Temporal stores: "kid1:base64key,
+    # kid2:base64key", the first encrypts, the rest still decrypt (rotation). The
+    # dev stack makes state_dir/codec-keys.json when unset.
+    codec_keys: SecretStr | None = None
+    # Bearer token of the codec server that lets ops read journeys in the Temporal UI.
+    codec_token: SecretStr | None = None
+    codec_host: str = "127.0.0.1"
+    codec_port: int = Field(default=8234, ge=1, le=65535)
+
     # Server-side rate limits per channel (Temporal task queue), messages/second.
     email_rate_per_second: float | None = None
     sms_rate_per_second: float | None = 10.0

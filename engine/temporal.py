@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
+from engine.codec.runtime import converter_for
 from engine.logging import get_logger
 from engine.settings import Settings
 
@@ -19,15 +21,25 @@ log = get_logger(__name__)
 DATA_CONVERTER = pydantic_data_converter
 
 
-async def connect(settings: Settings, *, wait: timedelta = timedelta(seconds=0)) -> Client:
-    """Connect to the configured server, retrying for up to ``wait`` while it starts."""
+async def connect(
+    settings: Settings,
+    *,
+    wait: timedelta = timedelta(seconds=0),
+    data_converter: DataConverter | None = None,
+) -> Client:
+    """Connect to the configured server, retrying for up to ``wait`` while it starts.
+
+    Payloads are encrypted with the service's keys (:mod:`engine.codec`) unless
+    another ``data_converter`` is given; workers made from the client use it too.
+    """
+    converter = data_converter or converter_for(settings)
     deadline = asyncio.get_running_loop().time() + wait.total_seconds()
     while True:
         try:
             return await Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
-                data_converter=DATA_CONVERTER,
+                data_converter=converter,
             )
         except (RPCError, RuntimeError, OSError) as err:
             if asyncio.get_running_loop().time() >= deadline:

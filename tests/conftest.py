@@ -13,12 +13,13 @@ from temporalio.client import Client
 
 from clients import AftercareClient
 from engine.api.server import ApiServer, build_server
+from engine.codec.aes_gcm import data_converter
+from engine.codec.keys import generate_keyring
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink, ReceivedMail
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys import JourneyDirectory
 from engine.settings import Settings
-from engine.temporal import DATA_CONVERTER
 from engine.worker import WorkerGroup, journey_worker
 from tests.support.databases import postgres_available, postgres_database, sqlite_url
 from tests.support.net import free_port
@@ -50,7 +51,10 @@ async def temporal_server() -> AsyncIterator[TemporalDevServer]:
 
 @pytest.fixture(scope="session")
 async def temporal_client(temporal_server: TemporalDevServer) -> Client:
-    return await Client.connect(temporal_server.address, data_converter=DATA_CONVERTER)
+    # Payloads encrypted as in production, with a throwaway key.
+    return await Client.connect(
+        temporal_server.address, data_converter=data_converter(generate_keyring())
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import TypeVar
 import grpc
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.api import requests, responses
 from engine.api.status import invalid_argument, journey_error_code
@@ -22,6 +22,7 @@ log = get_logger(__name__)
 Reply = TypeVar("Reply")
 
 MAX_PAGE_SIZE = 1000
+_BAD_TOKEN_ANSWERS = frozenset({RPCStatusCode.UNKNOWN, RPCStatusCode.INVALID_ARGUMENT})
 DEFAULT_PAGE_SIZE = 100
 
 
@@ -129,12 +130,20 @@ class JourneyServicer(pb_grpc.JourneyServiceServicer):
             if len(request.page_token) > 4096:
                 v.add("page_token", "is not a token this server issued")
             v.raise_if_any()
-            page = await self._directory.list(
-                customer_id=customer_id,
-                stage=stage,
-                page_size=request.page_size or DEFAULT_PAGE_SIZE,
-                page_token=request.page_token,
-            )
+            try:
+                page = await self._directory.list(
+                    customer_id=customer_id,
+                    stage=stage,
+                    page_size=request.page_size or DEFAULT_PAGE_SIZE,
+                    page_token=request.page_token,
+                )
+            except RPCError as err:
+                # Temporal cannot read a token it did not issue (it answers UNKNOWN
+                # or INVALID_ARGUMENT): that is the caller's mistake, not an outage.
+                if request.page_token and err.status in _BAD_TOKEN_ANSWERS:
+                    v.add("page_token", "is not a token this server issued")
+                    v.raise_if_any()
+                raise
             return pb.ListJourneysResponse(
                 journeys=[responses.summary(item) for item in page.journeys],
                 next_page_token=page.next_page_token,

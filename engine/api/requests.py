@@ -13,7 +13,7 @@ from babel.numbers import is_currency
 from email_validator import EmailNotValidError, validate_email
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from engine.api.violations import Violations
+from engine.api.violations import Violations, shown
 from workflows.ids import ORDER_ID_PATTERN
 from workflows.model import (
     Address,
@@ -78,8 +78,15 @@ def order_id(v: Violations, path: str, value: str) -> str:
     return value
 
 
-def _timestamp(ts: Timestamp, has: bool, default: datetime) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC) if has else default
+def _timestamp(v: Violations, path: str, ts: Timestamp, has: bool, default: datetime) -> datetime:
+    if not has:
+        return default
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except ValueError:
+        # Seconds outside years 1-9999 or nanos outside 0-999,999,999.
+        v.add(path, "is not a valid timestamp")
+        return default
 
 
 def _email(v: Violations, path: str, value: str) -> str:
@@ -115,7 +122,7 @@ def _locale(v: Violations, path: str, value: str) -> str:
     try:
         return str(Locale.parse(value.replace("-", "_")))
     except (UnknownLocaleError, ValueError, TypeError):
-        v.add(path, f"is not a known locale: {value!r}")
+        v.add(path, f"is not a known locale: {shown(value)}")
         return "en"
 
 
@@ -125,7 +132,7 @@ def _timezone(v: Violations, path: str, value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        v.add(path, f"is not an IANA time zone: {value!r}")
+        v.add(path, f"is not an IANA time zone: {shown(value)}")
     return value
 
 
@@ -134,14 +141,18 @@ def _country(v: Violations, path: str, value: str) -> str:
     if not code:
         v.add(path, "is required")
     elif code not in _COUNTRIES:
-        v.add(path, f"is not an ISO 3166-1 alpha-2 country code: {value!r}")
+        v.add(path, f"is not an ISO 3166-1 alpha-2 country code: {shown(value)}")
     return code
 
 
 def _url(v: Violations, path: str, value: str) -> str:
     value = value.strip()
     if value:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: "https://[::1"
+            v.add(path, "must be an http(s) URL of at most 2000 characters")
+            return value
         if parts.scheme not in {"http", "https"} or not parts.netloc or len(value) > 2000:
             v.add(path, "must be an http(s) URL of at most 2000 characters")
     return value
@@ -227,6 +238,9 @@ def _items(v: Violations, messages: list[pb.LineItem]) -> list[LineItem]:
 
 
 def order(v: Violations, message: pb.Order, *, now: datetime) -> Order:
+    # The id first: when many fields are wrong and the list is capped, the caller
+    # still learns whether the order itself was named correctly.
+    the_order_id = order_id(v, "order.order_id", message.order_id)
     if not message.HasField("shipping_address"):
         v.add("order.shipping_address", "is required")
     if not message.HasField("customer"):
@@ -238,7 +252,7 @@ def order(v: Violations, message: pb.Order, *, now: datetime) -> Order:
     if not currency:
         v.add("order.currency", "is required")
     elif not is_currency(currency):
-        v.add("order.currency", f"is not an ISO 4217 currency code: {message.currency!r}")
+        v.add("order.currency", f"is not an ISO 4217 currency code: {shown(message.currency)}")
     amounts = {
         name: v.amount(f"order.{name}", getattr(message, name))
         for name in (
@@ -265,7 +279,7 @@ def order(v: Violations, message: pb.Order, *, now: datetime) -> Order:
             "must equal subtotal + shipping - discount, plus tax unless prices include it",
         )
     return Order(
-        order_id=order_id(v, "order.order_id", message.order_id),
+        order_id=the_order_id,
         customer=customer,
         items=items,
         currency=currency,
@@ -275,7 +289,9 @@ def order(v: Violations, message: pb.Order, *, now: datetime) -> Order:
         discount_minor=amounts["discount_minor"],
         total_minor=total,
         shipping_address=shipping,
-        placed_at=_timestamp(message.placed_at, message.HasField("placed_at"), now),
+        placed_at=_timestamp(
+            v, "order.placed_at", message.placed_at, message.HasField("placed_at"), now
+        ),
         recommendations=_recommendations(v, list(message.recommendations)),
     )
 
@@ -295,7 +311,13 @@ def event(v: Violations, message: pb.OrderEvent, *, now: datetime) -> OrderEvent
             ),
             tracking_url=_url(v, "event.shipment.tracking_url", s.tracking_url),
             estimated_delivery=(
-                s.estimated_delivery.ToDatetime(tzinfo=UTC)
+                _timestamp(
+                    v,
+                    "event.shipment.estimated_delivery",
+                    s.estimated_delivery,
+                    True,
+                    now,
+                )
                 if s.HasField("estimated_delivery")
                 else None
             ),
@@ -322,7 +344,9 @@ def event(v: Violations, message: pb.OrderEvent, *, now: datetime) -> OrderEvent
     return OrderEvent(
         event_id=v.identifier("event.event_id", message.event_id),
         type=event_type or EventType.SHIPPED,
-        occurred_at=_timestamp(message.occurred_at, message.HasField("occurred_at"), now),
+        occurred_at=_timestamp(
+            v, "event.occurred_at", message.occurred_at, message.HasField("occurred_at"), now
+        ),
         shipment=shipment,
         feedback=feedback,
         new_address=new_address,

@@ -20,6 +20,17 @@ class InvalidRequest(Exception):
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
+# Violations travel in the response trailers (status message and details), and
+# clients refuse trailers over 8 KiB by default: keep them well below that.
+MAX_VIOLATIONS = 20
+MAX_DESCRIPTION = 120
+MAX_SHOWN = 40
+
+
+def shown(value: str) -> str:
+    """``value`` quoted for an error message, cut short: never echo huge input."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 @dataclass
@@ -29,9 +40,15 @@ class Violations:
     items: list[FieldViolation] = field(default_factory=list)
 
     def add(self, path: str, description: str) -> None:
+        if len(description) > MAX_DESCRIPTION:
+            description = description[: MAX_DESCRIPTION - 3] + "..."
         self.items.append(FieldViolation(path, description))
 
     def raise_if_any(self) -> None:
+        if len(self.items) > MAX_VIOLATIONS:
+            more = len(self.items) - (MAX_VIOLATIONS - 1)
+            listed = self.items[: MAX_VIOLATIONS - 1]
+            raise InvalidRequest([*listed, FieldViolation("request", f"{more} more not listed")])
         if self.items:
             raise InvalidRequest(self.items)
 

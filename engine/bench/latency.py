@@ -26,6 +26,7 @@ from clients import AftercareClient
 from engine.api.server import build_server
 from engine.bench.baseline import BaselineWorkflow, baseline_echo
 from engine.bench.stats import LatencySummary
+from engine.codec.runtime import converter_for
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.temporal_server import TemporalDevServer
@@ -33,7 +34,6 @@ from engine.journeys import JourneyDirectory
 from engine.logging import configure_logging
 from engine.samples import sample_order
 from engine.settings import Settings
-from engine.temporal import DATA_CONVERTER
 from engine.worker import journey_worker
 
 
@@ -90,7 +90,7 @@ async def measure(runs: int) -> LatencyReport:
                 grpc_port=_free_port(),
             )
             upgrade_database(settings.resolved_database_url)
-            client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
+            client = await Client.connect(server.address, data_converter=converter_for(settings))
             baseline = LatencySummary.of(await _baseline(client, runs))
             async with journey_worker(client, settings) as worker, worker:
                 api_server = build_server(

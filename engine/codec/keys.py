@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
-import os
 import re
 import secrets
-import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from engine.private_files import create_once
 
 KEYS_FILE_NAME = "codec-keys.json"
 KEY_BYTES = 32  # AES-256
@@ -38,7 +36,7 @@ class KeyringError(ValueError):
 @dataclass(frozen=True)
 class Keyring:
     current_key_id: str
-    keys: Mapping[str, bytes] = field(repr=False)
+    keys: dict[str, bytes] = field(repr=False)
 
     def __post_init__(self) -> None:
         if self.current_key_id not in self.keys:
@@ -49,9 +47,7 @@ class Keyring:
                     f"key id {key_id!r} must be 1-64 letters, digits, '.', '_' or '-'"
                 )
             if len(key) != KEY_BYTES:
-                raise KeyringError(
-                    f"key {key_id!r} is {len(key)} bytes; AES-256 needs {KEY_BYTES}"
-                )
+                raise KeyringError(f"key {key_id!r} is {len(key)} bytes; AES-256 needs {KEY_BYTES}")
         # A private copy: the caller's dict changing later must not change us.
         object.__setattr__(self, "keys", dict(self.keys))
 
@@ -115,7 +111,7 @@ def load_or_create_keyring(state_dir: Path, configured: str | None) -> Keyring:
         return parse_keyring(configured)
     path = state_dir / KEYS_FILE_NAME
     if not path.exists():
-        _create(path, _dump(generate_keyring()))
+        create_once(path, _dump(generate_keyring()))
     return _load(path)
 
 
@@ -149,20 +145,3 @@ def _load(path: Path) -> Keyring:
             f"{path} is not a usable keyring ({err}); restore it from a backup — "
             "deleting it makes every payload it encrypted unreadable"
         ) from err
-
-
-def _create(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # As for the link secret: a complete 0600 file under a temporary name, linked
-    # into place; when two processes race, the first link wins and both use it.
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".codec-", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(content + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)
-    finally:
-        os.unlink(temporary)

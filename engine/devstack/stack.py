@@ -16,6 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from engine.api.server import build_server
+from engine.codec.aes_gcm import AesGcmCodec
+from engine.codec.runtime import TOKEN_FILE_NAME, codec_token_for, keyring_for
+from engine.codec.server import build_codec_app
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
@@ -53,6 +56,8 @@ class StackAddresses:
     api: str
     temporal: str
     ui: str
+    codec: str
+    codec_token_file: str
     mail_dir: str
     smtp: str
     sms: str
@@ -73,6 +78,10 @@ def banner(addresses: StackAddresses) -> str:
             f"  gRPC API      {addresses.api}   (reflection and health enabled)",
             f"  Temporal UI   {addresses.ui}",
             f"  Temporal      {addresses.temporal}",
+            f"  Codec server  {addresses.codec}   (payloads are encrypted: open"
+            f" {addresses.codec}/login once with the token in {addresses.codec_token_file},",
+            "                then tick 'Include cross-origin credentials' in the UI's codec"
+            " settings)",
             f"  Mail sink     smtp://{addresses.smtp} -> {addresses.mail_dir}/*.eml",
             f"  SMS/WhatsApp  {addresses.sms}",
             f"  HTTP app      {addresses.http}   (Twilio status callbacks, customer links)",
@@ -97,6 +106,7 @@ async def run_stack(settings: Settings) -> None:
                 PortNeed("Temporal UI", temporal_host, settings.temporal_ui_port),
                 PortNeed("mail sink (SMTP)", settings.smtp_host, settings.smtp_port),
                 PortNeed("HTTP app", settings.http_host, settings.http_port),
+                PortNeed("codec server", settings.codec_host, settings.codec_port),
             ]
         )
         await _run_parts(settings, temporal_host, temporal_port)
@@ -118,6 +128,8 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         update={"secret_key": SecretStr(load_or_create_secret(settings))}
     )
     sink = MailSink(settings.smtp_host, settings.smtp_port, settings.mail_dir)
+    codec_url = f"http://{settings.codec_host}:{settings.codec_port}"
+    ui_url = f"http://{temporal_host}:{settings.temporal_ui_port}"
     server = TemporalDevServer(
         ip=temporal_host,
         port=temporal_port,
@@ -125,10 +137,18 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         db_file=state_dir / "temporal.db",
         namespace=settings.temporal_namespace,
         log_file=state_dir / "temporal.log",
+        # The UI decodes payloads through our codec server, for ops with the token.
+        extra_args=["--ui-codec-endpoint", codec_url],
     )
     async with contextlib.AsyncExitStack() as parts:
         await sink.start()
         parts.push_async_callback(sink.stop)
+        codec_app = build_codec_app(
+            AesGcmCodec(keyring_for(settings)), codec_token_for(settings), ui_origin=ui_url
+        )
+        await parts.enter_async_context(
+            serve_http(codec_app, settings.codec_host, settings.codec_port)
+        )
         sms_dir = "(Twilio account configured: real SMS)"
         if not settings.twilio_account_sid:
             # No Twilio account: SMS and WhatsApp go to a local fake of Twilio's API,
@@ -161,7 +181,11 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                 StackAddresses(
                     api=settings.grpc_target,
                     temporal=server.address,
-                    ui=f"http://{temporal_host}:{settings.temporal_ui_port}",
+                    ui=ui_url,
+                    codec=codec_url,
+                    codec_token_file=str((state_dir / TOKEN_FILE_NAME).resolve())
+                    if settings.codec_token is None
+                    else "AFTERCARE_CODEC_TOKEN",
                     mail_dir=str(settings.mail_dir.resolve()),
                     smtp=f"{settings.smtp_host}:{sink.port}",
                     sms=sms_dir,

@@ -16,12 +16,14 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from temporalio.client import Client
 
+from engine.codec.runtime import converter_for
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.ledger import MessageLedger, idempotency_key
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailboxHandler, MailSink
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys import _initial_search_attributes
+from engine.settings import Settings
 from tests.support.databases import sqlite_url
 from tests.support.orders import domain_order
 from tests.support.waiting import eventually
@@ -73,7 +75,7 @@ async def worker_process(env: dict[str, str]) -> AsyncIterator[asyncio.subproces
 
 
 async def test_a_send_interrupted_by_sigkill_is_delivered_once(
-    temporal_server: TemporalDevServer, temporal_client: Client, tmp_path: Path
+    temporal_server: TemporalDevServer, tmp_path: Path
 ) -> None:
     database = sqlite_url(tmp_path)
     upgrade_database(database)
@@ -93,6 +95,11 @@ async def test_a_send_interrupted_by_sigkill_is_delivered_once(
         AFTERCARE_LOG_FORMAT="json",
     )
     journey_id = journey_id_for(order.order_id)
+    # The worker processes encrypt with the keys under the state dir: so do we.
+    temporal_client = await Client.connect(
+        temporal_server.address,
+        data_converter=converter_for(Settings(_env_file=None, state_dir=tmp_path)),
+    )
     try:
         async with worker_process(env) as first:
             handle = await temporal_client.start_workflow(
