@@ -37,7 +37,8 @@ async def _demo(target: str, prefix: str) -> None:
             if event_type == pb.EVENT_TYPE_SHIPPED:
                 event.shipment.CopyFrom(sample_shipment(order_id))
             await client.record_event(order_id, event)
-            typer.echo(f"{order_id}: {pb.EventType.Name(event_type).lower()} recorded")
+            name = pb.EventType.Name(event_type).removeprefix("EVENT_TYPE_").lower()
+            typer.echo(f"{order_id}: {name} recorded")
         # Each event above is answered by one message, after the confirmation.
         expected = {order_id: 1 + sum(1 for o, _ in events if o == order_id) for order_id in ids}
         for order_id in ids:
