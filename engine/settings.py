@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     # carrier gives no link).
     shop_url: str = "https://shop.example"
 
+    # The brand every message wears (name and support address default to the sender's).
+    brand_name: str | None = None
+    brand_logo_url: str | None = None  # default: {shop_url}/static/email-logo.png
+    brand_primary_color: str = "#1a56db"
+    brand_text_color: str = "#1f2937"
+    brand_background_color: str = "#f3f4f6"
+    brand_footer_address: str = "Aftercare Shop GmbH, Musterstraße 1, 10115 Berlin, Germany"
+    support_email: str | None = None
+
     # SMS and WhatsApp through Twilio's Messages API. Without an account SID
     # those channels are unavailable and steps fall back to the next channel.
     twilio_account_sid: str | None = None

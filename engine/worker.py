@@ -15,7 +15,7 @@ from activities.channels.base import Channel
 from activities.channels.email import EmailChannel, LinkBuilder
 from activities.channels.sms import SmsChannel
 from activities.choose_plan import PlanActivities
-from activities.email.brand import default_brand
+from activities.email.brand import brand_from_settings
 from activities.email.rendering import EmailRenderer
 from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.send_message import MessageActivities
@@ -69,7 +69,7 @@ def build_channels(
         public_base_url=settings.public_base_url,
         signer=LinkSigner(load_or_create_secret(settings)),
     )
-    brand = default_brand(shop_url=settings.shop_url)
+    brand = brand_from_settings(settings)
     sms_renderer = SmsRenderer(brand)
     return {
         ChannelName.EMAIL: EmailChannel(

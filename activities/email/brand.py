@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from engine.settings import Settings
+
 # Colours land inside a <style> block and style attributes, where HTML
 # autoescaping does not protect us, so only plain hex colours are accepted.
 _HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
@@ -40,22 +42,28 @@ class Brand:
         object.__setattr__(self, "shop_url", self.shop_url.rstrip("/"))
 
 
-def default_brand(shop_url: str | None = None) -> Brand:
-    """A neutral brand; shop URL and sender come from settings unless ``shop_url`` is given."""
-    # Imported here so that importing this module never reads the environment.
-    from engine.settings import get_settings
-
-    settings = get_settings()
-    url = (shop_url or settings.shop_url).rstrip("/")
+def brand_from_settings(settings: Settings) -> Brand:
+    """The brand configured through ``AFTERCARE_BRAND_*`` (name and support address
+    default to the sender's)."""
+    url = settings.shop_url.rstrip("/")
     sender_name, sender_email = parseaddr(settings.sender_address)
+    name = settings.brand_name or sender_name or "Aftercare Shop"
     return Brand(
-        name=sender_name or "Aftercare Shop",
-        sender_name=sender_name or "Aftercare Shop",
-        logo_url=f"{url}/static/email-logo.png",
-        primary_color="#1a56db",
-        text_color="#1f2937",
-        background_color="#f3f4f6",
-        footer_address="Aftercare Shop GmbH, Musterstraße 1, 10115 Berlin, Germany",
-        support_email=sender_email or "care@shop.example",
+        name=name,
+        sender_name=sender_name or name,
+        logo_url=settings.brand_logo_url or f"{url}/static/email-logo.png",
+        primary_color=settings.brand_primary_color,
+        text_color=settings.brand_text_color,
+        background_color=settings.brand_background_color,
+        footer_address=settings.brand_footer_address,
+        support_email=settings.support_email or sender_email or "care@shop.example",
         shop_url=url,
     )
+
+
+def default_brand(shop_url: str | None = None) -> Brand:
+    """The brand of the default settings, optionally for another shop URL."""
+    defaults = Settings(_env_file=None)
+    if shop_url:
+        defaults = defaults.model_copy(update={"shop_url": shop_url})
+    return brand_from_settings(defaults)

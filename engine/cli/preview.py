@@ -19,13 +19,14 @@ import typer
 from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
-from activities.email.brand import default_brand
+from activities.email.brand import brand_from_settings
 from activities.email.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.email.rendering import TEMPLATE_NAMES, EmailContext, EmailRenderer, RenderedEmail
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
 from engine.api import requests
 from engine.api.violations import InvalidRequest, Violations
 from engine.samples import sample_order, sample_shipment
+from engine.settings import Settings
 from workflows.model import Feedback, Order, Shipment
 
 DEFAULT_OUT = Path(".aftercare/preview")
@@ -105,7 +106,7 @@ def render_email_preview(
 ) -> RenderedEmail:
     check_template(template, locale, TEMPLATE_NAMES, "template")
     order = load_order(order_file, locale)
-    return EmailRenderer(default_brand()).render(template, preview_context(template, order))
+    return EmailRenderer(brand_from_settings(Settings())).render(template, preview_context(template, order))
 
 
 def render_sms_preview(
@@ -116,7 +117,7 @@ def render_sms_preview(
 ) -> SmsText:
     check_template(template, locale, SMS_TEMPLATE_NAMES, "sms template")
     order = load_order(order_file, locale)
-    renderer = SmsRenderer(default_brand())
+    renderer = SmsRenderer(brand_from_settings(Settings()))
     try:
         return renderer.render(
             template, preview_context(template, order), max_segments=max_segments
