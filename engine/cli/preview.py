@@ -106,7 +106,9 @@ def render_email_preview(
 ) -> RenderedEmail:
     check_template(template, locale, TEMPLATE_NAMES, "template")
     order = load_order(order_file, locale)
-    return EmailRenderer(brand_from_settings(Settings())).render(template, preview_context(template, order))
+    return EmailRenderer(brand_from_settings(Settings())).render(
+        template, preview_context(template, order)
+    )
 
 
 def render_sms_preview(
