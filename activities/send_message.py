@@ -3,6 +3,10 @@
 Every attempt first claims the message's row in the ledger; a row already final
 (sent, bounced, skipped) answers the retry without sending again. A permanent
 refusal suppresses the address and tells the journey to try its next channel.
+
+Consent is checked at the moment of sending, not when the journey planned the
+message: a marketing message scheduled last week is not sent to a customer who
+opted out yesterday.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels.base import Channel, PermanentDeliveryError, TransientDeliveryError
+from engine.database.consent import ALWAYS_ALLOWED_CATEGORIES, ConsentLedger
 from engine.database.ledger import Claim, LedgerEntry, MessageLedger
 from engine.database.suppressions import SuppressionList
 from engine.database.tables import MessageStatus
@@ -30,10 +35,12 @@ class MessageActivities:
         self,
         ledger: MessageLedger,
         suppressions: SuppressionList,
+        consent: ConsentLedger,
         channels: Mapping[ChannelName, Channel],
     ) -> None:
         self._ledger = ledger
         self._suppressions = suppressions
+        self._consent = consent
         self._channels = channels
 
     @activity.defn(name=SEND_MESSAGE_ACTIVITY)
@@ -56,6 +63,8 @@ class MessageActivities:
         reason = self._unavailable(request, channel, address)
         if not reason and await self._suppressions.is_suppressed(request.channel, address):
             reason = "address suppressed after an earlier permanent failure"
+        if not reason:
+            reason = await self._consent_refusal(request)
         if reason:
             await self._ledger.mark_skipped(claim.key, _UNAVAILABLE + reason)
             return _result(request, Delivery.UNAVAILABLE, detail=reason)
@@ -80,6 +89,17 @@ class MessageActivities:
             "message sent", extra={"step": request.step, "channel": request.channel}
         )
         return _result(request, Delivery.SENT, message_id=provider_id, at=sent_at)
+
+    async def _consent_refusal(self, request: SendMessageInput) -> str:
+        """Why consent forbids this message now, or "" (checked at send time, every attempt)."""
+        category = request.category
+        if category in ALWAYS_ALLOWED_CATEGORIES:
+            return ""
+        if await self._consent.allows(request.order.customer.id, request.channel, category):
+            return ""
+        # The journey then tries the step's next channel, which is refused the
+        # same way unless the customer allowed that channel.
+        return f"no consent: customer opted out of {category}"
 
     @staticmethod
     def _unavailable(request: SendMessageInput, channel: Channel | None, address: str) -> str:

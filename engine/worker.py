@@ -24,6 +24,7 @@ from activities.sms.twilio_sender import TwilioConfig, TwilioSender
 from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
 from engine.database.connection import create_engine, create_session_factory
+from engine.database.consent import ConsentLedger
 from engine.database.ledger import MessageLedger
 from engine.database.suppressions import SuppressionList
 from engine.links.secret import load_or_create_secret
@@ -110,6 +111,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         messages = MessageActivities(
             MessageLedger(sessions),
             SuppressionList(sessions),
+            ConsentLedger(sessions),
             build_channels(settings, mailer, sender),
         )
         plans = PlanActivities(settings.plans_dir)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names make migrations reproducible on SQLite and PostgreSQL.
@@ -79,3 +88,36 @@ class SuppressedAddress(Base):
     address: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsentRecord(Base):
+    """One consent decision of a customer, as it was recorded (append-only audit trail).
+
+    ``channel`` None means every channel, ``category`` None every category that
+    needs consent (all but transactional and support). Rows are never updated or
+    deleted: the newest matching row is the customer's current decision (see
+    ``engine.database.consent``).
+    """
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str | None] = mapped_column(String(20))
+    category: Mapped[str | None] = mapped_column(String(20))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    # Where the decision came from: "one_click", "unsubscribe_page", "api"...
+    source: Mapped[str] = mapped_column(String(40))
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class UsedLinkToken(Base):
+    """A signed link whose one-time action was done; keyed by the token's SHA-256 (hex),
+    so the table never holds a usable token."""
+
+    __tablename__ = "used_link_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,4 +1,4 @@
-"""The HTTP app: health check and Twilio's message status callbacks.
+"""The HTTP app: health check, Twilio's message status callbacks and unsubscribe links.
 
 Twilio signs each callback with the account's auth token over the URL *it*
 called and the form fields (``X-Twilio-Signature``). Behind a proxy or tunnel
@@ -17,14 +17,19 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from engine.database.consent import ConsentLedger
 from engine.database.ledger import DELIVERY_STATUS_RANK, MessageLedger
 from engine.database.suppressions import SuppressionList
+from engine.http.unsubscribe import UnsubscribeLinks
+from engine.links.tokens import LinkSigner
 from engine.logging import get_logger
 
 log = get_logger(__name__)
 
 TWILIO_STATUS_PATH = "/twilio/status"
 SIGNATURE_HEADER = "X-Twilio-Signature"
+# engine.links.urls.unsubscribe_url makes these addresses.
+UNSUBSCRIBE_PATH = "/u/{token}"
 
 # Twilio error codes that mean the number must not be messaged again:
 # 21610 the recipient replied STOP; 30005 unknown or inactive number;
@@ -41,11 +46,14 @@ def build_http_app(
     *,
     ledger: MessageLedger,
     suppressions: SuppressionList,
+    consent: ConsentLedger,
+    signer: LinkSigner,
     twilio_auth_token: str | None,
     public_base_url: str,
 ) -> Starlette:
     validator = RequestValidator(twilio_auth_token) if twilio_auth_token else None
     base_url = public_base_url.rstrip("/")
+    unsubscribe = UnsubscribeLinks(consent, signer)
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -71,6 +79,8 @@ def build_http_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route(TWILIO_STATUS_PATH, twilio_status, methods=["POST"]),
+            Route(UNSUBSCRIBE_PATH, unsubscribe.confirm_page, methods=["GET"]),
+            Route(UNSUBSCRIBE_PATH, unsubscribe.unsubscribe, methods=["POST"]),
         ]
     )
 

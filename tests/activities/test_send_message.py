@@ -19,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.send_message import TRANSIENT_FAILURE, MessageActivities
 from engine.database.connection import create_engine, create_session_factory
+from engine.database.consent import ConsentLedger
 from engine.database.ledger import Claim, MessageLedger, idempotency_key, message_id_for
 from engine.database.suppressions import SuppressionList
 from engine.database.tables import MessageStatus
@@ -83,7 +84,10 @@ def email_activities(database_url: str, ledger: MessageLedger, smtp_port: int) -
     )
     mailer = SmtpMailer(SmtpConfig.from_settings(settings))
     return MessageActivities(
-        ledger, SuppressionList(ledger.sessions), build_channels(settings, mailer, None)
+        ledger,
+        SuppressionList(ledger.sessions),
+        ConsentLedger(ledger.sessions),
+        build_channels(settings, mailer, None),
     )
 
 
@@ -348,3 +352,59 @@ async def test_marketing_carries_one_click_unsubscribe_and_transactional_does_no
     claims = LinkSigner("test-link-secret").verify(token, "unsubscribe", timedelta(days=1))
     assert claims.customer_id == cross_sell.order.customer.id
     assert claims.journey_id == cross_sell.journey_id
+
+
+async def test_consent_is_checked_when_sending_not_when_scheduling(
+    database_url: str, ledger: MessageLedger, mail_sink: MailSink
+) -> None:
+    activities = email_activities(database_url, ledger, mail_sink.port)
+    consent = ConsentLedger(ledger.sessions)
+    # Both messages were planned while the customer still agreed...
+    cross_sell = dataclasses.replace(
+        new_request(), step="cross_sell", template="cross_sell", category="marketing"
+    )
+    confirmation = new_request()
+    customer_id = cross_sell.order.customer.id
+    assert confirmation.order.customer.id == customer_id
+    assert await consent.allows(customer_id, Channel.EMAIL, "marketing")
+    # ...then the customer opted out of marketing, before the send came due.
+    await consent.record(
+        customer_id, granted=False, channel=None, category="marketing", source="one_click"
+    )
+
+    refused = await send(activities, cross_sell)
+    sent = await send(activities, confirmation)
+
+    reason = "no consent: customer opted out of marketing"
+    assert (refused.status, refused.detail) == (Delivery.UNAVAILABLE, reason)
+    entry = await ledger.get(key_of(cross_sell))
+    assert entry is not None
+    assert (entry.status, entry.error) == (MessageStatus.SKIPPED, "unavailable: " + reason)
+    assert await settled_mails_for(mail_sink, cross_sell.journey_id) == []
+    # A retry answers from the ledger, still without sending.
+    again = await send(activities, cross_sell)
+    assert (again.status, again.detail) == (Delivery.UNAVAILABLE, reason)
+    assert await settled_mails_for(mail_sink, cross_sell.journey_id) == []
+    # Transactional messages need no marketing consent.
+    assert sent.status == Delivery.SENT
+    assert len(await settled_mails_for(mail_sink, confirmation.journey_id)) == 1
+
+
+async def test_a_later_opt_in_for_the_channel_lets_marketing_through_again(
+    database_url: str, ledger: MessageLedger, mail_sink: MailSink
+) -> None:
+    activities = email_activities(database_url, ledger, mail_sink.port)
+    consent = ConsentLedger(ledger.sessions)
+    cross_sell = dataclasses.replace(
+        new_request(), step="cross_sell", template="cross_sell", category="marketing"
+    )
+    customer_id = cross_sell.order.customer.id
+    await consent.record(customer_id, granted=False, channel=None, category=None, source="api")
+    await consent.record(
+        customer_id, granted=True, channel="email", category="marketing", source="api"
+    )
+
+    result = await send(activities, cross_sell)
+
+    assert result.status == Delivery.SENT
+    assert len(await settled_mails_for(mail_sink, cross_sell.journey_id)) == 1

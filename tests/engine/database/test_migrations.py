@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.database.migrate import alembic_config, sync_url, upgrade_database
 from engine.database.tables import Base, Message, SuppressedAddress
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture
@@ -271,3 +271,25 @@ def test_compare_metadata_does_notice_missing_0002_parts(
     assert ("add_column", "delivery_status") in kinds
     assert ("add_column", "delivery_updated_at") in kinds
     assert ("add_index", "ix_messages_provider_message_id") in kinds
+
+
+# --- 0003: consent events and used link tokens -------------------------------------
+
+
+def test_downgrade_to_0002_drops_the_consent_tables_and_upgrade_restores_them(
+    database_url: str, sync_engine: Engine
+) -> None:
+    assert {"consent_events", "used_link_tokens"} <= table_names(sync_engine)
+
+    command.downgrade(alembic_config(database_url), "0002")
+
+    assert current_revision(sync_engine) == "0002"
+    assert not {"consent_events", "used_link_tokens"} & table_names(sync_engine)
+    assert {"messages", "suppressions"} <= table_names(sync_engine)
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert schema_differences(sync_engine) == []
+    indexes = {index["name"] for index in inspect(sync_engine).get_indexes("consent_events")}
+    assert "ix_consent_events_customer_id" in indexes

@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from engine.database.connection import create_engine, create_session_factory
+from engine.database.consent import ConsentLedger
 from engine.database.ledger import Claim, LedgerEntry, MessageLedger
 from engine.database.suppressions import SuppressionList
 from engine.http import build_http_app, serve_http
 from engine.http.server import HttpServerError
+from engine.links.tokens import LinkSigner
 from tests.support.net import free_port
 
 AUTH_TOKEN = "twilio-test-auth-token"
@@ -108,6 +110,8 @@ async def serve(db_engine: AsyncEngine, token: str | None) -> AsyncIterator[Harn
     app = build_http_app(
         ledger=ledger,
         suppressions=suppressions,
+        consent=ConsentLedger(sessions),
+        signer=LinkSigner("test-link-secret"),
         twilio_auth_token=token,
         public_base_url=PUBLIC_BASE_URL,
     )
@@ -342,6 +346,8 @@ async def test_a_taken_port_is_an_error_not_the_end_of_the_loop() -> None:
     app = build_http_app(
         ledger=None,  # type: ignore[arg-type]  # never reached
         suppressions=None,  # type: ignore[arg-type]
+        consent=None,  # type: ignore[arg-type]
+        signer=LinkSigner("test-link-secret"),
         twilio_auth_token=None,
         public_base_url=PUBLIC_BASE_URL,
     )
