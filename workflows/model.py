@@ -206,6 +206,9 @@ class JourneyState:
     shipping_address: Address | None = None
     steps: dict[str, StepRecord] = field(default_factory=dict)
     reminders_sent: dict[str, int] = field(default_factory=dict)
+    # Whether the customer's older journeys were told this order's consumables
+    # were reordered (done once, after the confirmation).
+    older_journeys_told: bool = False
     last_activity_at: datetime | None = None
     sent: list[SentMessage] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)

@@ -132,17 +132,19 @@ class OrderJourney:
     # -- the journey ---------------------------------------------------------
 
     async def _choose_plan(self) -> PinnedPlan:
-        pinned: PinnedPlan = await workflow.execute_activity(
+        # A local activity: the catalogue is in the worker's memory, so choosing runs
+        # inside the first workflow task instead of a round trip through a task
+        # queue, and the confirmation goes out that much sooner. Its result is still
+        # recorded in history, which is what pins the plan.
+        pinned: PinnedPlan = await workflow.execute_local_activity(
             CHOOSE_PLAN_ACTIVITY,
             ChoosePlanInput(order=self._order),
             result_type=PinnedPlan,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timedelta(seconds=10),
             retry_policy=LOOKUP_RETRY,
             summary="choose plan",
         )
         self._pin(pinned)
-        if pinned.plan.replenishment is not None:
-            await self._supersede_older_reminders()
         return pinned
 
     def _pin(self, pinned: PinnedPlan) -> None:
@@ -166,6 +168,12 @@ class OrderJourney:
                     await self._perform(send)
                     if self._state.pending_events:
                         break  # events take effect before anything else goes out
+                continue
+            if pinned.plan.replenishment is not None and not self._state.older_journeys_told:
+                # After the confirmation, not before: telling older journeys that
+                # these consumables were reordered must never delay it.
+                self._state.older_journeys_told = True
+                await self._supersede_older_reminders()
                 continue
             end = self._end_time(agenda, pinned)
             if end is not None and now >= end:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, local, sent_steps
 from workflows.model import EventType, Stage, StepOutcome
-from workflows.order_journey import OrderJourney
 
 DAY = timedelta(days=1)
 
@@ -61,7 +60,9 @@ async def test_promoter_walks_the_whole_default_journey(journeys: VirtualJourney
 async def test_state_query_shows_the_schedule(journeys: VirtualJourneys) -> None:
     handle = await journeys.start(domain_order(timezone="Pacific/Auckland"))
     await journeys.event(handle, EventType.DELIVERED)
-    state = await handle.query(OrderJourney.state)
+    state = await journeys.until(
+        handle, lambda s: any(step.step == "product_education" for step in s.scheduled)
+    )
     scheduled = {step.step: step for step in state.scheduled}
     education = scheduled["product_education"]
     assert education.due_local.endswith(("T10:00+12:00", "T10:00+13:00"))
