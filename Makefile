@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench-latency histories chromium screenshots
+.PHONY: run test lint gen install clean demo bench bench-latency histories chromium screenshots
 
 run: install
 	$(BIN)/aftercare run
@@ -49,6 +49,11 @@ gen: $(PROTO_STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(PROTO_STAMP) proto/aftercare/v1/*_pb2*.py* .mypy_cache .pytest_cache .ruff_cache
+
+# Latency, throughput, cost per journey and the send path, beside bare Temporal
+# measured in the same run -> table on stdout and .aftercare/bench.json.
+bench: install
+	$(BIN)/python -m engine.bench
 
 # StartJourney -> confirmation email latency against bare Temporal (issue 2's figure).
 bench-latency: install

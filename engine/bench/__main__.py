@@ -1,0 +1,247 @@
+"""The whole benchmark on one stack, every figure beside the bare-Temporal baseline
+measured in the same run, and as a ratio to it.
+
+    make bench
+    .venv/bin/python -m engine.bench --runs 100 --concurrency 2000
+
+Latency: sequential StartJourney -> confirmation email and RecordEvent(shipped) ->
+shipping email. Throughput: ``--concurrency`` journeys started at once (``--in-flight``
+calls at a time) until every confirmation is in the sink. Cost: history events,
+activities, timers, signals, upserts and payload bytes per recorded journey path.
+Send path: ``send_message`` called directly, without Temporal. The table is also
+written as JSON (``--json``, default .aftercare/bench.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.bench.cost import HistoryCost, recorded_costs, workflow_cost
+from engine.bench.send_path import send_path
+from engine.bench.stack import bench_stack, serving_journeys
+from engine.bench.stats import LatencySummary
+from engine.bench.workloads import (
+    Throughput,
+    baseline_concurrent,
+    baseline_queue,
+    baseline_sequential,
+    journeys_concurrent,
+    journeys_sequential,
+)
+from engine.logging import configure_logging
+
+DEFAULT_JSON = Path(".aftercare/bench.json")
+
+
+@dataclass(frozen=True)
+class Machine:
+    nproc: int
+    cpu_model: str
+    python: str
+
+    @classmethod
+    def this_one(cls) -> Machine:
+        model = platform.processor() or "unknown"
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        return cls(
+            nproc=len(os.sched_getaffinity(0)),
+            cpu_model=model,
+            python=f"{platform.python_implementation()} {platform.python_version()}",
+        )
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    machine: Machine
+    flags: dict[str, int]
+    baseline_latency: LatencySummary
+    baseline_throughput: Throughput
+    baseline_cost: HistoryCost
+    confirmation: LatencySummary
+    shipping: LatencySummary
+    journey_throughput: Throughput
+    send_path: Throughput
+    costs: dict[str, HistoryCost]
+
+    def as_json(self) -> dict[str, Any]:
+        def rate(t: Throughput) -> dict[str, Any]:
+            return {**asdict(t), "per_second": t.per_second}
+
+        base = self.baseline_throughput.per_second
+        return {
+            "machine": asdict(self.machine),
+            "flags": self.flags,
+            "baseline": {
+                "sequential": asdict(self.baseline_latency),
+                "concurrent": rate(self.baseline_throughput),
+                "cost": asdict(self.baseline_cost),
+            },
+            "event_to_inbox": {
+                "start_to_confirmation": asdict(self.confirmation),
+                "shipped_to_shipping_email": asdict(self.shipping),
+                "ratio_p50": self.confirmation.p50_ms / self.baseline_latency.p50_ms,
+                "ratio_p99": self.confirmation.p99_ms / self.baseline_latency.p99_ms,
+                "shipping_ratio_p50": self.shipping.p50_ms / self.baseline_latency.p50_ms,
+                "shipping_ratio_p99": self.shipping.p99_ms / self.baseline_latency.p99_ms,
+            },
+            "throughput": {
+                **rate(self.journey_throughput),
+                "ratio": self.journey_throughput.per_second / base,
+            },
+            "send_path": {**rate(self.send_path), "ratio": self.send_path.per_second / base},
+            "cost_per_journey": {path: asdict(cost) for path, cost in self.costs.items()},
+        }
+
+    def table(self) -> str:
+        m = self.machine
+        lines = [
+            f"machine: {m.nproc} CPUs ({m.cpu_model}), {m.python}",
+            "flags: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.flags.items()),
+            "",
+            f"{'figure':<52}{'aftercare':>11}{'baseline':>11}{'ratio':>8}",
+        ]
+
+        def row(name: str, ours: float, base: float, unit: str = "") -> None:
+            lines.append(f"{name:<52}{ours:>11.1f}{base:>11.1f}{ours / base:>7.2f}x{unit}")
+
+        b = self.baseline_latency
+        for label, ours in (
+            ("StartJourney -> confirmation email", self.confirmation),
+            ("RecordEvent(shipped) -> shipping email", self.shipping),
+        ):
+            row(f"{label}, p50 ms", ours.p50_ms, b.p50_ms)
+            row(f"{label}, p95 ms", ours.p95_ms, b.p95_ms)
+            row(f"{label}, p99 ms", ours.p99_ms, b.p99_ms)
+        t, bt = self.journey_throughput, self.baseline_throughput
+        row(
+            f"journeys confirmed/s ({t.count} at once, {t.concurrency_limit} in flight)",
+            t.per_second,
+            bt.per_second,
+        )
+        row(
+            f"send_message direct, emails/s ({self.send_path.count} sequential)",
+            self.send_path.per_second,
+            bt.per_second,
+        )
+        lines.append(
+            f"(baseline: bare workflow+activity, sequential {b.count} runs; "
+            f"{bt.count} at once, {bt.concurrency_limit} in flight: {bt.seconds:.1f} s)"
+        )
+        lines += ["", "cost per journey (tests/histories; runs of one journey added)"]
+        header = (
+            "runs",
+            "events",
+            "activ",
+            "timers",
+            "signals",
+            "upserts",
+            "wf tasks",
+            "payload B",
+        )
+        lines.append(f"{'path':<28}" + "".join(f"{h:>10}" for h in header) + f"{'events x':>10}")
+        for path, c in [("baseline (bare, this run)", self.baseline_cost), *self.costs.items()]:
+            figures = (
+                c.runs,
+                c.events,
+                c.activities,
+                c.timers,
+                c.signals,
+                c.upserts,
+                c.workflow_tasks,
+                c.payload_bytes,
+            )
+            lines.append(
+                f"{path:<28}"
+                + "".join(f"{v:>10}" for v in figures)
+                + f"{c.events / self.baseline_cost.events:>9.1f}x"
+            )
+        lines.append(
+            "(recorded histories hold plain JSON payloads; the baseline's are encrypted, "
+            "as everything on this stack is)"
+        )
+        return "\n".join(lines)
+
+
+def _progress(message: str, since: float) -> None:
+    print(f"[{time.perf_counter() - since:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+async def measure(runs: int, concurrency: int, in_flight: int, sends: int) -> BenchReport:
+    t0 = time.perf_counter()
+    flags = {"runs": runs, "concurrency": concurrency, "in_flight": in_flight, "sends": sends}
+    async with bench_stack() as stack:
+        _progress("stack up; baseline, sequential", t0)
+        client = stack.client
+        async with baseline_queue(client) as queue:
+            baseline_latency = LatencySummary.of(await baseline_sequential(client, queue, runs))
+            _progress("baseline, concurrent", t0)
+            baseline_rate = await baseline_concurrent(client, queue, concurrency, in_flight)
+            baseline_cost = await workflow_cost(client, f"{queue}-seq-0")
+        async with serving_journeys(stack) as api:
+            _progress("journeys, sequential", t0)
+            samples = await journeys_sequential(api, stack.sink, runs)
+            _progress("journeys, concurrent", t0)
+            journey_rate = await journeys_concurrent(api, stack.sink, concurrency, in_flight)
+        _progress("send path", t0)
+        sends_rate = await send_path(stack.sink, sends)
+    _progress("done", t0)
+    return BenchReport(
+        machine=Machine.this_one(),
+        flags=flags,
+        baseline_latency=baseline_latency,
+        baseline_throughput=baseline_rate,
+        baseline_cost=baseline_cost,
+        confirmation=LatencySummary.of(samples.confirmation),
+        shipping=LatencySummary.of(samples.shipping),
+        journey_throughput=journey_rate,
+        send_path=sends_rate,
+        costs=recorded_costs(),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=100,
+        help="sequential runs (default 100: 300 journeys take over 4 minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=500, help="workflows/journeys at once (default 500)"
+    )
+    parser.add_argument(
+        "--in-flight", type=int, default=100, help="client calls in flight at most (default 100)"
+    )
+    parser.add_argument("--sends", type=int, default=300, help="direct sends (default 300)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    report = asyncio.run(measure(args.runs, args.concurrency, args.in_flight, args.sends))
+    print(report.table())
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    print(f"\nfigures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
