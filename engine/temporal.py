@@ -6,19 +6,18 @@ import asyncio
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
 from engine.codec.runtime import converter_for
 from engine.logging import get_logger
+from engine.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
 from engine.settings import Settings
 
 log = get_logger(__name__)
 
-# Journey data holds datetimes, durations and nested dataclasses: the pydantic
-# converter carries them all. Clients, workers and replayers must share it.
-DATA_CONVERTER = pydantic_data_converter
+# Re-exported: the plain (unencrypted) converter, for tools that need no keys.
+DATA_CONVERTER = PLAIN_DATA_CONVERTER
 
 
 async def connect(

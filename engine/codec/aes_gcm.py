@@ -22,7 +22,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
@@ -30,6 +29,7 @@ from temporalio.converter import (
 )
 
 from engine.codec.keys import Keyring
+from engine.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
@@ -113,7 +113,7 @@ def data_converter(keyring: Keyring) -> DataConverter:
     """The pydantic converter, with payloads encrypted and failure messages and stack
     traces moved into an encoded (so encrypted) attribute instead of plaintext."""
     return dataclasses.replace(
-        pydantic_data_converter,
+        PLAIN_DATA_CONVERTER,
         payload_codec=AesGcmCodec(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
