@@ -111,7 +111,7 @@ class JourneyDirectory:
                 # A closed journey's id is never reused: the order id is the key.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=_initial_search_attributes(order),
+                search_attributes=initial_search_attributes(order),
                 static_summary=_summary_text(order),
             )
         except WorkflowAlreadyStartedError:
@@ -152,7 +152,7 @@ class JourneyDirectory:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 start_signal="record_event",
                 start_signal_args=[event],
-                search_attributes=_initial_search_attributes(order),
+                search_attributes=initial_search_attributes(order),
                 static_summary=_summary_text(order),
             )
         except WorkflowAlreadyStartedError:
@@ -217,7 +217,7 @@ class JourneyDirectory:
         return description.status or WorkflowExecutionStatus.RUNNING
 
 
-def _initial_search_attributes(order: Order) -> TypedSearchAttributes:
+def initial_search_attributes(order: Order) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [
             SearchAttributePair(sa.ORDER_ID, order.order_id),

@@ -22,7 +22,7 @@ from engine.database.ledger import MessageLedger, idempotency_key
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailboxHandler, MailSink
 from engine.devstack.temporal_server import TemporalDevServer
-from engine.journeys import _initial_search_attributes
+from engine.journeys import initial_search_attributes
 from engine.settings import Settings
 from tests.support.databases import sqlite_url
 from tests.support.orders import domain_order
@@ -107,7 +107,7 @@ async def test_a_send_interrupted_by_sigkill_is_delivered_once(
                 JourneyInput(order=order),
                 id=journey_id,
                 task_queue=queue,
-                search_attributes=_initial_search_attributes(order),
+                search_attributes=initial_search_attributes(order),
             )
             await asyncio.wait_for(handler.held.wait(), 60)  # mid-send ...
             first.kill()  # ... SIGKILL: no cleanup, no ledger write, no completion

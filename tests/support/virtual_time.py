@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink, ReceivedMail
-from engine.journeys import _initial_search_attributes
+from engine.journeys import initial_search_attributes
 from engine.settings import Settings
 from engine.simulation.time_skipping import start_time_skipping
 from engine.worker import WorkerGroup, journey_worker
@@ -77,7 +77,7 @@ class VirtualJourneys:
             JourneyInput(order=order),
             id=journey_id_for(order.order_id),
             task_queue=self.settings.task_queue,
-            search_attributes=_initial_search_attributes(order),
+            search_attributes=initial_search_attributes(order),
             start_signal="record_event" if first_event is not None else None,
             start_signal_args=[first_event] if first_event is not None else [],
         )
