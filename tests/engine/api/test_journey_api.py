@@ -101,6 +101,7 @@ async def test_cancel_stops_the_journey_and_the_order_id_stays_used(service: Ser
     journey = await eventually(
         lambda: service.client.get_journey(order_id),
         lambda j: j.status == pb.JOURNEY_STATUS_CANCELLED,
+        seconds=60,  # under a full suite on 2 cores the cancel can take its time
     )
     assert journey.stage == pb.JOURNEY_STAGE_STOPPED
     assert any("cancelled by an operator" in entry.detail for entry in journey.timeline)
