@@ -16,12 +16,13 @@ def domain_order(
     locale: str = "en",
     currency: str = "EUR",
     timezone: str = "Europe/Berlin",
-    customer_id: str = "cus-test",
+    customer_id: str | None = None,
     phone: str = "",
     items: list[LineItem] | None = None,
 ) -> Order:
     """A small, consistent order (two apparel/home items unless given); totals add up
-    (prices include tax)."""
+    (prices include tax). Each order has its own customer unless one is given: tests
+    sharing a database would otherwise share one customer's frequency cap."""
     items = items or [
         LineItem(
             sku="SH-1", name="Linen shirt", category="apparel", quantity=2, unit_price_minor=3900
@@ -35,7 +36,7 @@ def domain_order(
     return Order(
         order_id=order_id or new_order_id("ORD"),
         customer=Customer(
-            id=customer_id,
+            id=customer_id or new_order_id("cus"),
             name=name,
             email=email,
             phone=phone,
