@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench bench-latency histories chromium screenshots
+.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium screenshots
 
 run: install
 	$(BIN)/aftercare run
@@ -58,6 +58,17 @@ bench: install
 # StartJourney -> confirmation email latency against bare Temporal (issue 2's figure).
 bench-latency: install
 	$(BIN)/python -m engine.bench.latency --runs 300 --json .aftercare/bench-latency.json
+
+# 20,000 sleeping journeys: start rate, worker and server memory, then a wake storm
+# of 5,000 timers due at one instant (issue 6's idle capacity) -> .aftercare/bench-idle.json.
+# BENCH_IDLE_FLAGS=--large for 100,000.
+bench-idle: install
+	$(BIN)/python -m engine.bench.idle $(BENCH_IDLE_FLAGS)
+
+# Every chaos scenario with 500 journeys in flight: what was injected, what was
+# checked (journeys, ledger, mail sink, Twilio fake); non-zero exit on any failure.
+chaos: install
+	$(BIN)/python -m engine.chaos --journeys 500
 
 # Record one history per journey path (tests/histories/*.json) for the replay tests.
 histories: install

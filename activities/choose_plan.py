@@ -12,16 +12,30 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.email.rendering import TEMPLATE_NAMES
-from activities.plans import PlanError, choose_plan, load_catalogue
+from activities.plans import (
+    FrequencyCaps,
+    PlanError,
+    choose_plan,
+    load_catalogue,
+    with_frequency_caps,
+)
 from workflows.model import CHOOSE_PLAN_ACTIVITY, ChoosePlanInput
 from workflows.plan import PinnedPlan
 
 
 class PlanActivities:
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path | None = None, *, frequency_caps: FrequencyCaps | None = None
+    ) -> None:
         # Loaded once per worker and validated up front: a broken plan file stops
         # the worker at start instead of failing journeys one by one.
-        self._plans = load_catalogue(folder, known_templates=TEMPLATE_NAMES)
+        plans = load_catalogue(folder, known_templates=TEMPLATE_NAMES)
+        # The deployment's caps (AFTERCARE_FREQUENCY_CAPS) go over every plan's before
+        # any journey pins it, so a journey keeps the caps it started with.
+        self._plans = {
+            plan_id: with_frequency_caps(pinned, frequency_caps)
+            for plan_id, pinned in plans.items()
+        }
 
     @activity.defn(name=CHOOSE_PLAN_ACTIVITY)
     async def choose_plan(self, request: ChoosePlanInput) -> PinnedPlan:

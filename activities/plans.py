@@ -20,6 +20,7 @@ while any change to what the journey does changes it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -34,7 +35,21 @@ from pydantic import TypeAdapter, ValidationError
 import workflows.plan
 from workflows.conditions import order_matches
 from workflows.model import Channel, EventType, Order
-from workflows.plan import Conditions, PinnedPlan, Plan, Replenishment, TimeWindow, TriggerKind
+from workflows.plan import (
+    CappedCategory,
+    Conditions,
+    FrequencyCap,
+    PinnedPlan,
+    Plan,
+    Replenishment,
+    TimeWindow,
+    TriggerKind,
+)
+
+# Per category, the caps that replace a plan's (see with_frequency_caps).
+FrequencyCaps = dict[CappedCategory, tuple[FrequencyCap, ...]]
+
+FREQUENCY_CAPS_SETTING = "AFTERCARE_FREQUENCY_CAPS"
 
 DEFAULT_PLAN_FOLDER = Path(workflows.plan.__file__).resolve().parent / "plans"
 PLAN_SUFFIXES = (".yaml", ".yml")
@@ -51,6 +66,7 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 
 _ADAPTER = TypeAdapter(Plan)
 _DURATION = TypeAdapter(timedelta)
+_FREQUENCY_CAPS = TypeAdapter(FrequencyCaps)
 
 Problem = tuple[str, str]  # (path inside the file, what is wrong)
 
@@ -461,3 +477,46 @@ def choose_plan(order: Order, plans: Mapping[str, PinnedPlan]) -> PinnedPlan:
         tried = ", ".join(sorted(plans)) or "none"
         raise PlanError(f"no plan applies to order {order.order_id} (plans: {tried})")
     return min(matching, key=lambda pinned: (-pinned.plan.priority, pinned.plan.id))
+
+
+# --- deployment override of the frequency caps ------------------------------------------
+
+
+def parse_frequency_caps(value: object) -> FrequencyCaps | None:
+    """Read the ``AFTERCARE_FREQUENCY_CAPS`` setting: JSON (or an already-parsed
+    mapping) such as ``{"marketing": [{"max": 1, "days": 3}]}``; empty means unset.
+
+    Raises ValueError naming the setting and the path of every problem in it.
+    """
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str | bytes):
+            if not value.strip():
+                return None
+            # Strict JSON: "1" is not a number of messages.
+            return _FREQUENCY_CAPS.validate_json(value, strict=True)
+        return _FREQUENCY_CAPS.validate_python(value)
+    except ValidationError as err:
+        problems = _validation_problems(err)
+        # pydantic places a bad dict key at "<key>.[key]": the key itself is the path.
+        lines = [
+            f"{path.removesuffix('.[key]')}: {what}" if path else what for path, what in problems
+        ]
+        example = '{"marketing": [{"max": 1, "days": 3}]}'
+        raise ValueError(
+            f"{FREQUENCY_CAPS_SETTING}: " + "; ".join(lines) + f" (expected JSON like {example})"
+        ) from None
+
+
+def with_frequency_caps(pinned: PinnedPlan, override: FrequencyCaps | None) -> PinnedPlan:
+    """``pinned`` with the override's caps in place of its own, category by category:
+    a category the override names takes exactly the override's caps (an empty list:
+    not capped at all); the others keep the plan's. The hash is taken again, since
+    the journey's content changes (what it pins is what it runs)."""
+    if not override:
+        return pinned
+    merged: FrequencyCaps = {**pinned.plan.frequency_caps, **override}
+    caps: FrequencyCaps = {category: limits for category, limits in merged.items() if limits}
+    plan = dataclasses.replace(pinned.plan, frequency_caps=caps)
+    return PinnedPlan(plan=plan, content_hash=content_hash(plan), source=pinned.source)

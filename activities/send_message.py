@@ -7,6 +7,12 @@ refusal suppresses the address and tells the journey to try its next channel.
 Consent is checked at the moment of sending, not when the journey planned the
 message: a marketing message scheduled last week is not sent to a customer who
 opted out yesterday.
+
+So is the customer's frequency cap (``request.cap``), last, just before delivery:
+the slot is reserved in the same transaction that checks it, released if the
+provider refuses the address, and kept by a retry. Over the cap the answer is
+DEFERRED (with the instant it fits; the ledger row stays open for that later
+attempt) or, past the message's stale limit, STALE (the ledger row says so).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels.base import Channel, PermanentDeliveryError, TransientDeliveryError
 from engine.database.consent import ALWAYS_ALLOWED_CATEGORIES, ConsentLedger
+from engine.database.frequency_caps import CapOutcome, FrequencyCapStore, send_key
 from engine.database.ledger import Claim, LedgerEntry, MessageLedger
 from engine.database.suppressions import SuppressionList
 from engine.database.tables import MessageStatus
@@ -28,6 +35,7 @@ from workflows.vocabulary import Channel as ChannelName
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
 # Ledger reasons are kept with the outcome they explain.
 _UNAVAILABLE = "unavailable: "
+_STALE = "stale: "
 
 
 class MessageActivities:
@@ -37,11 +45,14 @@ class MessageActivities:
         suppressions: SuppressionList,
         consent: ConsentLedger,
         channels: Mapping[ChannelName, Channel],
+        caps: FrequencyCapStore | None = None,
     ) -> None:
         self._ledger = ledger
         self._suppressions = suppressions
         self._consent = consent
         self._channels = channels
+        # None: no cap is enforced (tools that send single messages).
+        self._caps = caps
 
     @activity.defn(name=SEND_MESSAGE_ACTIVITY)
     async def send_message(self, request: SendMessageInput) -> SentMessage:
@@ -67,13 +78,18 @@ class MessageActivities:
             reason = await self._consent_refusal(request)
         if reason:
             await self._ledger.mark_skipped(claim.key, _UNAVAILABLE + reason)
+            await self._release_slot(request)  # held or reserved by an earlier attempt
             return _result(request, Delivery.UNAVAILABLE, detail=reason)
+        capped = await self._over_cap(request, claim.key)
+        if capped is not None:
+            return capped
         assert channel is not None
         try:
             provider_id = await channel.deliver(request, address, claim.key)
         except PermanentDeliveryError as err:
             await self._suppressions.add(request.channel, address, str(err))
             await self._ledger.mark_failed(claim.key, str(err))
+            await self._release_slot(request)  # the next channel may take it
             return _result(request, Delivery.BOUNCED, detail=str(err))
         except TransientDeliveryError as err:
             # The row stays claimed: the retry (same key) sends it.
@@ -85,10 +101,55 @@ class MessageActivities:
             ) from err
         sent_at = datetime.now(UTC)
         await self._ledger.mark_sent(claim.key, provider_message_id=provider_id, sent_at=sent_at)
+        caps = self._caps_for(request)
+        if caps is not None:
+            await caps.confirm(_slot_key(request), sent_at)
         activity.logger.info(
             "message sent", extra={"step": request.step, "channel": request.channel}
         )
         return _result(request, Delivery.SENT, message_id=provider_id, at=sent_at)
+
+    def _caps_for(self, request: SendMessageInput) -> FrequencyCapStore | None:
+        """The cap store when this message counts against the customer's caps."""
+        check = request.cap
+        if check is None or not check.caps:
+            return None
+        # Whatever a request says, these answer the order or the customer.
+        if request.category in ALWAYS_ALLOWED_CATEGORIES:
+            return None
+        return self._caps
+
+    async def _over_cap(self, request: SendMessageInput, key: str) -> SentMessage | None:
+        """None when the message may go now (its slot is reserved); otherwise the
+        DEFERRED or STALE answer (checked on every attempt: a retry reuses its slot)."""
+        caps = self._caps_for(request)
+        if caps is None or request.cap is None:
+            return None
+        decision = await caps.reserve(
+            customer_id=request.order.customer.id,
+            category=request.category,
+            key=_slot_key(request),
+            check=request.cap,
+            now=_cap_clock(),
+        )
+        if decision.outcome == CapOutcome.GRANTED:
+            return None
+        if decision.outcome == CapOutcome.DEFERRED:
+            # The ledger row stays claimed: the step's next attempt continues it.
+            return _result(
+                request,
+                Delivery.DEFERRED,
+                detail=decision.reason,
+                not_before=decision.at,
+            )
+        detail = f"{decision.reason} until {decision.at.isoformat(timespec='minutes')}"
+        await self._ledger.mark_skipped(key, _STALE + detail)
+        return _result(request, Delivery.STALE, detail=detail)
+
+    async def _release_slot(self, request: SendMessageInput) -> None:
+        caps = self._caps_for(request)
+        if caps is not None:
+            await caps.release(_slot_key(request))
 
     async def _consent_refusal(self, request: SendMessageInput) -> str:
         """Why consent forbids this message now, or "" (checked at send time, every attempt)."""
@@ -117,6 +178,7 @@ def _result(
     detail: str = "",
     message_id: str = "",
     at: datetime | None = None,
+    not_before: datetime | None = None,
 ) -> SentMessage:
     return SentMessage(
         step=request.step,
@@ -126,7 +188,20 @@ def _result(
         message_id=message_id,
         status=status,
         detail=detail,
+        not_before=not_before,
     )
+
+
+def _cap_clock() -> datetime:
+    """Now, for the cap: the later of the wall clock and the server's time for this
+    attempt. They agree in production; when journeys run in virtual time (tests,
+    ``aftercare simulate``) the server's is the journeys' own, which slots must use."""
+    scheduled = activity.info().current_attempt_scheduled_time
+    return max(datetime.now(UTC), scheduled.astimezone(UTC))
+
+
+def _slot_key(request: SendMessageInput) -> str:
+    return send_key(request.journey_id, request.step, request.iteration)
 
 
 def _outcome(entry: LedgerEntry, request: SendMessageInput) -> SentMessage:
@@ -137,6 +212,8 @@ def _outcome(entry: LedgerEntry, request: SendMessageInput) -> SentMessage:
             message_id=entry.provider_message_id or "",
             at=entry.sent_at,
         )
+    if entry.status == MessageStatus.SKIPPED and (entry.error or "").startswith(_STALE):
+        return _result(request, Delivery.STALE, detail=(entry.error or "").removeprefix(_STALE))
     if entry.status == MessageStatus.SKIPPED:
         return _result(
             request, Delivery.UNAVAILABLE, detail=(entry.error or "").removeprefix(_UNAVAILABLE)

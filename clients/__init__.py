@@ -5,20 +5,26 @@ from aftercare.v1 import journey_pb2 as messages
 from clients.aftercare_client import (
     AftercareClient,
     AftercareError,
+    AuthenticationError,
+    CustomerErasedError,
     InvalidRequestError,
     JourneyEndedError,
     JourneyExistsError,
     JourneyNotFoundError,
+    PermissionDeniedError,
     ServiceUnavailableError,
 )
 
 __all__ = [
     "AftercareClient",
     "AftercareError",
+    "AuthenticationError",
+    "CustomerErasedError",
     "InvalidRequestError",
     "JourneyEndedError",
     "JourneyExistsError",
     "JourneyNotFoundError",
+    "PermissionDeniedError",
     "ServiceUnavailableError",
     "messages",
 ]

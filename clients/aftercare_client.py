@@ -4,6 +4,12 @@
         await aftercare.start_journey(order)
         await aftercare.record_event("A-1001", OrderEvent(event_id="e1", type=EVENT_TYPE_SHIPPED))
 
+With authentication and TLS (what a deployment needs):
+
+    AftercareClient("api.internal:50051", api_key=os.environ["AFTERCARE_API_KEY"],
+                    tls=True, root_certificates=ca_pem)
+
+Every call carries a deadline (``timeout_seconds``, 10 s by default).
 Failures arrive as typed exceptions (:class:`JourneyNotFoundError`,
 :class:`InvalidRequestError` with its field violations, ...), not raw gRPC errors.
 """
@@ -17,6 +23,8 @@ from typing import Any, TypeVar
 import grpc
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
+from aftercare.v1 import preferences_pb2 as preferences_pb
+from aftercare.v1 import preferences_pb2_grpc as preferences_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -53,11 +61,25 @@ class ServiceUnavailableError(AftercareError):
     pass
 
 
+class AuthenticationError(AftercareError):
+    """No API key, or one the server does not accept (unknown, revoked)."""
+
+
+class PermissionDeniedError(AftercareError):
+    """The API key lacks a scope the method needs; the message names it."""
+
+
+class CustomerErasedError(AftercareError):
+    """The customer was erased: nothing about them can be recorded any more."""
+
+
 _ERRORS: dict[grpc.StatusCode, type[AftercareError]] = {
     grpc.StatusCode.NOT_FOUND: JourneyNotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: JourneyExistsError,
     grpc.StatusCode.FAILED_PRECONDITION: JourneyEndedError,
     grpc.StatusCode.UNAVAILABLE: ServiceUnavailableError,
+    grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 
@@ -79,11 +101,38 @@ class AftercareClient:
         self,
         target: str = "127.0.0.1:50051",
         *,
+        api_key: str | None = None,
         timeout_seconds: float = 10.0,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self._channel = channel or grpc.aio.insecure_channel(target)
+        """``api_key`` goes with every call as ``authorization: Bearer``. TLS is used
+        when ``tls`` or any certificate is given: ``root_certificates`` (PEM) are the
+        roots to trust (default: the system's), ``certificate_chain`` and
+        ``private_key`` the client's own for mutual TLS."""
+        if (certificate_chain is None) != (private_key is None):
+            raise ValueError("certificate_chain and private_key: give both or neither")
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds: must be greater than 0")
+        if channel is None:
+            if tls or root_certificates is not None or certificate_chain is not None:
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=root_certificates,
+                    private_key=private_key,
+                    certificate_chain=certificate_chain,
+                )
+                channel = grpc.aio.secure_channel(target, credentials)
+            else:
+                channel = grpc.aio.insecure_channel(target)
+        self._channel = channel
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        )
         self._stub = pb_grpc.JourneyServiceStub(self._channel)
+        self._preferences = preferences_grpc.PreferencesServiceStub(self._channel)
         self._timeout = timeout_seconds
 
     async def __aenter__(self) -> AftercareClient:
@@ -144,8 +193,60 @@ class AftercareClient:
             ),
         )
 
+    # -- PreferencesService ------------------------------------------------------
+
+    async def get_preferences(
+        self, customer_id: str, *, include_history: bool = False
+    ) -> preferences_pb.GetPreferencesResponse:
+        return await self._call_preferences(
+            self._preferences.GetPreferences,
+            preferences_pb.GetPreferencesRequest(
+                customer_id=customer_id, include_history=include_history
+            ),
+        )
+
+    async def update_preferences(
+        self, request: preferences_pb.UpdatePreferencesRequest
+    ) -> preferences_pb.UpdatePreferencesResponse:
+        """Changes what the request names (its update_mask, or the fields present)."""
+        return await self._call_preferences(self._preferences.UpdatePreferences, request)
+
+    async def unsubscribe(
+        self,
+        customer_id: str,
+        *,
+        category: preferences_pb.MessageCategory.ValueType = (
+            preferences_pb.MESSAGE_CATEGORY_UNSPECIFIED
+        ),
+        channel: pb.Channel.ValueType = pb.CHANNEL_UNSPECIFIED,
+        source: str = "",
+    ) -> preferences_pb.UnsubscribeResponse:
+        """Opt out of ``category`` (default: all that need consent) on ``channel``
+        (default: every channel)."""
+        return await self._call_preferences(
+            self._preferences.Unsubscribe,
+            preferences_pb.UnsubscribeRequest(
+                customer_id=customer_id, category=category, channel=channel, source=source
+            ),
+        )
+
+    async def erase_customer(self, customer_id: str) -> preferences_pb.EraseCustomerResponse:
+        return await self._call_preferences(
+            self._preferences.EraseCustomer,
+            preferences_pb.EraseCustomerRequest(customer_id=customer_id),
+        )
+
+    async def _call_preferences(
+        self, method: Callable[..., Awaitable[Reply]], request: Any
+    ) -> Reply:
+        try:
+            return await self._call(method, request)
+        except JourneyEndedError as err:
+            # FAILED_PRECONDITION means something else here: the customer was erased.
+            raise CustomerErasedError(err.code, err.message) from err
+
     async def _call(self, method: Callable[..., Awaitable[Reply]], request: Any) -> Reply:
         try:
-            return await method(request, timeout=self._timeout)
+            return await method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
             raise _translate(err) from err

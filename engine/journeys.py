@@ -8,6 +8,7 @@ in one place.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,10 +27,16 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.codec.customer_codec import customer_keys_of
+from engine.database.consent import current_consent
+from engine.database.preferences import PreferenceSnapshot, PreferenceStore
 from workflows import search_attributes as sa
 from workflows.ids import journey_id_for, order_id_from
 from workflows.model import EventType, JourneyInput, JourneyState, Order, OrderEvent, Stage
 from workflows.order_journey import OrderJourney
+from workflows.overrides import CustomerOverrides
+from workflows.plan import Category, TimeWindow
+from workflows.vocabulary import Channel
 
 # Carriers can report a parcel before the order system starts the journey; these
 # events may start it when they bring the order along. Others need a journey.
@@ -53,6 +60,15 @@ class JourneyAlreadyExists(JourneyError):
             f"order {order_id!r} already had a journey, which has ended; "
             "an order id cannot be reused"
         )
+
+
+class CustomerWasErased(JourneyError):
+    """The order's customer was erased (GDPR / CCPA): no journey may start for them,
+    nor a data key be made for them again. ``field`` names the request field."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: this customer's data was erased; no journey can start for them")
+        self.field = field
 
 
 class JourneyEnded(JourneyError):
@@ -96,16 +112,26 @@ def _visibility_literal(value: str) -> str:
 
 
 class JourneyDirectory:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, preferences: PreferenceStore | None = None
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
+        # With a customer-key codec each journey is encrypted under its customer's
+        # data key (crypto-shredding): the owner is recorded before its first payload.
+        self._customer_keys = customer_keys_of(client)
+        # Without a store, journeys start with the order's own settings and
+        # notify_preferences_changed is unavailable.
+        self._preferences = preferences
 
     async def start(self, order: Order) -> StartedJourney:
         journey_id = journey_id_for(order.order_id)
+        await self._refuse_erased(order)
+        await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                JourneyInput(order=order),
+                await self._journey_input(order),
                 id=journey_id,
                 task_queue=self._task_queue,
                 # A closed journey's id is never reused: the order id is the key.
@@ -141,10 +167,12 @@ class JourneyDirectory:
 
     async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
         journey_id = journey_id_for(order.order_id)
+        await self._refuse_erased(order)
+        await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                JourneyInput(order=order),
+                await self._journey_input(order),
                 id=journey_id,
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -180,6 +208,23 @@ class JourneyDirectory:
         await handle.cancel(reason=reason or "cancelled through the API")
         return handle.id
 
+    async def terminate(self, order_id: str, reason: str) -> str:
+        """End the order's journey at once: unlike a cancel, the workflow runs no more
+        code, so it is closed when this returns (erasure needs that before it can
+        destroy the customer's key). JourneyEnded if it had already ended."""
+        status = await self._status(order_id)
+        if status != WorkflowExecutionStatus.RUNNING:
+            raise JourneyEnded(order_id, status)
+        handle = self._handle(order_id)
+        try:
+            await handle.terminate(reason=reason)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # It closed between the describe and the terminate.
+            raise JourneyEnded(order_id, await self._status(order_id)) from None
+        return handle.id
+
     async def list(
         self,
         *,
@@ -204,8 +249,68 @@ class JourneyDirectory:
             next_page_token=iterator.next_page_token or b"",
         )
 
+    async def notify_preferences_changed(self, customer_id: str) -> int:
+        """Tell every running journey of the customer their current preferences (the
+        ``preferences_changed`` signal: refused categories per channel, quiet hours,
+        preferred channel, time zone, locale; no personal data). Returns how many
+        journeys were signalled. Call it after every change to preferences or consent.
+        """
+        if self._preferences is None:
+            raise RuntimeError("notify_preferences_changed needs a PreferenceStore")
+        # A fresh revision, read with the data: a journey keeps the newest it receives.
+        overrides = overrides_from(await self._preferences.snapshot(customer_id))
+        signalled = 0
+        for summary in await self.customer_journeys(customer_id, running_only=True):
+            handle = self._client.get_workflow_handle_for(OrderJourney.run, summary.journey_id)
+            try:
+                await handle.signal(OrderJourney.preferences_changed, overrides)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # it ended since the listing: nothing left to tell
+            signalled += 1
+        return signalled
+
+    async def customer_journeys(
+        self, customer_id: str, *, running_only: bool = False
+    ) -> builtins.list[JourneySummary]:
+        """Every journey of the customer that visibility knows, newest first."""
+        clauses = [
+            f"WorkflowType = {_visibility_literal(OrderJourney.__name__)}",
+            f"{sa.CUSTOMER_ID.name} = {_visibility_literal(customer_id)}",
+        ]
+        if running_only:
+            clauses.append("ExecutionStatus = 'Running'")
+        return [
+            _summary(execution)
+            async for execution in self._client.list_workflows(" AND ".join(clauses))
+        ]
+
+    async def _journey_input(self, order: Order) -> JourneyInput:
+        """The order, with the customer's stored preferences when there are any."""
+        if self._preferences is None:
+            return JourneyInput(order=order)
+        snapshot = await self._preferences.read(order.customer.id)
+        if snapshot.preferences.updated_at is None and not snapshot.consent_events:
+            return JourneyInput(order=order)  # nothing chosen: keep the input small
+        return JourneyInput(order=order, overrides=overrides_from(snapshot))
+
+    async def _refuse_erased(self, order: Order) -> None:
+        """Before the owner is registered: registering would make the erased customer
+        a new data key, and the journey would hold their data again."""
+        if self._preferences is not None and await self._preferences.is_erased(order.customer.id):
+            raise CustomerWasErased("order.customer.id")
+
+    async def _register_owner(self, journey_id: str, order: Order) -> None:
+        if self._customer_keys is not None:
+            await self._customer_keys.register_journey(journey_id, order.customer.id)
+
     def _handle(self, order_id: str) -> WorkflowHandle[OrderJourney, JourneyState]:
         return self._client.get_workflow_handle_for(OrderJourney.run, journey_id_for(order_id))
+
+    async def status(self, order_id: str) -> WorkflowExecutionStatus:
+        """The status of the order's journey; JourneyNotFound if it has none."""
+        return await self._status(order_id)
 
     async def _status(self, order_id: str) -> WorkflowExecutionStatus:
         try:
@@ -215,6 +320,26 @@ class JourneyDirectory:
                 raise JourneyNotFound(order_id) from None
             raise
         return description.status or WorkflowExecutionStatus.RUNNING
+
+
+def overrides_from(snapshot: PreferenceSnapshot) -> CustomerOverrides:
+    """What a journey needs of the stored preferences and consent."""
+    refused: dict[Channel, list[Category]] = {}
+    for (channel, category), event in current_consent(snapshot.consent_events).items():
+        if event is not None and not event.granted:
+            refused.setdefault(Channel(channel), []).append(Category(category))
+    preferences = snapshot.preferences
+    quiet = preferences.quiet_hours
+    return CustomerOverrides(
+        refused=refused,
+        quiet_hours=TimeWindow(start=quiet.start, end=quiet.end) if quiet else None,
+        preferred_channel=(
+            Channel(preferences.preferred_channel) if preferences.preferred_channel else None
+        ),
+        timezone=preferences.timezone or "",
+        locale=preferences.locale or "",
+        revision=preferences.revision,
+    )
 
 
 def initial_search_attributes(order: Order) -> TypedSearchAttributes:

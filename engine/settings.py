@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from activities.plans import FrequencyCaps, parse_frequency_caps
 
 # Everything the embedded dev stack writes (Temporal database, SQLite, mail sink,
 # lock file) lives under one folder so a user can inspect or delete it at once.
@@ -33,7 +35,9 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
 
     # Our own SQL database (message ledger); SQLite under state_dir unless set.
-    database_url: str | None = None
+    # SecretStr: the URL may carry the database password, and a repr of the
+    # settings (a log line, an error report) must not show it.
+    database_url: SecretStr | None = None
 
     # Outgoing email
     smtp_host: str = "127.0.0.1"
@@ -45,11 +49,32 @@ class Settings(BaseSettings):
     # Verify the server's TLS certificate (against smtp_ca_file when set).
     smtp_tls_verify: bool = True
     smtp_ca_file: str | None = None
+    # SMTP sessions one worker keeps open at most (concurrent sends use one each).
+    smtp_max_connections: int = Field(default=4, ge=1, le=100)
     sender_address: str = "Aftercare Shop <care@shop.example>"
 
     # gRPC API
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=1, le=65535)
+    # TLS for the API (PEM files): certificate chain and key; with a client CA the
+    # server also demands a client certificate issued by it (mutual TLS).
+    grpc_tls_cert: Path | None = None
+    grpc_tls_key: Path | None = None
+    grpc_tls_client_ca: Path | None = None
+    # Orders with hundreds of items stay far below 4 MiB; anything bigger is abuse.
+    grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # The longest any API handler may run before it is stopped (DEADLINE_EXCEEDED).
+    grpc_call_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long the API trusts a verified key without asking the database again:
+    # also how long a revocation may take to reach a running server.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # What the CLI (journey commands, demo) uses to call the API: the key (else
+    # state_dir/api-key, made by `aftercare run`), the roots it trusts for TLS (a
+    # self-signed server certificate itself) and its certificate for mutual TLS.
+    api_key: SecretStr | None = None
+    grpc_ca_file: Path | None = None
+    grpc_client_cert: Path | None = None
+    grpc_client_key: Path | None = None
 
     # Shop-facing links put into messages (tracking falls back to this when the
     # carrier gives no link).
@@ -100,6 +125,10 @@ class Settings(BaseSettings):
     plans_dir: Path | None = None
     # Where detractor feedback opens a support ticket (JSON POST); none = not told.
     support_webhook_url: str | None = None
+    # Frequency caps over every plan's, per category, as JSON:
+    # {"marketing": [{"max": 1, "days": 3}]}; [] uncaps a category. NoDecode: our
+    # validator parses it, so a mistake names this setting and the path in it.
+    frequency_caps: Annotated[FrequencyCaps | None, NoDecode] = None
 
     # Logging
     log_level: str = "INFO"
@@ -112,11 +141,26 @@ class Settings(BaseSettings):
             raise ValueError("must be a TCP port between 1 and 65535")
         return value
 
+    @field_validator("frequency_caps", mode="before")
+    @classmethod
+    def _frequency_caps_json(cls, value: object) -> object:
+        return parse_frequency_caps(value)
+
+    @model_validator(mode="after")
+    def _tls_files_in_pairs(self) -> Settings:
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("grpc_tls_cert and grpc_tls_key: set both or neither")
+        if self.grpc_tls_client_ca is not None and self.grpc_tls_cert is None:
+            raise ValueError("grpc_tls_client_ca: mutual TLS needs grpc_tls_cert and _key")
+        if (self.grpc_client_cert is None) != (self.grpc_client_key is None):
+            raise ValueError("grpc_client_cert and grpc_client_key: set both or neither")
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL: the configured one, or SQLite under state_dir."""
-        if self.database_url:
-            return self.database_url
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.state_dir / 'aftercare.db').resolve()}"
 
     @property

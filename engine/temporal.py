@@ -9,7 +9,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
-from engine.codec.runtime import converter_for
+from engine.codec.runtime import converter_for, customer_keys_for
 from engine.logging import get_logger
 from engine.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
 from engine.settings import Settings
@@ -28,10 +28,12 @@ async def connect(
 ) -> Client:
     """Connect to the configured server, retrying for up to ``wait`` while it starts.
 
-    Payloads are encrypted with the service's keys (:mod:`engine.codec`) unless
-    another ``data_converter`` is given; workers made from the client use it too.
+    Payloads are encrypted with the service's keys (:mod:`engine.codec`), each journey
+    under its customer's data key (so the database must be migrated), unless another
+    ``data_converter`` is given; workers made from the client use it too. The key
+    store is ``engine.codec.customer_codec.customer_keys_of(client)``.
     """
-    converter = data_converter or converter_for(settings)
+    converter = data_converter or converter_for(settings, customer_keys_for(settings))
     deadline = asyncio.get_running_loop().time() + wait.total_seconds()
     while True:
         try:

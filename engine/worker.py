@@ -25,10 +25,13 @@ from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.consent import ConsentLedger
+from engine.database.frequency_caps import FrequencyCapStore
 from engine.database.ledger import MessageLedger
+from engine.database.phone_index import PhoneIndex, phone_index_key
 from engine.database.suppressions import SuppressionList
 from engine.links.secret import load_or_create_secret
 from engine.links.tokens import LinkSigner
+from engine.sandbox import write_bytecode_for
 from engine.settings import Settings
 from workflows.model import channel_task_queue
 from workflows.order_journey import OrderJourney
@@ -63,8 +66,14 @@ class WorkerGroup:
 
 
 def build_channels(
-    settings: Settings, mailer: SmtpMailer, sender: TwilioSender | None
+    settings: Settings,
+    mailer: SmtpMailer,
+    sender: TwilioSender | None,
+    phones: PhoneIndex | None = None,
 ) -> dict[ChannelName, Channel]:
+    """The channels ``send_message`` delivers through. With ``phones``, every SMS and
+    WhatsApp send notes which customer was texted at the number, so an inbound STOP
+    (``/twilio/inbound``) finds them."""
     links = LinkBuilder(
         shop_url=settings.shop_url,
         public_base_url=settings.public_base_url,
@@ -76,13 +85,14 @@ def build_channels(
         ChannelName.EMAIL: EmailChannel(
             EmailRenderer(brand), mailer, settings.sender_address, links
         ),
-        ChannelName.SMS: SmsChannel(sender, sms_renderer, links),
+        ChannelName.SMS: SmsChannel(sender, sms_renderer, links, phones=phones),
         ChannelName.WHATSAPP: SmsChannel(
             sender,
             sms_renderer,
             links,
             whatsapp=True,
             whatsapp_enabled=bool(settings.twilio_whatsapp_from),
+            phones=phones,
         ),
     }
 
@@ -104,19 +114,26 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     """
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
+    # A connection of its own for recording what providers accepted: the record must
+    # not queue behind other sends' work, since a crash before it means a resend.
+    recorder_engine = create_engine(settings.resolved_database_url)
     mailer = SmtpMailer(SmtpConfig.from_settings(settings))
     twilio = TwilioConfig.from_settings(settings)
     sender = TwilioSender(twilio) if twilio else None
     try:
+        # Keyed like the HTTP app's index (engine.http.runtime): the same secret.
+        phones = PhoneIndex(sessions, phone_index_key(load_or_create_secret(settings)))
         messages = MessageActivities(
-            MessageLedger(sessions),
+            MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
             SuppressionList(sessions),
             ConsentLedger(sessions),
-            build_channels(settings, mailer, sender),
+            build_channels(settings, mailer, sender, phones=phones),
+            FrequencyCapStore(sessions),
         )
-        plans = PlanActivities(settings.plans_dir)
+        plans = PlanActivities(settings.plans_dir, frequency_caps=settings.frequency_caps)
         support = SupportDeskActivities(settings.support_webhook_url)
         supersede = SupersedeActivities(client)
+        write_bytecode_for(OrderJourney)
         workers = [
             Worker(
                 client,
@@ -146,3 +163,4 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
         if sender is not None:
             await sender.aclose()
         await engine.dispose()
+        await recorder_engine.dispose()

@@ -12,6 +12,7 @@ import pytest
 from temporalio.client import Client
 
 from clients import AftercareClient
+from engine.api.auth import authenticator_for
 from engine.api.server import ApiServer, build_server
 from engine.codec.aes_gcm import data_converter
 from engine.codec.keys import generate_keyring
@@ -21,6 +22,7 @@ from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys import JourneyDirectory
 from engine.settings import Settings
 from engine.worker import WorkerGroup, journey_worker
+from tests.support.api_keys import all_scopes_key
 from tests.support.databases import postgres_available, postgres_database, sqlite_url
 from tests.support.net import free_port
 
@@ -74,6 +76,8 @@ class Service:
     temporal: Client
     sink: MailSink
     worker: WorkerGroup
+    # An all-scopes key of the API, which ``client`` sends with every call.
+    api_key: str
 
     async def mails_for(
         self, journey_id: str, count: int, seconds: float = 30.0
@@ -118,11 +122,19 @@ async def service(
         smtp_port=mail_sink.port,
         grpc_port=free_port(),
     )
-    async with journey_worker(temporal_client, settings) as worker, worker:
+    api_key = await all_scopes_key(database)
+    async with (
+        journey_worker(temporal_client, settings) as worker,
+        worker,
+        authenticator_for(settings) as authenticator,
+    ):
         api: ApiServer = build_server(
-            JourneyDirectory(temporal_client, settings.task_queue), settings.grpc_target
+            JourneyDirectory(temporal_client, settings.task_queue),
+            settings.grpc_target,
+            authenticator=authenticator,
+            settings=settings,
         )
         await api.start()
-        async with AftercareClient(settings.grpc_target) as client:
-            yield Service(settings, client, temporal_client, mail_sink, worker)
+        async with AftercareClient(settings.grpc_target, api_key=api_key) as client:
+            yield Service(settings, client, temporal_client, mail_sink, worker, api_key)
         await api.stop(grace_seconds=1)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from workflows.frequency import CapCheck
+from workflows.overrides import CustomerOverrides
 from workflows.plan import PinnedPlan
 
 # Re-exported: callers take the whole journey vocabulary from this module.
@@ -128,6 +130,10 @@ class Delivery(StrEnum):
     UNAVAILABLE = "unavailable"  # this channel cannot reach the customer: try the next
     BOUNCED = "bounced"  # the provider refused the address for good: suppressed
     UNDELIVERABLE = "undeliverable"  # no channel of the step could reach the customer
+    # Over the customer's frequency cap: not sent; it fits at ``not_before``.
+    DEFERRED = "deferred"
+    # Over the cap until past the message's stale limit: dropped (the ledger says why).
+    STALE = "stale"
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ class SentMessage:
     message_id: str
     status: Delivery = Delivery.SENT
     detail: str = ""
+    not_before: datetime | None = None  # for DEFERRED: when the message fits the cap
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,10 @@ class JourneyState:
     waiting_for: list[EventType] = field(default_factory=list)
     next_step: str = ""
     runs: int = 1  # workflow runs so far (continue-as-new increments it)
+    # Sends the frequency cap deferred (agenda key -> the slot held for them).
+    deferred: dict[str, datetime] = field(default_factory=dict)
+    # The customer's own choices (consent, quiet hours, channel, zone), newest known.
+    overrides: CustomerOverrides | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,8 @@ class JourneyInput:
     order: Order
     plan: PinnedPlan | None = None
     state: JourneyState | None = None
+    # The customer's stored preferences when the journey starts (None: none known).
+    overrides: CustomerOverrides | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +268,8 @@ class SendMessageInput:
     new_address: Address | None = None
     run_out_at: datetime | None = None
     max_sms_segments: int = 2
+    # The customer's frequency cap for this message; None: not capped.
+    cap: CapCheck | None = None
 
 
 @dataclass(frozen=True)

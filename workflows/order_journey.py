@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     # Plain data and pure functions: loaded once outside the sandbox, so the
     # datetime and enum types in them are the real ones the converter expects.
     from workflows import search_attributes as sa
     from workflows.events import apply_event
+    from workflows.frequency import CapCheck, caps_for, priority_of, with_deferrals
     from workflows.model import (
         CHOOSE_PLAN_ACTIVITY,
         OPEN_SUPPORT_TICKET_ACTIVITY,
@@ -45,12 +46,19 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         channel_task_queue,
     )
+    from workflows.overrides import (
+        CustomerOverrides,
+        channels_for,
+        plan_for,
+        refusal_reason,
+    )
     from workflows.plan import Category, Hook, PinnedPlan
     from workflows.scheduler import (
         REPLENISHMENT_PREFIX,
         RETURN_EVENTS,
         Agenda,
         PlannedSend,
+        Skip,
         build_agenda,
         stage_for,
     )
@@ -71,6 +79,9 @@ DEFAULT_SEND_BUDGET = timedelta(days=1)
 # died mid-send is noticed and the send retried on another worker soon.
 SEND_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
+# Sends ask for the customer's frequency cap from this change on; journeys recorded
+# before it replay their sends without it.
+FREQUENCY_CAP_PATCH = "frequency-cap"
 MAX_TIMELINE = 300
 
 
@@ -93,6 +104,10 @@ class OrderJourney:
                 started_at=workflow.now(),
                 timezone=journey.order.customer.timezone,
             )
+        if journey.overrides is not None and self._state.overrides is None:
+            self._adopt(journey.overrides)
+        # Set by the preferences_changed signal: wakes the journey to re-plan at once.
+        self._overrides_changed = False
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyState:
@@ -106,9 +121,12 @@ class OrderJourney:
                 if not self._state.plan_id:  # given at start (simulation, or a caller's choice)
                     self._pin(plan)
             return await self._follow(plan)
-        except asyncio.CancelledError:
-            # An operator cancelled the journey (API or Temporal UI): record it so
-            # the query shows why it ended, send nothing more, end as cancelled.
+        except (asyncio.CancelledError, ActivityError) as err:
+            if not is_cancelled_exception(err):
+                raise
+            # An operator cancelled the journey (API or Temporal UI), while it slept
+            # or while an activity ran: record it so the query shows why it ended,
+            # send nothing more, end as cancelled.
             self._set_stage(Stage.STOPPED)
             self._note("note", "journey cancelled by an operator; nothing more will be sent")
             self._state.scheduled = []
@@ -124,6 +142,19 @@ class OrderJourney:
             return
         self._state.seen_event_ids.append(event.event_id)
         self._state.pending_events.append(event)
+
+    @workflow.signal(name="preferences_changed")
+    def preferences_changed(self, overrides: CustomerOverrides) -> None:
+        """The customer changed their preferences: skip what they no longer want and
+        apply their channel, quiet hours and time zone to what is still to come."""
+        current = self._state.overrides
+        if current is not None and overrides.revision < current.revision:
+            # Two notifications crossed on the way: the newer one already arrived.
+            self._note("note", f"older preferences (revision {overrides.revision}) ignored")
+            return
+        self._adopt(overrides)
+        self._note("note", f"customer preferences changed: {overrides.describe()}")
+        self._overrides_changed = True
 
     @workflow.query(name="state")
     def state(self) -> JourneyState:
@@ -158,6 +189,7 @@ class OrderJourney:
 
     async def _follow(self, pinned: PinnedPlan) -> JourneyState:
         while True:
+            self._overrides_changed = False
             self._apply_pending_events()
             agenda = self._settled_agenda(pinned)
             now = workflow.now()
@@ -166,7 +198,7 @@ class OrderJourney:
             if due:
                 for send in due:
                     await self._perform(send)
-                    if self._state.pending_events:
+                    if self._state.pending_events or self._overrides_changed:
                         break  # events take effect before anything else goes out
                 continue
             if pinned.plan.replenishment is not None and not self._state.older_journeys_told:
@@ -186,7 +218,7 @@ class OrderJourney:
             wake = min(t for t in (agenda.next_due(now), end) if t is not None)
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: bool(self._state.pending_events),
+                    lambda: bool(self._state.pending_events) or self._overrides_changed,
                     timeout=wake - now,
                     timeout_summary=self._state.next_step[:100],
                 )
@@ -195,14 +227,39 @@ class OrderJourney:
         """The agenda after recording every skip it reveals (a skip can resolve
         steps that depend on it, e.g. a reminder of a request never sent)."""
         while True:
-            agenda = build_agenda(pinned.plan, self._current_order(), self._state)
+            overrides = self._state.overrides
+            agenda = self._customer_agenda(
+                build_agenda(plan_for(pinned.plan, overrides), self._current_order(), self._state)
+            )
             if not agenda.skips:
-                return agenda
+                return with_deferrals(agenda, self._state.deferred)
             for skip in agenda.skips:
                 self._state.steps[skip.key] = StepRecord(
                     StepOutcome.SKIPPED, workflow.now(), skip.reason
                 )
                 self._note("skip", f"{skip.key}: {skip.reason}")
+
+    def _customer_agenda(self, agenda: Agenda) -> Agenda:
+        """The plan's agenda as the customer's choices leave it: a step whose category
+        they refused on every one of its channels is skipped (and says why); the
+        others keep the channels still allowed, the preferred one first."""
+        overrides = self._state.overrides
+        if overrides is None:
+            return agenda
+        sends: list[PlannedSend] = []
+        skips = list(agenda.skips)
+        for send in agenda.sends:
+            reason = refusal_reason(send.category, send.channels, overrides)
+            if reason:
+                skips.append(Skip(send.key, reason))
+            else:
+                channels = channels_for(send.category, send.channels, overrides)
+                sends.append(dataclasses.replace(send, channels=channels))
+        return Agenda(sends=sends, skips=skips, waiting_for=agenda.waiting_for)
+
+    def _adopt(self, overrides: CustomerOverrides) -> None:
+        self._state.overrides = overrides
+        self._state.timezone = overrides.timezone or self._order.customer.timezone
 
     def _apply_pending_events(self) -> None:
         state = self._state
@@ -223,9 +280,14 @@ class OrderJourney:
             try:
                 sent = await self._send_on(send, channel)
             except ActivityError as err:
+                _reraise_cancellation(err)
                 cause = err.cause
                 reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
                 self._resolve(send, StepOutcome.FAILED, f"not delivered by {channel}: {reason}")
+                return
+            if sent.status in (Delivery.DEFERRED, Delivery.STALE):
+                # The cap is the customer's, not the channel's: no fallback.
+                self._over_cap(send, sent)
                 return
             if sent.status == Delivery.SENT:
                 self._state.sent.append(sent)
@@ -275,6 +337,7 @@ class OrderJourney:
             new_address=state.shipping_address,
             run_out_at=send.run_out_at,
             max_sms_segments=self._plan.plan.sms_max_segments if self._plan else 2,
+            cap=self._cap_check(send),
         )
         transactional = send.category == Category.TRANSACTIONAL
         stale_after = send.step.stale_after if send.step else None
@@ -294,9 +357,60 @@ class OrderJourney:
         )
         return sent
 
+    def _cap_check(self, send: PlannedSend) -> CapCheck | None:
+        """What the customer's frequency cap needs to judge this send; None when the
+        plan does not cap its category."""
+        if self._plan is None:
+            return None
+        plan = plan_for(self._plan.plan, self._state.overrides)
+        caps = caps_for(plan, send.category)
+        if not caps or not workflow.patched(FREQUENCY_CAP_PATCH):
+            return None
+        if send.step is not None:
+            explicit, window = send.step.priority, send.step.window
+            # The scheduler's stale rule: no later than stale_after past the trigger;
+            # without one, the send budget every non-transactional message has.
+            stale_at: datetime | None = send.base_at + (
+                send.step.stale_after or DEFAULT_SEND_BUDGET
+            )
+        else:  # a replenishment reminder: pointless once the item has run out
+            explicit = plan.replenishment.priority if plan.replenishment else None
+            window, stale_at = None, send.run_out_at
+        return CapCheck(
+            caps=caps,
+            priority=priority_of(send.category, explicit),
+            timezone=self._current_order().customer.timezone,
+            quiet_hours=plan.quiet_hours,
+            window=window,
+            stale_at=stale_at,
+        )
+
+    def _over_cap(self, send: PlannedSend, answer: SentMessage) -> None:
+        """Deferred: wait (a durable timer) for the slot the cap holds for this send,
+        then ask again. Stale: drop it and say why (the ledger says so too)."""
+        state = self._state
+        label = f"{send.key} #{send.iteration}" if send.iteration else send.key
+        if answer.status == Delivery.DEFERRED:
+            # The activity always says when; a day is only a guard against a loop.
+            slot = answer.not_before or workflow.now() + timedelta(days=1)
+            state.deferred[send.key] = slot
+            local = local_iso(slot, self._current_order().customer.timezone)
+            self._note("note", f"{label}: {answer.detail}; deferred to {local}")
+            return
+        state.sent.append(dataclasses.replace(answer, sent_at=workflow.now()))
+        detail = f"stale: {answer.detail}"
+        if send.key.startswith(REPLENISHMENT_PREFIX):
+            # This cycle's reminder is dropped; the series goes on with the next one.
+            state.deferred.pop(send.key, None)
+            state.reminders_sent[send.focus_sku] = send.iteration
+            self._note("skip", f"{label}: {detail}")
+            return
+        self._resolve(send, StepOutcome.SKIPPED, detail)
+
     def _resolve(self, send: PlannedSend, outcome: StepOutcome, detail: str) -> None:
         state = self._state
         now = workflow.now()
+        state.deferred.pop(send.key, None)
         if send.key.startswith(REPLENISHMENT_PREFIX) and outcome == StepOutcome.SENT:
             # A series goes on: count the reminder, keep the key open.
             state.reminders_sent[send.focus_sku] = send.iteration
@@ -341,6 +455,7 @@ class OrderJourney:
                 summary="stop older reminders for these SKUs",
             )
         except ActivityError as err:
+            _reraise_cancellation(err)
             # Best effort: the older journey would only send one reminder too many.
             self._note("note", f"could not reach older journeys: {err.cause or err}")
             return
@@ -385,7 +500,7 @@ class OrderJourney:
     def _publish(self, agenda: Agenda, now: datetime) -> None:
         state = self._state
         self._set_stage(stage_for(state, agenda))
-        tz = self._order.customer.timezone
+        tz = self._current_order().customer.timezone
         state.scheduled = [
             ScheduledStep(
                 step=send.key if not send.iteration else f"{send.key} #{send.iteration}",
@@ -439,12 +554,31 @@ class OrderJourney:
     # -- helpers -------------------------------------------------------------
 
     def _current_order(self) -> Order:
+        order = self._order
         address = self._state.shipping_address
-        if address is None:
-            return self._order
-        return dataclasses.replace(self._order, shipping_address=address)
+        if address is not None:
+            order = dataclasses.replace(order, shipping_address=address)
+        overrides = self._state.overrides
+        if overrides is not None and (overrides.timezone or overrides.locale):
+            # The customer's own zone and language win over what the order carried.
+            customer = dataclasses.replace(
+                order.customer,
+                timezone=overrides.timezone or order.customer.timezone,
+                locale=overrides.locale or order.customer.locale,
+            )
+            order = dataclasses.replace(order, customer=customer)
+        return order
 
     def _skus_for(self, send: PlannedSend) -> list[str]:
         if send.template in {"return_confirmation", "refund_confirmation"}:
             return list(self._state.returned_skus)
         return [send.focus_sku] if send.focus_sku else []
+
+
+def _reraise_cancellation(err: ActivityError) -> None:
+    """An activity cancelled because the journey was cancelled is not a failed
+    step to note and move past: the cancellation must reach ``run``, or the journey
+    would carry on as if nobody had asked it to stop. (Before this patch such a
+    cancel was swallowed; journeys recorded then replay as they ran.)"""
+    if is_cancelled_exception(err) and workflow.patched("cancel-during-activity"):
+        raise err

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from workflows.vocabulary import Channel, EventType
 
@@ -56,6 +57,30 @@ class TimeWindow:
     __pydantic_config__ = _STRICT
     start: str
     end: str
+
+
+# A message's priority under the frequency cap (see workflows.frequency): 0-100,
+# higher wins; None takes its category's default.
+Priority = Annotated[int, Field(ge=0, le=100)]
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    """At most ``max`` messages of one category to one customer, across all their
+    journeys, in any stretch of ``days`` x 24 hours."""
+
+    __pydantic_config__ = _STRICT
+    max: Annotated[int, Field(ge=1)]
+    days: Annotated[int, Field(ge=1, le=365)]
+
+
+# Transactional and support messages answer the order or the customer: never capped,
+# so a plan cannot name them here.
+CappedCategory = Literal["relationship", "feedback", "marketing"]
+
+
+def _default_frequency_caps() -> dict[CappedCategory, tuple[FrequencyCap, ...]]:
+    return {"marketing": (FrequencyCap(max=1, days=3), FrequencyCap(max=3, days=30))}
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,8 @@ class Step:
     # Deferred past this age (quiet hours, caps), a non-transactional message is
     # stale: it is dropped and recorded instead of sent late.
     stale_after: timedelta | None = None
+    # Who gets a slot first when the frequency cap is contended; None: by category.
+    priority: Priority | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +149,7 @@ class Replenishment:
     at: str = "10:00"
     max_reminders: int = 6
     category: Category = Category.MARKETING
+    priority: Priority | None = None  # under the frequency cap; None: by category
 
 
 @dataclass(frozen=True)
@@ -142,6 +170,11 @@ class Plan:
     # SMS and WhatsApp texts are trimmed to fit this many segments.
     sms_max_segments: int = 2
     replenishment: Replenishment | None = None
+    # Per category, the caps on messages to one customer across all their journeys
+    # (every cap holds); a category not listed is not capped. See workflows.frequency.
+    frequency_caps: dict[CappedCategory, tuple[FrequencyCap, ...]] = field(
+        default_factory=_default_frequency_caps
+    )
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

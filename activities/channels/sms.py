@@ -6,6 +6,7 @@ from activities.channels.base import PermanentDeliveryError, TransientDeliveryEr
 from activities.channels.email import LinkBuilder, email_context
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer
 from activities.sms.twilio_sender import PermanentSmsError, TransientSmsError, TwilioSender
+from engine.database.phone_index import PhoneIndex
 from workflows.model import SendMessageInput
 
 
@@ -18,12 +19,15 @@ class SmsChannel:
         *,
         whatsapp: bool = False,
         whatsapp_enabled: bool = True,
+        phones: PhoneIndex | None = None,
     ) -> None:
         self._sender = sender
         self._renderer = renderer
         self._links = links
         self._whatsapp = whatsapp
         self._whatsapp_enabled = whatsapp_enabled
+        # Notes who is texted at which number, so a STOP reply finds the customer.
+        self._phones = phones
 
     @property
     def _name(self) -> str:
@@ -48,6 +52,9 @@ class SmsChannel:
             email_context(request, self._links.for_request(request)),
             max_segments=request.max_sms_segments,
         )
+        if self._phones is not None:
+            # Before the send: a STOP can come back seconds after the text arrives.
+            await self._phones.remember(address, request.order.customer.id)
         try:
             receipt = await self._sender.send(address, text.body, whatsapp=self._whatsapp)
         except PermanentSmsError as err:

@@ -260,6 +260,7 @@ class EmailRenderer:
             "guide": f"{shop}/guides/{sku}" if sku else f"{shop}/guides",
             "referral": f"{shop}/referral?code={code}" if code else f"{shop}/referral",
             "unsubscribe": f"{shop}/account/email-preferences",
+            "preferences": f"{shop}/account/email-preferences",
         }
         links = dict(defaults)
         if context.shipment and context.shipment.tracking_url:

@@ -5,10 +5,13 @@ are raised as :class:`PermanentSmtpError`; everything else (4xx, refused or
 dropped connections, timeouts, failed TLS or authentication) as
 :class:`TransientSmtpError`, which the activity lets Temporal retry with backoff.
 
-One :class:`SmtpMailer` keeps one connection open (TLS and AUTH done once) and
-sends every message over it, one at a time. A server may drop a connection we
-kept idle; when that shows before the message's content went out, nothing can
-have been delivered, so the mailer reconnects once and sends again. A drop after
+One :class:`SmtpMailer` keeps up to ``max_connections`` connections open (TLS and
+AUTH done once each) and sends one message at a time over each: sequential sends
+reuse one connection; concurrent sends open more, up to the limit, because one
+SMTP session waits on a round trip per command and would cap a busy worker at a
+few dozen messages a second. A server may drop a connection we kept idle; when
+that shows before the message's content went out, nothing can have been
+delivered, so the mailer reconnects once and sends again. A drop after
 the content went out is ambiguous (the server may have accepted it) and is left
 to the caller's retry, which the message ledger makes safe.
 """
@@ -60,12 +63,16 @@ class SmtpConfig:
     verify: bool = True
     # PEM bundle of the CAs to trust instead of the system's (a private relay's CA).
     ca_file: str | None = None
+    # Sessions kept open at most (relays often limit sessions per client).
+    max_connections: int = 4
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
             raise ValueError(
                 f"security must be one of {', '.join(SECURITY_MODES)}, got {self.security!r}"
             )
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
@@ -79,6 +86,7 @@ class SmtpConfig:
             # Read when Settings has them (smtp_tls_verify, smtp_ca_file); defaults until then.
             verify=settings.smtp_tls_verify,
             ca_file=settings.smtp_ca_file,
+            max_connections=settings.smtp_max_connections,
         )
 
     def tls_context(self) -> ssl.SSLContext:
@@ -102,36 +110,45 @@ class _Connection(aiosmtplib.SMTP):
 
 
 class SmtpMailer:
-    """Sends over one kept-open connection; bound to the event loop that first uses it."""
+    """Sends over kept-open connections; bound to the event loop that first uses it."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
         # Built once (it reads the CA bundle); a bad ca_file fails here, at startup.
         self._tls_context = config.tls_context() if config.security != "none" else None
-        self._connection: _Connection | None = None
-        self._lock = asyncio.Lock()
+        # Connections not in use, most recently used last; sessions in use are
+        # held by their sender alone.
+        self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(config.max_connections)
+        self._closed = False
 
     async def send(self, message: EmailMessage) -> str:
         """Hand the message to the server; returns the server's acceptance reply."""
-        async with self._lock:
+        async with self._slots:
+            kept = self._idle.pop() if self._idle else None
+            holder = _Held(kept)
             try:
-                return await self._deliver(message)
+                reply = await self._deliver(holder, message)
             except _SMTP_FAILURES as err:
-                if not self._still_usable_after(err):
-                    self._drop()
+                if _still_usable_after(holder.connection, err):
+                    self._release(holder.connection)
+                else:
+                    _close(holder.connection)
                 raise _classified(err) from err
             except BaseException:
                 # Cancelled mid-conversation (or a bug): the session's state is
                 # unknown, so never reuse it.
-                self._drop()
+                _close(holder.connection)
                 raise
+            self._release(holder.connection)
+            return reply
 
     async def aclose(self) -> None:
-        """Say goodbye to the server and close the kept connection, if any."""
-        async with self._lock:
-            connection, self._connection = self._connection, None
-            if connection is None:
-                return
+        """Say goodbye to the server and close the kept connections, if any; a
+        send still in flight closes its own when it ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
             if connection.is_connected:
                 with contextlib.suppress(*_SMTP_FAILURES):
                     await connection.quit()
@@ -143,8 +160,8 @@ class SmtpMailer:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _deliver(self, message: EmailMessage) -> str:
-        kept = self._connection
+    async def _deliver(self, holder: _Held, message: EmailMessage) -> str:
+        kept = holder.connection
         if kept is not None and kept.is_connected:
             try:
                 return await _transaction(kept, message)
@@ -154,10 +171,10 @@ class SmtpMailer:
                 # The server ended the kept session before this message's
                 # content went out: nothing was delivered, so send it again
                 # on a fresh connection, once.
-                self._drop()
-        self._drop()
-        connection = await self._connect()
-        return await _transaction(connection, message)
+        _close(kept)
+        holder.connection = None
+        holder.connection = await self._connect()
+        return await _transaction(holder.connection, message)
 
     async def _connect(self) -> _Connection:
         config = self._config
@@ -173,22 +190,32 @@ class SmtpMailer:
         )
         # connect() greets, upgrades (STARTTLS) and logs in, or closes itself on failure.
         await connection.connect()
-        self._connection = connection
         return connection
 
-    def _still_usable_after(self, err: BaseException) -> bool:
-        # After a refusal the client has reset the envelope (RSET): the session
-        # is clean. Anything else (timeouts, drops, TLS or auth trouble) is not.
-        connection = self._connection
-        refusal = isinstance(
-            err, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused
-        )
-        return refusal and connection is not None and connection.is_connected
+    def _release(self, connection: _Connection | None) -> None:
+        if connection is not None and connection.is_connected and not self._closed:
+            self._idle.append(connection)
+        else:
+            _close(connection)
 
-    def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+
+@dataclass
+class _Held:
+    """The connection one send is using (replaced when it reconnects)."""
+
+    connection: _Connection | None
+
+
+def _still_usable_after(connection: _Connection | None, err: BaseException) -> bool:
+    # After a refusal the client has reset the envelope (RSET): the session is
+    # clean. Anything else (timeouts, drops, TLS or auth trouble) is not.
+    refusal = isinstance(err, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused)
+    return refusal and connection is not None and connection.is_connected
+
+
+def _close(connection: _Connection | None) -> None:
+    if connection is not None:
+        connection.close()
 
 
 async def _transaction(connection: _Connection, message: EmailMessage) -> str:

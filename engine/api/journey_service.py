@@ -12,9 +12,10 @@ from aftercare.v1 import journey_pb2_grpc as pb_grpc
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.api import requests, responses
-from engine.api.status import invalid_argument, journey_error_code
-from engine.api.violations import InvalidRequest, Violations
-from engine.journeys import JourneyDirectory, JourneyError
+from engine.api.answers import Refusal, answer
+from engine.api.status import customer_erased, journey_error_code
+from engine.api.violations import Violations
+from engine.journeys import CustomerWasErased, JourneyDirectory, JourneyError
 from engine.logging import get_logger
 
 log = get_logger(__name__)
@@ -26,21 +27,24 @@ _BAD_TOKEN_ANSWERS = frozenset({RPCStatusCode.UNKNOWN, RPCStatusCode.INVALID_ARG
 DEFAULT_PAGE_SIZE = 100
 
 
+def _refusal(error: Exception) -> Refusal | None:
+    if isinstance(error, CustomerWasErased):
+        return customer_erased(error)
+    if isinstance(error, JourneyError):
+        return journey_error_code(error), str(error)
+    return None
+
+
 async def _answer(
     context: grpc.aio.ServicerContext, method: str, work: Callable[[], Awaitable[Reply]]
 ) -> Reply:
-    """Run one call, turning each kind of failure into its proper status code."""
-    try:
-        return await work()
-    except InvalidRequest as err:
-        await context.abort_with_status(invalid_argument(err))
-    except JourneyError as err:
-        await context.abort(journey_error_code(err), str(err))
-    except RPCError as err:
-        # Temporal itself is unreachable or overloaded: the caller may retry.
-        log.warning("temporal call failed", method=method, status=str(err.status), error=str(err))
-        await context.abort(grpc.StatusCode.UNAVAILABLE, f"journey store unavailable: {err}")
-    raise AssertionError("unreachable: abort raises")  # pragma: no cover
+    return await answer(
+        context,
+        method,
+        work,
+        refuse=_refusal,
+        unavailable=lambda err: f"journey store unavailable: {err}",
+    )
 
 
 class JourneyServicer(pb_grpc.JourneyServiceServicer):

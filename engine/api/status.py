@@ -8,7 +8,16 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from engine.api.violations import InvalidRequest
-from engine.journeys import JourneyAlreadyExists, JourneyEnded, JourneyError, JourneyNotFound
+from engine.journeys import (
+    CustomerWasErased,
+    JourneyAlreadyExists,
+    JourneyEnded,
+    JourneyError,
+    JourneyNotFound,
+)
+
+# google.rpc.PreconditionFailure.Violation.type of a request about an erased customer.
+CUSTOMER_ERASED = "CUSTOMER_ERASED"
 
 
 def invalid_argument(error: InvalidRequest) -> grpc.Status:
@@ -30,11 +39,28 @@ def invalid_argument(error: InvalidRequest) -> grpc.Status:
     )
 
 
+def customer_erased(error: CustomerWasErased) -> grpc.Status:
+    """FAILED_PRECONDITION with a ``google.rpc.PreconditionFailure`` whose violation
+    names the request field (``order.customer.id``): retrying cannot help."""
+    failure = error_details_pb2.PreconditionFailure(
+        violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type=CUSTOMER_ERASED, subject=error.field, description=str(error)
+            )
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(failure)
+    return rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=str(error), details=[detail])
+    )
+
+
 def journey_error_code(error: JourneyError) -> grpc.StatusCode:
     if isinstance(error, JourneyNotFound):
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, JourneyAlreadyExists):
         return grpc.StatusCode.ALREADY_EXISTS
-    if isinstance(error, JourneyEnded):
+    if isinstance(error, JourneyEnded | CustomerWasErased):
         return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.INTERNAL

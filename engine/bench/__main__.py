@@ -8,8 +8,11 @@ Latency: sequential StartJourney -> confirmation email and RecordEvent(shipped) 
 shipping email. Throughput: ``--concurrency`` journeys started at once (``--in-flight``
 calls at a time) until every confirmation is in the sink. Cost: history events,
 activities, timers, signals, upserts and payload bytes per recorded journey path.
-Send path: ``send_message`` called directly, without Temporal. The table is also
-written as JSON (``--json``, default .aftercare/bench.json).
+Send path: ``send_message`` called directly, without Temporal. Idle capacity:
+``--idle-journeys`` sleeping journeys (20,000; 100,000 with ``--large``; 0 skips it)
+with worker and server memory, then a wake storm of ``--storm`` timers due at one
+instant (engine/bench/idle.py). The table is also written as JSON (``--json``,
+default .aftercare/bench.json).
 """
 
 from __future__ import annotations
@@ -21,22 +24,30 @@ import os
 import platform
 import sys
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from engine.bench.baseline_worker import baseline_worker_process
 from engine.bench.cost import HistoryCost, recorded_costs, workflow_cost
+from engine.bench.idle import IdleCapacity, idle_capacity, journeys_from
+from engine.bench.idle import add_arguments as add_idle_arguments
 from engine.bench.send_path import send_path
-from engine.bench.stack import bench_stack, serving_journeys
+from engine.bench.stack import bench_stack, serving_api, worker_process
 from engine.bench.stats import LatencySummary
 from engine.bench.workloads import (
     Throughput,
     baseline_concurrent,
-    baseline_queue,
     baseline_sequential,
     journeys_concurrent,
     journeys_sequential,
 )
+from engine.chaos.postgres_kill import throwaway_database
 from engine.logging import configure_logging
 
 DEFAULT_JSON = Path(".aftercare/bench.json")
@@ -68,7 +79,7 @@ class Machine:
 @dataclass(frozen=True)
 class BenchReport:
     machine: Machine
-    flags: dict[str, int]
+    flags: dict[str, int | str]
     baseline_latency: LatencySummary
     baseline_throughput: Throughput
     baseline_cost: HistoryCost
@@ -77,6 +88,7 @@ class BenchReport:
     journey_throughput: Throughput
     send_path: Throughput
     costs: dict[str, HistoryCost]
+    idle: IdleCapacity | None = None  # None when skipped (--idle-journeys 0)
 
     def as_json(self) -> dict[str, Any]:
         def rate(t: Throughput) -> dict[str, Any]:
@@ -105,6 +117,7 @@ class BenchReport:
             },
             "send_path": {**rate(self.send_path), "ratio": self.send_path.per_second / base},
             "cost_per_journey": {path: asdict(cost) for path, cost in self.costs.items()},
+            "idle_capacity": self.idle.as_json(self.baseline_throughput) if self.idle else None,
         }
 
     def table(self) -> str:
@@ -174,31 +187,91 @@ class BenchReport:
             "(recorded histories hold plain JSON payloads; the baseline's are encrypted, "
             "as everything on this stack is)"
         )
+        if self.idle is not None:
+            lines += ["", *self.idle.table(self.baseline_throughput)]
         return "\n".join(lines)
+
+
+# The machines this runs on have PostgreSQL here, trust auth (see ENVIRONMENT.md).
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "AFTERCARE_BENCH_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _progress(message: str, since: float) -> None:
     print(f"[{time.perf_counter() - since:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-async def measure(runs: int, concurrency: int, in_flight: int, sends: int) -> BenchReport:
+@asynccontextmanager
+async def bench_database(choice: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The service's database for the run: a throwaway PostgreSQL database (what
+    production runs on: the worker and the API are separate processes writing at
+    once) when one is reachable, else the embedded SQLite default. Yields its
+    name for the table and the settings that select it."""
+    if choice != "sqlite":
+        try:
+            async with throwaway_database(POSTGRES_ADMIN_DSN) as (_, url):
+                yield "postgresql", {"database_url": url}
+                return
+        except psycopg.OperationalError:
+            if choice == "postgresql":
+                raise
+    yield "sqlite", {}
+
+
+async def measure(
+    runs: int,
+    concurrency: int,
+    in_flight: int,
+    sends: int,
+    idle_journeys: int = 0,
+    storm: int = 0,
+    database: str = "auto",
+) -> BenchReport:
     t0 = time.perf_counter()
-    flags = {"runs": runs, "concurrency": concurrency, "in_flight": in_flight, "sends": sends}
-    async with bench_stack() as stack:
+    flags: dict[str, int | str] = {
+        "runs": runs,
+        "concurrency": concurrency,
+        "in_flight": in_flight,
+        "sends": sends,
+    }
+    flags |= {"idle_journeys": idle_journeys, "storm": storm}
+    async with (
+        bench_database(database) as (database_name, database_settings),
+        bench_stack(database_settings) as stack,
+    ):
+        flags["database"] = database_name
         _progress("stack up; baseline, sequential", t0)
-        client = stack.client
-        async with baseline_queue(client) as queue:
+        client = stack.baseline_client
+        # Both sides run their worker as a process of its own, as deployed: the
+        # load (client, API, mail sink) is driven from this one.
+        queue = f"baseline-{uuid.uuid4().hex[:8]}"
+        async with baseline_worker_process(stack.settings, queue, stack.state_dir / "bw.log"):
             baseline_latency = LatencySummary.of(await baseline_sequential(client, queue, runs))
             _progress("baseline, concurrent", t0)
             baseline_rate = await baseline_concurrent(client, queue, concurrency, in_flight)
             baseline_cost = await workflow_cost(client, f"{queue}-seq-0")
-        async with serving_journeys(stack) as api:
+        async with (
+            worker_process(stack.settings, stack.state_dir / "worker.log"),
+            serving_api(stack) as api,
+        ):
             _progress("journeys, sequential", t0)
             samples = await journeys_sequential(api, stack.sink, runs)
             _progress("journeys, concurrent", t0)
             journey_rate = await journeys_concurrent(api, stack.sink, concurrency, in_flight)
         _progress("send path", t0)
         sends_rate = await send_path(stack.sink, sends)
+        idle = None
+        if idle_journeys:
+            # Last: its journeys stay asleep on the server, and it runs its own worker.
+            # Its own (lower) calls in flight: tens of thousands of starts at 100 in
+            # flight queue past the client's 10 s deadline on 2 cores.
+            idle = await idle_capacity(
+                stack,
+                idle_journeys,
+                storm,
+                progress=lambda message: _progress(message, t0),
+            )
     _progress("done", t0)
     return BenchReport(
         machine=Machine.this_one(),
@@ -211,6 +284,7 @@ async def measure(runs: int, concurrency: int, in_flight: int, sends: int) -> Be
         journey_throughput=journey_rate,
         send_path=sends_rate,
         costs=recorded_costs(),
+        idle=idle,
     )
 
 
@@ -223,20 +297,37 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         type=int,
-        default=100,
-        help="sequential runs (default 100: 300 journeys take over 4 minutes on 2 cores)",
+        default=300,
+        help="sequential runs (default 300: about 5 minutes on 2 cores)",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=500, help="workflows/journeys at once (default 500)"
+        "--concurrency", type=int, default=2000, help="workflows/journeys at once (default 2000)"
     )
     parser.add_argument(
         "--in-flight", type=int, default=100, help="client calls in flight at most (default 100)"
     )
     parser.add_argument("--sends", type=int, default=300, help="direct sends (default 300)")
+    add_idle_arguments(parser, "--idle-journeys")
+    parser.add_argument(
+        "--database",
+        choices=("auto", "postgresql", "sqlite"),
+        default="auto",
+        help=f"the service's database (default auto: PostgreSQL at {POSTGRES_ADMIN_DSN} if up)",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args()
     configure_logging("WARNING")
-    report = asyncio.run(measure(args.runs, args.concurrency, args.in_flight, args.sends))
+    report = asyncio.run(
+        measure(
+            args.runs,
+            args.concurrency,
+            args.in_flight,
+            args.sends,
+            journeys_from(args),
+            args.storm,
+            args.database,
+        )
+    )
     print(report.table())
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")

@@ -24,8 +24,10 @@ from engine.logging import configure_logging
 
 async def measure(runs: int) -> LatencyReport:
     async with bench_stack() as stack:
-        async with baseline_queue(stack.client) as queue:
-            baseline = LatencySummary.of(await baseline_sequential(stack.client, queue, runs))
+        async with baseline_queue(stack.baseline_client) as queue:
+            baseline = LatencySummary.of(
+                await baseline_sequential(stack.baseline_client, queue, runs)
+            )
         async with serving_journeys(stack) as api:
             samples = await journeys_sequential(api, stack.sink, runs, shipped=False)
     return LatencyReport(

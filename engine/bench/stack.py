@@ -2,23 +2,35 @@
 
 A dev server on a file database with the same SQLite pragmas as ``aftercare run``,
 an aiosmtpd sink, an encrypting Temporal client; :func:`serving_journeys` adds the
-journey workers and the gRPC API on top of it.
+journey workers and the gRPC API on top of it; :func:`worker_process` runs the
+workers as ``aftercare worker`` in a child process instead (memory of its own).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
 import socket
+import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from clients import AftercareClient
+from engine.api.auth import authenticator_for
+from engine.api.scopes import ALL_SCOPES
 from engine.api.server import build_server
-from engine.codec.runtime import converter_for
+from engine.codec.runtime import converter_for, customer_keys_for
+from engine.database.api_keys import ApiKeyStore
+from engine.database.connection import create_engine, create_session_factory
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.temporal_server import TemporalDevServer
@@ -40,12 +52,33 @@ class Stack:
     server: TemporalDevServer
     sink: MailSink
     settings: Settings
+    # As the service connects (``engine.temporal.connect``): payloads sealed under
+    # each customer's data key, so journeys are measured as they run in production.
     client: Client
+    # Bare Temporal's: the same codec with the master keyring only, and no lookup
+    # of a customer key per workflow, which the baseline has no use for.
+    baseline_client: Client
+    # An all-scopes key of the stack's API, for every client of it.
+    api_key: str
+
+
+async def _bench_api_key(settings: Settings) -> str:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        created = await ApiKeyStore(create_session_factory(engine)).create(
+            "bench", sorted(ALL_SCOPES)
+        )
+    finally:
+        await engine.dispose()
+    return created.token
 
 
 @asynccontextmanager
-async def bench_stack() -> AsyncIterator[Stack]:
-    """Dev server (file database, ``aftercare run``'s pragmas), mail sink and client."""
+async def bench_stack(overrides: Mapping[str, Any] | None = None) -> AsyncIterator[Stack]:
+    """Dev server (file database, ``aftercare run``'s pragmas), mail sink and client.
+
+    ``overrides`` are further settings (e.g. ``database_url``, ``plans_dir``).
+    """
     with tempfile.TemporaryDirectory(prefix="aftercare-bench-") as tmp:
         state = Path(tmp)
         server = TemporalDevServer(port=free_port(), ui_port=None, db_file=state / "temporal.db")
@@ -59,25 +92,120 @@ async def bench_stack() -> AsyncIterator[Stack]:
                 temporal_address=server.address,
                 smtp_port=sink.port,
                 grpc_port=free_port(),
+                **(overrides or {}),
             )
             upgrade_database(settings.resolved_database_url)
-            client = await Client.connect(server.address, data_converter=converter_for(settings))
-            yield Stack(state_dir=state, server=server, sink=sink, settings=settings, client=client)
+            customer_keys = customer_keys_for(settings)
+            try:
+                yield Stack(
+                    state_dir=state,
+                    server=server,
+                    sink=sink,
+                    settings=settings,
+                    client=await Client.connect(
+                        server.address, data_converter=converter_for(settings, customer_keys)
+                    ),
+                    baseline_client=await Client.connect(
+                        server.address, data_converter=converter_for(settings)
+                    ),
+                    api_key=await _bench_api_key(settings),
+                )
+            finally:
+                await customer_keys.aclose()
         finally:
             await server.stop()
             await sink.stop()
 
 
+def api_client(stack: Stack) -> AftercareClient:
+    """A new client of the stack's gRPC API (close it, or use it with ``async with``)."""
+    return AftercareClient(stack.settings.grpc_target, api_key=stack.api_key)
+
+
 @asynccontextmanager
-async def serving_journeys(stack: Stack) -> AsyncIterator[AftercareClient]:
-    """The journey workers and the gRPC API, and a client of that API."""
-    async with journey_worker(stack.client, stack.settings) as worker, worker:
+async def serving_api(stack: Stack) -> AsyncIterator[AftercareClient]:
+    """The gRPC API alone (workers run elsewhere, e.g. as processes), and a client of it."""
+    async with authenticator_for(stack.settings) as authenticator:
         api_server = build_server(
-            JourneyDirectory(stack.client, stack.settings.task_queue), stack.settings.grpc_target
+            JourneyDirectory(stack.client, stack.settings.task_queue),
+            stack.settings.grpc_target,
+            authenticator=authenticator,
+            settings=stack.settings,
         )
         await api_server.start()
         try:
-            async with AftercareClient(stack.settings.grpc_target) as api:
+            async with api_client(stack) as api:
                 yield api
         finally:
             await api_server.stop(1)
+
+
+@asynccontextmanager
+async def serving_journeys(stack: Stack) -> AsyncIterator[AftercareClient]:
+    """The journey workers and the gRPC API, and a client of that API."""
+    async with (
+        journey_worker(stack.client, stack.settings) as worker,
+        worker,
+        serving_api(stack) as api,
+    ):
+        yield api
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment without its own ``AFTERCARE_*`` variables, plus
+    ``AFTERCARE_*`` for every setting given explicitly: a child process started
+    with it (``aftercare worker``) runs on exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AFTERCARE_")}
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, Path):
+            text = str(value.resolve())  # the child runs in another folder
+        elif isinstance(value, str):
+            text = value
+        else:  # numbers and booleans as JSON; pydantic-settings reads both back
+            text = json.dumps(value, default=str)
+        env[f"AFTERCARE_{name.upper()}"] = text
+    return env
+
+
+@asynccontextmanager
+async def worker_process(
+    settings: Settings, log_file: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``aftercare worker`` as a child process on ``settings`` (its own memory, its
+    own pid to measure or kill), stopped with SIGTERM at the end."""
+    argv = [str(Path(sys.executable).parent / "aftercare"), "worker"]
+    async with child_process(settings, argv, log_file) as process:
+        yield process
+
+
+@asynccontextmanager
+async def child_process(
+    settings: Settings, argv: list[str], log_file: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``argv`` as a child process on ``settings``, its output appended to
+    ``log_file``, stopped with SIGTERM at the end (killed if it lingers)."""
+    with log_file.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env=settings_environment(settings),
+            # Not the caller's folder: a developer's .env there must not leak in.
+            cwd=settings.state_dir,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 60)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

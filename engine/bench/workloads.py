@@ -9,15 +9,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aftercare.v1 import journey_pb2 as pb
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from clients import AftercareClient
 from engine.bench.baseline import BaselineWorkflow, baseline_echo
 from engine.devstack.mail_sink import MailSink
 from engine.samples import sample_order, sample_shipment
+from engine.sandbox import write_bytecode_for
 
 # The first runs warm caches and connections; they are not counted.
 WARMUP_RUNS = 5
@@ -69,6 +71,8 @@ async def _bounded(count: int, limit: int, call: Callable[[int], Awaitable[objec
 async def baseline_queue(client: Client) -> AsyncIterator[str]:
     """A worker for the trivial workflow+activity on a fresh task queue (its name)."""
     queue = f"baseline-{_run_id()}"
+    # Bare Temporal as deployed: with bytecode on disk, as the journey worker has.
+    write_bytecode_for(BaselineWorkflow)
     async with Worker(
         client, task_queue=queue, workflows=[BaselineWorkflow], activities=[baseline_echo]
     ):
@@ -88,13 +92,20 @@ async def baseline_sequential(client: Client, queue: str, runs: int) -> list[flo
 
 
 async def baseline_concurrent(client: Client, queue: str, count: int, limit: int) -> Throughput:
+    """``count`` workflows started at once (``limit`` start calls in flight), like the
+    journeys below: the time until every one has completed."""
+    handles: list[WorkflowHandle[Any, Any]] = []
+
     async def one(n: int) -> None:
-        await client.execute_workflow(
-            BaselineWorkflow.run, "hi", id=f"{queue}-con-{n}", task_queue=queue
+        handles.append(
+            await client.start_workflow(
+                BaselineWorkflow.run, "hi", id=f"{queue}-con-{n}", task_queue=queue
+            )
         )
 
     started = time.perf_counter()
     await _bounded(count, limit, one)
+    await asyncio.gather(*(handle.result() for handle in handles))
     return Throughput(count, limit, time.perf_counter() - started)
 
 

@@ -8,6 +8,7 @@ import typer
 
 from engine.cli.demo import demo
 from engine.cli.journey import journey_app
+from engine.cli.keys import keys_app
 from engine.cli.preview import preview_command
 from engine.cli.processes import run_api, run_http, run_worker
 from engine.cli.simulate import simulate_command
@@ -26,6 +27,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Aftercare's own database.", no_args_is_help=True)
 app.add_typer(journey_app, name="journey")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 app.command(help="Push sample orders and events through the API (needs `aftercare run`).")(demo)
 app.command("simulate")(simulate_command)
 app.command("preview")(preview_command)

@@ -8,13 +8,14 @@ import time
 import typer
 from aftercare.v1 import journey_pb2 as pb
 
-from clients import AftercareClient, JourneyExistsError
+from clients import AftercareClient, AftercareError, JourneyExistsError
+from engine.cli.connection import ApiKeyOption, api_client
 from engine.samples import sample_order, sample_shipment
 from engine.settings import Settings
 
 
-async def _demo(target: str, prefix: str) -> None:
-    async with AftercareClient(target) as client:
+async def _demo(settings: Settings, api_key: str | None, prefix: str) -> None:
+    async with api_client(settings, api_key) as client:
         ids = [f"{prefix}-{n}" for n in range(1, 5)]
         for variant, order_id in enumerate(ids):
             try:
@@ -63,10 +64,15 @@ def demo(
     prefix: str = typer.Option(
         "", help="Order id prefix; defaults to a new one per run so the demo can run again."
     ),
+    api_key: ApiKeyOption = None,
 ) -> None:
     settings = Settings()
     chosen = prefix or f"DEMO{int(time.time())}"
-    asyncio.run(_demo(settings.grpc_target, chosen))
+    try:
+        asyncio.run(_demo(settings, api_key, chosen))
+    except AftercareError as err:
+        typer.echo(f"{err.code.name}: {err.message}", err=True)
+        raise typer.Exit(code=1) from None
     typer.echo(
         f"\nEmails: {settings.mail_dir.resolve()}\n"
         f"Journeys: http://127.0.0.1:{settings.temporal_ui_port}/namespaces/"

@@ -13,6 +13,7 @@ from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
 from clients import AftercareClient, AftercareError, InvalidRequestError
+from engine.cli.connection import ApiKeyOption, api_client
 from engine.samples import sample_order, sample_shipment
 from engine.settings import Settings
 
@@ -32,9 +33,11 @@ STAGE_NAMES = {
 }
 
 
-def _call(work: Callable[[AftercareClient], Awaitable[Result]]) -> Result:
+def _call(
+    work: Callable[[AftercareClient], Awaitable[Result]], api_key: str | None = None
+) -> Result:
     async def main() -> Result:
-        async with AftercareClient(Settings().grpc_target) as client:
+        async with api_client(Settings(), api_key) as client:
             return await work(client)
 
     try:
@@ -62,12 +65,13 @@ def start(
     sample: Annotated[
         str | None, typer.Option(help="Start a built-in sample order with this order id.")
     ] = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Start the journey of an order."""
     if (file is None) == (sample is None):
         raise typer.BadParameter("give exactly one of --file or --sample")
     order = json_format.Parse(file.read_text(), pb.Order()) if file else sample_order(sample or "")
-    _print(_call(lambda client: client.start_journey(order)))
+    _print(_call(lambda client: client.start_journey(order), api_key))
 
 
 @journey_app.command("event")
@@ -80,6 +84,7 @@ def event(
     tracking_url: str = "",
     score: Annotated[int | None, typer.Option(help="Feedback score 0-10.")] = None,
     comment: str = "",
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Record an order event (shipped, delivered, cancelled, ...)."""
     if event_type not in EVENT_NAMES:
@@ -93,19 +98,19 @@ def event(
         message.shipment.CopyFrom(sample_shipment(order_id))
     if score is not None:
         message.feedback.CopyFrom(pb.Feedback(score=score, comment=comment))
-    _print(_call(lambda client: client.record_event(order_id, message)))
+    _print(_call(lambda client: client.record_event(order_id, message), api_key))
 
 
 @journey_app.command("show")
-def show(order_id: str) -> None:
+def show(order_id: str, api_key: ApiKeyOption = None) -> None:
     """Show a journey's live state: stage, messages sent, what it waits for."""
-    _print(_call(lambda client: client.get_journey(order_id)))
+    _print(_call(lambda client: client.get_journey(order_id), api_key))
 
 
 @journey_app.command("cancel")
-def cancel(order_id: str, reason: str = "") -> None:
+def cancel(order_id: str, reason: str = "", api_key: ApiKeyOption = None) -> None:
     """Stop a journey: nothing more is sent."""
-    _print(_call(lambda client: client.cancel_journey(order_id, reason)))
+    _print(_call(lambda client: client.cancel_journey(order_id, reason), api_key))
 
 
 @journey_app.command("list")
@@ -113,6 +118,7 @@ def list_journeys(
     customer: Annotated[str, typer.Option(help="Internal customer id.")] = "",
     stage: Annotated[str, typer.Option(help=", ".join(STAGE_NAMES))] = "",
     limit: int = 100,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """List journeys by customer and/or stage (Temporal visibility)."""
     if stage and stage not in STAGE_NAMES:
@@ -122,6 +128,7 @@ def list_journeys(
         _call(
             lambda client: client.list_journeys(
                 customer_id=customer, stage=stage_number, page_size=limit
-            )
+            ),
+            api_key,
         )
     )

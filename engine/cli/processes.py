@@ -6,10 +6,9 @@ import asyncio
 import signal
 from datetime import timedelta
 
-from engine.api.server import build_server
+from engine.api.preferences_runtime import serving_api
 from engine.http.runtime import http_app
 from engine.http.server import serve_http
-from engine.journeys import JourneyDirectory
 from engine.logging import get_logger
 from engine.settings import Settings
 from engine.temporal import connect
@@ -48,8 +47,12 @@ async def run_http(settings: Settings) -> None:
 async def run_api(settings: Settings) -> None:
     stop = _stop_event()
     client = await connect(settings, wait=_STARTUP_WAIT)
-    api = build_server(JourneyDirectory(client, settings.task_queue), settings.grpc_target)
-    await api.start()
-    log.info("api listening", address=settings.grpc_target)
-    await stop.wait()
-    await api.stop()
+    # By default erasure destroys keys in the store behind connect()'s codec.
+    async with serving_api(client, settings):
+        log.info(
+            "api listening",
+            address=settings.grpc_target,
+            tls=settings.grpc_tls_cert is not None,
+            mutual_tls=settings.grpc_tls_client_ca is not None,
+        )
+        await stop.wait()

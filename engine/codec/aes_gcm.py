@@ -10,11 +10,15 @@ The key id is also the associated data, so a payload whose key id was altered
 fails authentication instead of being tried under another key. Payloads without
 that encoding pass through untouched: history written before encryption was
 switched on still replays.
+
+Journeys with an owner are encrypted under their customer's own data key instead
+(:mod:`engine.codec.customer_codec`); such payloads also carry
+``encryption-key-kind: customer``, and this codec, which has no customer keys,
+refuses them with a clear error.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -33,6 +37,9 @@ from engine.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
+# Set (to CUSTOMER_KEY_KIND) on payloads encrypted under a customer's data key.
+KEY_KIND_METADATA = "encryption-key-kind"
+CUSTOMER_KEY_KIND = b"customer"
 NONCE_BYTES = 12
 # Versioned domain separation for the associated data (followed by the key id).
 _AAD_PREFIX = b"aftercare/payload-codec/v1:"
@@ -55,6 +62,43 @@ def _associated_data(key_id: str) -> bytes:
     return _AAD_PREFIX + key_id.encode("utf-8")
 
 
+def seal(
+    cipher: AESGCM, payload: Payload, metadata: dict[str, bytes], associated_data: bytes
+) -> Payload:
+    """``payload`` serialized whole and encrypted: a fresh random nonce, then the
+    ciphertext and tag; ``metadata`` says how (encoding, key id)."""
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = cipher.encrypt(nonce, payload.SerializeToString(), associated_data)
+    return Payload(metadata=metadata, data=nonce + sealed)
+
+
+def open_sealed(cipher: AESGCM, payload: Payload, associated_data: bytes, key_name: str) -> Payload:
+    """The payload :func:`seal` encrypted; ``key_name`` says which key in errors."""
+    if len(payload.data) <= NONCE_BYTES:
+        raise CodecError("encrypted payload is too short")
+    nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+    try:
+        plain = cipher.decrypt(nonce, sealed, associated_data)
+    except InvalidTag as err:
+        raise CodecError(
+            f"encrypted payload ({key_name}) failed authentication: "
+            "altered, truncated or encrypted under another key with this id"
+        ) from err
+    decoded = Payload()
+    try:
+        decoded.ParseFromString(plain)
+    except DecodeError as err:
+        raise CodecError("decrypted payload is not a serialized Payload") from err
+    return decoded
+
+
+def payload_key_id(payload: Payload) -> str:
+    raw_key_id = payload.metadata.get(KEY_ID_METADATA)
+    if raw_key_id is None:
+        raise CodecError(f"encrypted payload has no {KEY_ID_METADATA!r} metadata")
+    return raw_key_id.decode("utf-8", errors="replace")
+
+
 class AesGcmCodec(PayloadCodec):
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
@@ -72,48 +116,41 @@ class AesGcmCodec(PayloadCodec):
 
     def encrypt(self, payload: Payload) -> Payload:
         key_id = self._keyring.current_key_id
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = self._ciphers[key_id].encrypt(
-            nonce, payload.SerializeToString(), _associated_data(key_id)
-        )
-        return Payload(
-            metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode("utf-8")},
-            data=nonce + sealed,
+        return seal(
+            self._ciphers[key_id],
+            payload,
+            {"encoding": ENCODING, KEY_ID_METADATA: key_id.encode("utf-8")},
+            _associated_data(key_id),
         )
 
     def decrypt(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
             return payload
-        raw_key_id = payload.metadata.get(KEY_ID_METADATA)
-        if raw_key_id is None:
-            raise CodecError(f"encrypted payload has no {KEY_ID_METADATA!r} metadata")
-        key_id = raw_key_id.decode("utf-8", errors="replace")
+        key_id = payload_key_id(payload)
+        if payload.metadata.get(KEY_KIND_METADATA) == CUSTOMER_KEY_KIND:
+            raise CodecError(
+                f"payload was encrypted with customer data key {key_id!r}; decoding it "
+                "needs the customer key store (engine.codec.customer_codec)"
+            )
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise UnknownKeyError(key_id)
-        if len(payload.data) <= NONCE_BYTES:
-            raise CodecError("encrypted payload is too short")
-        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
-        try:
-            plain = cipher.decrypt(nonce, sealed, _associated_data(key_id))
-        except InvalidTag as err:
-            raise CodecError(
-                f"encrypted payload (key {key_id!r}) failed authentication: "
-                "altered, truncated or encrypted under another key with this id"
-            ) from err
-        decoded = Payload()
-        try:
-            decoded.ParseFromString(plain)
-        except DecodeError as err:
-            raise CodecError("decrypted payload is not a serialized Payload") from err
-        return decoded
+        return open_sealed(cipher, payload, _associated_data(key_id), f"key {key_id!r}")
+
+
+def encrypting_converter(
+    codec: PayloadCodec, converter_class: type[DataConverter] = DataConverter
+) -> DataConverter:
+    """The pydantic converter, with payloads encrypted by ``codec`` and failure
+    messages and stack traces moved into an encoded (so encrypted) attribute
+    instead of plaintext."""
+    return converter_class(
+        payload_converter_class=PLAIN_DATA_CONVERTER.payload_converter_class,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def data_converter(keyring: Keyring) -> DataConverter:
-    """The pydantic converter, with payloads encrypted and failure messages and stack
-    traces moved into an encoded (so encrypted) attribute instead of plaintext."""
-    return dataclasses.replace(
-        PLAIN_DATA_CONVERTER,
-        payload_codec=AesGcmCodec(keyring),
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )
+    """The encrypting converter under the master keyring alone."""
+    return encrypting_converter(AesGcmCodec(keyring))

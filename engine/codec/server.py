@@ -24,6 +24,11 @@ Every call needs the codec token (``AFTERCARE_CODEC_TOKEN``), given one of two w
 
 Without the token the server answers 401, so someone who can open the UI but does
 not have the token sees only ciphertext.
+
+A payload it cannot decode (altered, or of an erased customer, whose data key was
+destroyed: see :mod:`engine.codec.customer_codec`) gets a 400 whose ``error`` says
+why, e.g. "data key destroyed (customer erased): ...", which the UI shows in place of
+the payload; the batch it came in is refused whole, so nothing is half-answered.
 """
 
 from __future__ import annotations

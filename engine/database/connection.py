@@ -13,7 +13,14 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
     kwargs: dict[str, Any] = {}
-    if not is_sqlite:
+    if is_sqlite:
+        # Every SQLite transaction here takes the write lock up front (see
+        # _tune_sqlite), so only one can run at a time: more connections would
+        # only wait on the lock in busy_timeout's sleep-and-retry loop, and under
+        # load run past it ("database is locked"). One connection per process
+        # makes transactions queue in the pool instead, in order, without polling.
+        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)
+    else:
         # Survive connections dropped by the server (restarts, pg_terminate_backend).
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)

@@ -23,25 +23,50 @@ Defaults, deliberately:
 
 One-time link actions (unsubscribing through a signed link) are made replay-safe
 by ``used_link_tokens``, which keeps only the SHA-256 of each used token.
+
+The one exception to "never deleted": erasing a customer (GDPR / CCPA, see
+``engine.privacy``) deletes their events; ``erased_customers`` then keeps a hash
+of the id, and every later write about them raises :class:`CustomerErased`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.database.tables import ConsentRecord, UsedLinkToken
+from engine.database.tables import ConsentRecord, ErasedCustomer, UsedLinkToken
 
 # Categories (see workflows.plan.Category) sent whatever the customer's consent.
 ALWAYS_ALLOWED_CATEGORIES = frozenset({"transactional", "support"})
+# What a customer can decide about (the rest is always allowed), and where.
+CONSENT_CATEGORIES = ("relationship", "feedback", "marketing")
+CONSENT_CHANNELS = ("email", "sms", "whatsapp")
+
+
+class CustomerErased(Exception):
+    """The customer was erased: nothing about them may be written again."""
+
+    def __init__(self) -> None:
+        # No id in the message: it ends up in logs and API answers.
+        super().__init__("this customer's data was erased; nothing was recorded")
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    """One decision to record (None channel or category: all of them)."""
+
+    granted: bool
+    channel: str | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +111,7 @@ class ConsentLedger:
         """Append one consent decision (None channel or category: all of them)."""
         values = _event_values(customer_id, granted, channel, category, source)
         async with self._sessions() as session, session.begin():
+            await ensure_not_erased(session, customer_id)
             await session.execute(insert(ConsentRecord).values(**values))
 
     async def record_once(
@@ -102,9 +128,15 @@ class ConsentLedger:
 
         False, recording nothing, when the token was already used. Concurrent
         callers with the same token (several processes too): exactly one gets True.
+        Raises :class:`CustomerErased`, recording nothing, for an erased customer.
         """
         values = _event_values(customer_id, granted, channel, category, source)
         async with self._sessions() as session:
+            try:
+                await ensure_not_erased(session, customer_id)
+            except CustomerErased:
+                await session.rollback()
+                raise
             if not await _claim_token(session, token):
                 await session.rollback()
                 return False
@@ -147,12 +179,69 @@ class ConsentLedger:
     async def history(self, customer_id: str) -> list[ConsentEvent]:
         """Every decision of this customer, oldest first."""
         async with self._sessions() as session:
-            rows = await session.scalars(
-                select(ConsentRecord)
-                .where(ConsentRecord.customer_id == customer_id)
-                .order_by(ConsentRecord.id)
-            )
-            return [ConsentEvent.of(row) for row in rows]
+            return await events_of(session, customer_id)
+
+
+def current_consent(
+    events: Sequence[ConsentEvent],
+) -> dict[tuple[str, str], ConsentEvent | None]:
+    """The deciding event for every channel x category that needs consent (None: no
+    event, so allowed), by the same newest-matching-event rule as ``allows``."""
+    deciding: dict[tuple[str, str], ConsentEvent | None] = {
+        (channel, category): None for channel in CONSENT_CHANNELS for category in CONSENT_CATEGORIES
+    }
+    for event in events:  # oldest first: later events overwrite earlier ones
+        for channel, category in deciding:
+            if event.channel in (None, channel) and event.category in (None, category):
+                deciding[(channel, category)] = event
+    return deciding
+
+
+def erased_customer_hash(customer_id: str) -> str:
+    """How ``erased_customers`` names a customer: the hex SHA-256 of a prefixed id.
+
+    Unkeyed on purpose, so every process (API, HTTP app, worker) can check it
+    without a shared secret; customer ids are the shop's opaque ids, not personal
+    data, and the hash only has to stop the id from being listed in the clear.
+    """
+    return hashlib.sha256(f"aftercare-erased-customer:{customer_id}".encode()).hexdigest()
+
+
+async def ensure_not_erased(session: AsyncSession, customer_id: str) -> None:
+    """Raise :class:`CustomerErased` when the customer was erased."""
+    if await session.get(ErasedCustomer, erased_customer_hash(customer_id)) is not None:
+        raise CustomerErased()
+
+
+async def events_of(session: AsyncSession, customer_id: str) -> list[ConsentEvent]:
+    """Every decision of this customer, oldest first, in the caller's transaction."""
+    rows = await session.scalars(
+        select(ConsentRecord)
+        .where(ConsentRecord.customer_id == customer_id)
+        .order_by(ConsentRecord.id)
+    )
+    return [ConsentEvent.of(row) for row in rows]
+
+
+async def append_events(
+    session: AsyncSession, customer_id: str, decisions: Sequence[ConsentDecision], source: str
+) -> None:
+    """Append ``decisions`` in order, in the caller's transaction (which must have
+    checked :func:`ensure_not_erased`)."""
+    for decision in decisions:
+        values = _event_values(
+            customer_id, decision.granted, decision.channel, decision.category, source
+        )
+        await session.execute(insert(ConsentRecord).values(**values))
+
+
+async def delete_events(session: AsyncSession, customer_id: str) -> int:
+    """Erasure only: delete every event of the customer; how many there were."""
+    result: Any = await session.execute(
+        delete(ConsentRecord).where(ConsentRecord.customer_id == customer_id)
+    )
+    count = result.rowcount
+    return count if isinstance(count, int) and count > 0 else 0
 
 
 async def _claim_token(session: AsyncSession, token: str) -> bool:

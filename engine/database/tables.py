@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -90,6 +91,35 @@ class SuppressedAddress(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class CustomerKeyRecord(Base):
+    """A customer's data key (crypto-shredding, see ``engine.codec.customer_keys``).
+
+    ``wrapped_key`` is the key AES-GCM-encrypted under the payload keyring's master
+    key ``master_key_id``, so a dump of this table alone decrypts nothing. ``key_id``
+    is random and travels in payload metadata: it must never reveal the customer.
+    Deleting the row is what makes the customer's history unreadable.
+    """
+
+    __tablename__ = "customer_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), unique=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class JourneyOwnerRecord(Base):
+    """Whose journey a workflow id is: the codec encrypts its payloads under that
+    customer's data key. Continue-as-new keeps the workflow id, so one row a journey."""
+
+    __tablename__ = "journey_owners"
+
+    workflow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class ConsentRecord(Base):
     """One consent decision of a customer, as it was recorded (append-only audit trail).
 
@@ -121,3 +151,119 @@ class UsedLinkToken(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKeyRecord(Base):
+    """A key of the gRPC API (see ``engine.database.api_keys``). The secret part of
+    the key is never stored: ``secret_hash`` is its SHA-256, bound to the id."""
+
+    __tablename__ = "api_keys"
+
+    # The public part of the key (``ak_<id>_<secret>``): what logs and the CLI show.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    # Space-separated scope names, e.g. "events:write journeys:read".
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerPreferenceRecord(Base):
+    """How a customer wants to be messaged, beyond consent (which lives in
+    ``consent_events``). A None column means "as the order and the plan say".
+
+    ``revision`` grows with every change the customer's journeys are told about
+    (see ``engine.database.preferences``), so a journey can tell a newer
+    notification from an older one that overtook it.
+    """
+
+    __tablename__ = "customer_preferences"
+
+    customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    locale: Mapped[str | None] = mapped_column(String(35))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # Quiet hours override, local "HH:MM"; both set or both None.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    preferred_channel: Mapped[str | None] = mapped_column(String(20))
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ErasedCustomer(Base):
+    """That a customer was erased (GDPR / CCPA), and when; keyed by a hash of the
+    customer id (``engine.database.consent.erased_customer_hash``), so the table
+    lists no id yet still recognises one when a late or replayed request tries to
+    write about that customer again."""
+
+    __tablename__ = "erased_customers"
+
+    customer_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CapSlotState:
+    """Frequency-cap slots: held (waiting for its instant) -> reserved -> sent."""
+
+    HELD = "held"
+    RESERVED = "reserved"
+    SENT = "sent"
+
+
+class CappedSend(Base):
+    """One message that counts against a customer's frequency cap (see
+    ``engine.database.frequency_caps``): sent, reserved while it is being delivered,
+    or held for the slot it was deferred to.
+
+    ``send_key`` is journey/step/iteration (no channel: a step that falls back to
+    another channel is still one message), so a retried send finds its own row.
+    """
+
+    __tablename__ = "capped_sends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    send_key: Mapped[str] = mapped_column(String(300), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(10))
+    priority: Mapped[int] = mapped_column(Integer)
+    # The instant it counts at: when reserved (sent), or the slot a hold waits for.
+    slot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PhoneCustomer(Base):
+    """That a customer was texted at a phone number, so an inbound STOP / START from
+    that number finds them (see ``engine.database.phone_index``).
+
+    The number is stored only as a keyed hash (HMAC-SHA256 under the service's
+    secret): the table alone does not reveal anyone's number. A shared number (a
+    household phone) has one row per customer.
+    """
+
+    __tablename__ = "phone_customers"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class FeedbackResponse(Base):
+    """One answer given on the feedback page (NPS score and comment), keyed by the
+    SHA-256 of the link's token: one answer per link, kept even when the journey
+    it was meant for had already ended (``delivered`` False)."""
+
+    __tablename__ = "feedback_responses"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    journey_id: Mapped[str] = mapped_column(String(200))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text)
+    # Whether the journey received it as a feedback event.
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -15,18 +15,24 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from engine.api.server import build_server
-from engine.codec.aes_gcm import AesGcmCodec
-from engine.codec.runtime import TOKEN_FILE_NAME, codec_token_for, keyring_for
+from engine.api.preferences_runtime import serving_api
+from engine.codec.customer_codec import customer_keys_of
+from engine.codec.runtime import (
+    TOKEN_FILE_NAME,
+    codec_for,
+    codec_token_for,
+    converter_for,
+    customer_keys_for,
+)
 from engine.codec.server import build_codec_app
 from engine.database.migrate import upgrade_database
+from engine.devstack.dev_key import ensure_dev_key
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.devstack.twilio_fake import serve_twilio_fake
 from engine.http.runtime import http_app
 from engine.http.server import serve_http
-from engine.journeys import JourneyDirectory
 from engine.links.secret import load_or_create_secret
 from engine.logging import get_logger
 from engine.settings import Settings
@@ -58,6 +64,7 @@ class StackAddresses:
     ui: str
     codec: str
     codec_token_file: str
+    api_key_file: str
     mail_dir: str
     smtp: str
     sms: str
@@ -76,6 +83,10 @@ def banner(addresses: StackAddresses) -> str:
             "",
             "Aftercare is running. Ctrl-C stops every part.",
             f"  gRPC API      {addresses.api}   (reflection and health enabled)",
+            f"  API key       {addresses.api_key_file}   (all scopes; the CLI uses it)",
+            f"                export AFTERCARE_API_KEY=$(cat {addresses.api_key_file})",
+            '                grpcurl -plaintext -H "authorization: Bearer $AFTERCARE_API_KEY"'
+            f" -d '{{}}' {addresses.api} aftercare.v1.JourneyService/ListJourneys",
             f"  Temporal UI   {addresses.ui}",
             f"  Temporal      {addresses.temporal}",
             f"  Codec server  {addresses.codec}   (payloads are encrypted: open"
@@ -118,6 +129,7 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
     state_dir = settings.state_dir
     log.info("migrating database")
     await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
+    api_key_file = await ensure_dev_key(settings)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,8 +155,12 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
     async with contextlib.AsyncExitStack() as parts:
         await sink.start()
         parts.push_async_callback(sink.stop)
+        # One customer key store for the codec server, the client and the worker, so
+        # an erasure shows at once in what the UI can decode.
+        customer_keys = customer_keys_for(settings)
+        parts.push_async_callback(customer_keys.aclose)
         codec_app = build_codec_app(
-            AesGcmCodec(keyring_for(settings)), codec_token_for(settings), ui_origin=ui_url
+            codec_for(settings, customer_keys), codec_token_for(settings), ui_origin=ui_url
         )
         await parts.enter_async_context(
             serve_http(codec_app, settings.codec_host, settings.codec_port)
@@ -164,14 +180,17 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         await server.start()
         parts.push_async_callback(server.stop)
 
-        client = await connect(settings)
+        client = await connect(settings, data_converter=converter_for(settings, customer_keys))
         worker = await parts.enter_async_context(journey_worker(client, settings))
         worker_task = asyncio.create_task(worker.run(), name="worker")
         parts.push_async_callback(_stop_worker, worker, worker_task)
 
-        api = build_server(JourneyDirectory(client, settings.task_queue), settings.grpc_target)
-        await api.start()
-        parts.push_async_callback(api.stop)
+        # PreferencesService, and a directory that starts journeys with the
+        # customer's stored preferences and tells running ones of changes.
+        # Erasure destroys keys in the store the client, worker and codec server share.
+        await parts.enter_async_context(
+            serving_api(client, settings, keys=customer_keys_of(client))
+        )
 
         app = await parts.enter_async_context(http_app(settings))
         await parts.enter_async_context(serve_http(app, settings.http_host, settings.http_port))
@@ -186,6 +205,7 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                     codec_token_file=str((state_dir / TOKEN_FILE_NAME).resolve())
                     if settings.codec_token is None
                     else "AFTERCARE_CODEC_TOKEN",
+                    api_key_file=str(api_key_file.resolve()),
                     mail_dir=str(settings.mail_dir.resolve()),
                     smtp=f"{settings.smtp_host}:{sink.port}",
                     sms=sms_dir,

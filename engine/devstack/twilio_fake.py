@@ -7,8 +7,9 @@ stricter than Twilio in one way on purpose: a form field that Twilio does not do
 create is refused (400), so a client that works against the fake sends only documented fields.
 
 Tests and chaos runs steer it through ``unsubscribed`` (those numbers answer 21610),
-``undeliverable`` (accepted, then reported ``undelivered`` with 30003) and ``fail_next`` (forced
-HTTP answers such as 429 with ``Retry-After``, each used up by one request). Accepted messages
+``undeliverable`` (accepted, then reported ``undelivered`` with 30003), ``fail_next`` (forced
+HTTP answers such as 429 with ``Retry-After``, each used up by one request) and ``fail_all`` /
+``recover`` (an outage: every request gets the forced answer until recovered). Accepted messages
 are kept in ``messages`` and, when a folder is given, written there as one JSON file each.
 
 When a create carries ``StatusCallback``, the fake later POSTs the status changes (``sent``, then
@@ -238,6 +239,21 @@ _DEFAULT_MESSAGES = {
 }
 
 
+def _forced_answer(
+    status: int, retry_after: int | None, code: int | None, message: str | None
+) -> ForcedAnswer:
+    if not 400 <= status <= 599:
+        raise ValueError(f"a forced answer is an HTTP error status, got {status}")
+    if retry_after is not None and retry_after < 0:
+        raise ValueError(f"retry_after is a number of seconds, got {retry_after}")
+    return ForcedAnswer(
+        status=status,
+        code=code if code is not None else 20000 + status,
+        message=message or _DEFAULT_MESSAGES.get(status, "Error"),
+        retry_after=retry_after,
+    )
+
+
 def twilio_error(
     status: int, code: int, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
@@ -304,6 +320,7 @@ class TwilioFake:
         self.callbacks: list[StatusCallbackAttempt] = []
         self._by_sid: dict[str, FakeMessage] = {}
         self._forced: deque[ForcedAnswer] = deque()
+        self._outage: ForcedAnswer | None = None
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
@@ -329,20 +346,32 @@ class TwilioFake:
         message: str | None = None,
     ) -> None:
         """Answer the next API request with this error instead (queued; one request each)."""
-        if not 400 <= status <= 599:
-            raise ValueError(f"a forced answer is an HTTP error status, got {status}")
-        self._forced.append(
-            ForcedAnswer(
-                status=status,
-                code=code if code is not None else 20000 + status,
-                message=message or _DEFAULT_MESSAGES.get(status, "Error"),
-                retry_after=retry_after,
-            )
-        )
+        self._forced.append(_forced_answer(status, retry_after, code, message))
+
+    def fail_all(
+        self,
+        status: int = 500,
+        *,
+        retry_after: int | None = None,
+        code: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer every API request with this error until :meth:`recover` (an outage or a
+        rate-limit burst); queued ``fail_next`` answers still go first."""
+        self._outage = _forced_answer(status, retry_after, code, message)
+
+    def recover(self) -> None:
+        """End a :meth:`fail_all` outage: requests are served normally again."""
+        self._outage = None
 
     @property
     def pending_failures(self) -> int:
         return len(self._forced)
+
+    @property
+    def failing(self) -> ForcedAnswer | None:
+        """The answer every request gets during a :meth:`fail_all` outage, else None."""
+        return self._outage
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -422,8 +451,8 @@ class TwilioFake:
 
     def _gatekeeper(self, request: Request) -> JSONResponse | None:
         """Forced failures first, then authentication and the account in the path."""
-        if self._forced:
-            forced = self._forced.popleft()
+        forced = self._forced.popleft() if self._forced else self._outage
+        if forced is not None:
             headers = {}
             if forced.retry_after is not None:
                 headers["Retry-After"] = str(forced.retry_after)

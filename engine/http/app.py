@@ -1,4 +1,5 @@
-"""The HTTP app: health check, Twilio's message status callbacks and unsubscribe links.
+"""The HTTP app: health check, Twilio's status callbacks and inbound messages, and
+the links customers click (unsubscribe, preference centre, feedback).
 
 Twilio signs each callback with the account's auth token over the URL *it*
 called and the form fields (``X-Twilio-Signature``). Behind a proxy or tunnel
@@ -17,9 +18,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from activities.email.brand import Brand, default_brand
 from engine.database.consent import ConsentLedger
+from engine.database.feedback_responses import FeedbackResponses
 from engine.database.ledger import DELIVERY_STATUS_RANK, MessageLedger
+from engine.database.phone_index import PhoneIndex
 from engine.database.suppressions import SuppressionList
+from engine.http.consent_changes import ConsentChanged
+from engine.http.feedback import FeedbackPage, JourneyEvents
+from engine.http.inbound_sms import InboundSms
+from engine.http.pages import Pages, SameOrigin
+from engine.http.preference_centre import PreferenceCentre
 from engine.http.unsubscribe import UnsubscribeLinks
 from engine.links.tokens import LinkSigner
 from engine.logging import get_logger
@@ -27,9 +36,12 @@ from engine.logging import get_logger
 log = get_logger(__name__)
 
 TWILIO_STATUS_PATH = "/twilio/status"
+TWILIO_INBOUND_PATH = "/twilio/inbound"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # engine.links.urls.unsubscribe_url makes these addresses.
 UNSUBSCRIBE_PATH = "/u/{token}"
+PREFERENCES_PATH = "/p/{token}"
+FEEDBACK_PATH = "/f/{token}"
 
 # Twilio error codes that mean the number must not be messaged again:
 # 21610 the recipient replied STOP; 30005 unknown or inactive number;
@@ -50,10 +62,31 @@ def build_http_app(
     signer: LinkSigner,
     twilio_auth_token: str | None,
     public_base_url: str,
+    brand: Brand | None = None,
+    journeys: JourneyEvents | None = None,
+    feedback_responses: FeedbackResponses | None = None,
+    phones: PhoneIndex | None = None,
+    on_consent_changed: ConsentChanged | None = None,
 ) -> Starlette:
+    """The app. The feedback page needs ``journeys`` and ``feedback_responses``, and
+    inbound messages need ``phones``; without them those routes are not served.
+    ``on_consent_changed(customer_id)`` runs after a page or a text changed consent."""
     validator = RequestValidator(twilio_auth_token) if twilio_auth_token else None
     base_url = public_base_url.rstrip("/")
-    unsubscribe = UnsubscribeLinks(consent, signer)
+    unsubscribe = UnsubscribeLinks(consent, signer, on_consent_changed)
+    pages = Pages(brand or default_brand())
+    same_origin = SameOrigin(base_url)
+    preferences = PreferenceCentre(consent, signer, pages, same_origin, on_consent_changed)
+
+    def twilio_signed(request: Request, form: FormData) -> bool:
+        """Is this form a genuine Twilio request (signature over the public URL)?"""
+        signature = request.headers.get(SIGNATURE_HEADER)
+        return (
+            validator is not None
+            and bool(signature)
+            and _text_fields(form) is not None
+            and bool(validator.validate(_public_url(base_url, request), form, signature))
+        )
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -75,14 +108,29 @@ def build_http_app(
                 return _forbidden()
             return await _record_status(ledger, suppressions, fields)
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route(TWILIO_STATUS_PATH, twilio_status, methods=["POST"]),
-            Route(UNSUBSCRIBE_PATH, unsubscribe.confirm_page, methods=["GET"]),
-            Route(UNSUBSCRIBE_PATH, unsubscribe.unsubscribe, methods=["POST"]),
-        ]
-    )
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route(TWILIO_STATUS_PATH, twilio_status, methods=["POST"]),
+        Route(UNSUBSCRIBE_PATH, unsubscribe.confirm_page, methods=["GET"]),
+        Route(UNSUBSCRIBE_PATH, unsubscribe.unsubscribe, methods=["POST"]),
+        Route(PREFERENCES_PATH, preferences.show, methods=["GET"]),
+        Route(PREFERENCES_PATH, preferences.save, methods=["POST"]),
+    ]
+    if journeys is not None and feedback_responses is not None:
+        feedback = FeedbackPage(journeys, feedback_responses, signer, pages, same_origin)
+        routes.append(Route(FEEDBACK_PATH, feedback.show, methods=["GET"]))
+        routes.append(Route(FEEDBACK_PATH, feedback.answer, methods=["POST"]))
+    if phones is not None:
+        inbound = InboundSms(
+            signed=twilio_signed,
+            consent=consent,
+            suppressions=suppressions,
+            phones=phones,
+            brand=pages.brand,
+            on_consent_changed=on_consent_changed,
+        )
+        routes.append(Route(TWILIO_INBOUND_PATH, inbound.receive, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
 async def _record_status(

@@ -15,12 +15,13 @@ customer data and escape everything they print.
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from engine.database.consent import ConsentLedger
+from engine.database.consent import ConsentLedger, CustomerErased
 from engine.links.tokens import ExpiredLink, InvalidLink, LinkClaims, LinkPurpose, LinkSigner
 from engine.logging import get_logger
 
@@ -42,6 +43,10 @@ CONFIRM_VALUE = "unsubscribe"
 # Our tokens are a few hundred characters; anything far longer is not one.
 MAX_TOKEN_LENGTH = 2000
 
+# Called with the customer id after an opt-out was recorded (the app passes
+# JourneyDirectory.notify_preferences_changed); its result is ignored.
+OptOutRecorded = Callable[[str], Awaitable[object]]
+
 _HEADERS = {
     # The token is in the URL: keep it out of caches and other sites' Referer.
     "Cache-Control": "no-store",
@@ -56,9 +61,16 @@ _HEADERS = {
 
 
 class UnsubscribeLinks:
-    def __init__(self, consent: ConsentLedger, signer: LinkSigner) -> None:
+    def __init__(
+        self,
+        consent: ConsentLedger,
+        signer: LinkSigner,
+        on_consent_changed: OptOutRecorded | None = None,
+    ) -> None:
         self._consent = consent
         self._signer = signer
+        # Tells the customer's running journeys at once, so they skip their marketing.
+        self._on_consent_changed = on_consent_changed
 
     async def confirm_page(self, request: Request) -> Response:
         """GET: check the token and offer the button; changes nothing."""
@@ -86,14 +98,20 @@ class UnsubscribeLinks:
             else:
                 log.warning("unsubscribe post without a one-click or confirm field")
                 return _page(400, "Request not understood", "This is not an unsubscribe request.")
-        recorded = await self._consent.record_once(
-            request.path_params["token"],
-            checked.customer_id,
-            granted=False,
-            channel=None,
-            category=UNSUBSCRIBE_CATEGORY,
-            source=source,
-        )
+        try:
+            recorded = await self._consent.record_once(
+                request.path_params["token"],
+                checked.customer_id,
+                granted=False,
+                channel=None,
+                category=UNSUBSCRIBE_CATEGORY,
+                source=source,
+            )
+        except CustomerErased:
+            # Their data is gone and nothing is sent to them any more: say so
+            # without writing anything that would bring a trace of them back.
+            log.info("unsubscribe link of an erased customer", journey_id=checked.journey_id)
+            recorded = False
         if not recorded:
             # A used token is answered 200 "already unsubscribed", not an error:
             # RFC 8058 mail clients may repeat the POST (retries, a second click)
@@ -104,12 +122,23 @@ class UnsubscribeLinks:
                 200, "Already unsubscribed", "You are already unsubscribed from marketing messages."
             )
         log.info("customer unsubscribed", journey_id=checked.journey_id, source=source)
+        await self._tell_journeys(checked.customer_id)
         return _page(
             200,
             "Unsubscribed",
             "You will no longer receive marketing messages from us. "
             "You will still get messages about your orders.",
         )
+
+    async def _tell_journeys(self, customer_id: str) -> None:
+        if self._on_consent_changed is None:
+            return
+        try:
+            await self._on_consent_changed(customer_id)
+        except Exception as err:  # any failure: the opt-out is recorded all the same
+            # The send activity checks consent at the moment of sending, so a journey
+            # that did not hear of it still sends nothing the customer refused.
+            log.warning("journeys not told about an unsubscribe", error=str(err))
 
     def _verify(self, request: Request) -> LinkClaims | Response:
         token = request.path_params["token"]

@@ -324,6 +324,11 @@ def test_an_unknown_security_mode_is_a_configuration_error() -> None:
         SmtpConfig(host="127.0.0.1", port=25, security="ssl")
 
 
+def test_a_mailer_needs_at_least_one_connection() -> None:
+    with pytest.raises(ValueError, match="max_connections must be at least 1"):
+        SmtpConfig(host="127.0.0.1", port=25, max_connections=0)
+
+
 def test_a_missing_ca_file_fails_when_the_mailer_is_built(tmp_path: Path) -> None:
     config = SmtpConfig(
         host="127.0.0.1", port=25, security="tls", ca_file=str(tmp_path / "missing.pem")
@@ -409,20 +414,30 @@ async def test_credentials_are_never_offered_over_an_unencrypted_session() -> No
     assert server.handler.received == []
 
 
-# --- one connection, reused -------------------------------------------------------------
+# --- kept connections, reused -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("concurrently", [False, True], ids=["one-by-one", "concurrently"])
-async def test_five_messages_share_one_authenticated_connection(
-    certificate: Certificate, concurrently: bool
+@pytest.mark.parametrize(
+    ("concurrently", "max_connections", "sessions"),
+    [(False, 4, 1), (True, 1, 1), (True, 4, 4)],
+    ids=["one-by-one", "concurrently-one-session", "concurrently-pooled"],
+)
+async def test_messages_share_kept_authenticated_connections(
+    certificate: Certificate, concurrently: bool, max_connections: int, sessions: int
 ) -> None:
+    """One-by-one sends reuse one session; concurrent sends open sessions up to the
+    limit (each logs in once) and the fifth message reuses one of them."""
     accounts = Accounts()
     async with (
         smtp_server(
             authenticator=accounts, auth_required=True, **starttls_options(certificate)
         ) as server,
         mailer_for(
-            server, username=USER, password=PASSWORD, **trusted(certificate, "starttls")
+            server,
+            username=USER,
+            password=PASSWORD,
+            max_connections=max_connections,
+            **trusted(certificate, "starttls"),
         ) as mailer,
     ):
         if concurrently:
@@ -433,8 +448,8 @@ async def test_five_messages_share_one_authenticated_connection(
 
         mails = await server.wait_for(5)
     assert sorted(subjects(mails)) == [f"Message {n}" for n in range(1, 6)]
-    assert server.connections == 1
-    assert len(accounts.attempts) == 1
+    assert server.connections == sessions
+    assert len(accounts.attempts) == sessions
     assert all(d == Delivery(over_tls=True, login=USER.encode()) for d in server.handler.deliveries)
 
 

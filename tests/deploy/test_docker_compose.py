@@ -32,7 +32,7 @@ DOCKERFILE = REPO_ROOT / "Dockerfile"
 # `command:` may start with. Kept as a constant instead of being read from the Typer
 # app so that these checks do not import the CLI and its dependencies; add a name
 # here when the CLI gains a top-level subcommand.
-CLI_SUBCOMMANDS = frozenset({"api", "worker", "http", "run", "db", "demo", "journey"})
+CLI_SUBCOMMANDS = frozenset({"api", "worker", "http", "run", "db", "demo", "journey", "keys"})
 
 # Our own services: built from ./Dockerfile, configured through AFTERCARE_* variables.
 APP_SERVICES = ("migrate", "api", "worker", "http")

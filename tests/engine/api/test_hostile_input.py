@@ -38,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.samples import sample_order
 from tests.conftest import Service
+from tests.support.api_keys import bearer
 from tests.support.ids import new_order_id
 from workflows.ids import is_valid_order_id
 
@@ -338,11 +339,25 @@ class Outcome:
     reply: Message | None = None
 
 
-async def _call(target: str, method: str, request: Message) -> Outcome:
-    async with grpc.aio.insecure_channel(target) as channel:
+@dataclass(frozen=True)
+class Api:
+    """Where the API listens, and the key every call sends."""
+
+    address: str
+    metadata: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, service: Service) -> Api:
+        return cls(service.settings.grpc_target, bearer(service.api_key))
+
+
+async def _call(target: Api, method: str, request: Message) -> Outcome:
+    async with grpc.aio.insecure_channel(target.address) as channel:
         stub = pb_grpc.JourneyServiceStub(channel)
         try:
-            reply = await getattr(stub, method)(request, timeout=CALL_TIMEOUT)
+            reply = await getattr(stub, method)(
+                request, timeout=CALL_TIMEOUT, metadata=target.metadata
+            )
         except grpc.aio.AioRpcError as err:
             return Outcome(err.code(), _violations(err))
         return Outcome(grpc.StatusCode.OK, reply=reply)
@@ -370,7 +385,7 @@ class Log:
 
     calls: list[tuple[Message, Outcome]] = field(default_factory=list)
 
-    def call(self, target: str, method: str, request: Message) -> Outcome:
+    def call(self, target: Api, method: str, request: Message) -> Outcome:
         assume(request.ByteSize() < MAX_REQUEST_BYTES)
         outcome = asyncio.run(_call(target, method, request))
         self.calls.append((request, outcome))
@@ -410,7 +425,7 @@ async def _still_serving(service: Service) -> None:
 
 
 async def test_start_journey_survives_hostile_orders(service: Service) -> None:
-    target = service.settings.grpc_target
+    target = Api.of(service)
     log = Log()
     rejected: list[str] = []
 
@@ -444,7 +459,7 @@ async def test_start_journey_survives_hostile_orders(service: Service) -> None:
 
 
 async def test_record_event_survives_hostile_events(service: Service) -> None:
-    target = service.settings.grpc_target
+    target = Api.of(service)
     existing = new_order_id("HXBASE")
     await service.client.start_journey(sample_order(existing))
     log = Log()
@@ -485,7 +500,7 @@ async def test_record_event_survives_hostile_events(service: Service) -> None:
 
 
 async def test_get_journey_survives_hostile_ids(service: Service) -> None:
-    target = service.settings.grpc_target
+    target = Api.of(service)
     existing = new_order_id("HXGET")
     await service.client.start_journey(sample_order(existing))
     log = Log()
@@ -509,7 +524,7 @@ async def test_get_journey_survives_hostile_ids(service: Service) -> None:
 
 
 async def test_cancel_journey_survives_hostile_input(service: Service) -> None:
-    target = service.settings.grpc_target
+    target = Api.of(service)
     existing = new_order_id("HXCANCEL")
     await service.client.start_journey(sample_order(existing))
     log = Log()
@@ -538,7 +553,7 @@ async def test_cancel_journey_survives_hostile_input(service: Service) -> None:
 
 
 async def test_list_journeys_survives_hostile_filters(service: Service) -> None:
-    target = service.settings.grpc_target
+    target = Api.of(service)
     log = Log()
 
     @_settings(OTHER_EXAMPLES)
@@ -574,9 +589,7 @@ async def test_hundreds_of_violations_fit_in_the_trailers(service: Service) -> N
     bad = pb.LineItem(sku="{{ 7*7 }}", name="x", quantity=-1, unit_price_minor=-1)
     del order.items[:]
     order.items.extend([bad] * 500)
-    outcome = await _call(
-        service.settings.grpc_target, "StartJourney", pb.StartJourneyRequest(order=order)
-    )
+    outcome = await _call(Api.of(service), "StartJourney", pb.StartJourneyRequest(order=order))
     assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "order.customer.timezone" in outcome.fields
     assert len(outcome.fields) <= 20
@@ -625,5 +638,5 @@ async def test_customer_text_is_never_evaluated_as_a_template(service: Service) 
 
 async def test_garbage_page_token_is_invalid_argument(service: Service) -> None:
     request = pb.ListJourneysRequest(page_token=b"\xff\x00garbage{{ 7*7 }}")
-    outcome = await _call(service.settings.grpc_target, "ListJourneys", request)
+    outcome = await _call(Api.of(service), "ListJourneys", request)
     assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT

@@ -4,7 +4,6 @@ holders of the keys (the worker, the API's queries, the codec server)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -15,15 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload, SearchAttributes, WorkflowExecution
-from temporalio.api.history.v1 import History
-from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
 from engine.codec import ENCODING, AesGcmCodec, Keyring, data_converter, load_or_create_keyring
 from engine.database.migrate import upgrade_database
-from engine.devstack.mail_sink import MailSink, ReceivedMail
+from engine.devstack.mail_sink import MailSink
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys import JourneyDirectory
 from engine.settings import Settings
@@ -32,6 +28,7 @@ from engine.worker import WorkerGroup, journey_worker
 from tests.support.databases import sqlite_url
 from tests.support.ids import new_order_id
 from tests.support.net import free_port
+from tests.support.stored_history import mail_for, payloads_in, raw_history
 from workflows.model import Address, Customer, LineItem, Order
 from workflows.order_journey import OrderJourney
 
@@ -112,36 +109,6 @@ def _order(order_id: str) -> Order:
     )
 
 
-async def _mail_for(sink: MailSink, journey_id: str, seconds: float = 30.0) -> ReceivedMail:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        for mail in sink.handler.received:
-            if mail.message["X-Aftercare-Journey"] == journey_id:
-                return mail
-        if loop.time() > deadline:
-            raise AssertionError(f"{journey_id}: no email within {seconds}s")
-        await asyncio.sleep(0.05)
-
-
-async def _raw_history(client: Client, workflow_id: str) -> History:
-    """The history exactly as the server stores it: no converter, no codec."""
-    history = History()
-    token = b""
-    while True:
-        response = await client.workflow_service.get_workflow_execution_history(
-            GetWorkflowExecutionHistoryRequest(
-                namespace=client.namespace,
-                execution=WorkflowExecution(workflow_id=workflow_id),
-                next_page_token=token,
-            )
-        )
-        history.events.extend(response.history.events)
-        token = response.next_page_token
-        if not token:
-            return history
-
-
 # The SDK records each local activity as a marker whose "data" detail it writes itself,
 # unencoded: sequence number, attempt, activity id and type, times.
 _MARKER_KEYS = {"seq", "attempt", "activity_id", "activity_type", "complete_time"}
@@ -159,29 +126,6 @@ def _is_local_activity_marker_metadata(payload: Payload) -> bool:
         and set(data) >= _MARKER_KEYS
         and data.get("activity_type") == "choose_plan"
     )
-
-
-def _payloads(message: Message) -> Iterator[Payload]:
-    """Every Payload inside ``message`` (inputs, results, failures, headers, summaries)
-    but search attributes: the server indexes those, so they are never encoded (and
-    ours hold only opaque ids, which the whole-history check above covers)."""
-    if isinstance(message, Payload):
-        yield message
-        return
-    if isinstance(message, SearchAttributes):
-        return
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if descriptor.message_type.GetOptions().map_entry:
-            values = list(value.values())
-        elif descriptor.is_repeated:
-            values = list(value)
-        else:
-            values = [value]
-        for item in values:
-            if isinstance(item, Message):
-                yield from _payloads(item)
 
 
 def _leaks(blob: bytes) -> list[str]:
@@ -205,7 +149,7 @@ async def test_history_holds_no_plaintext_pii(
     assert started.created
 
     # The worker could read the encrypted input: the confirmation went out to her.
-    mail = await _mail_for(service.sink, started.journey_id)
+    mail = await mail_for(service.sink, started.journey_id, seconds=30.0)
     assert mail.recipients == [EMAIL]
     assert mail.message["X-Aftercare-Step"] == "order_confirmation"
 
@@ -215,8 +159,8 @@ async def test_history_holds_no_plaintext_pii(
     assert state.journey_id == started.journey_id
     assert state.order_id == order.order_id
 
-    history = await _raw_history(service.client, started.journey_id)
-    payloads = list(_payloads(history))
+    history = await raw_history(service.client, started.journey_id)
+    payloads = list(payloads_in(history))
     # The start input, the plan activity, the send activity and their results at least.
     assert len(payloads) >= 4
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,9 +14,9 @@ from sqlalchemy import Engine, create_engine, insert, inspect, pool
 from sqlalchemy.exc import IntegrityError
 
 from engine.database.migrate import alembic_config, sync_url, upgrade_database
-from engine.database.tables import Base, Message, SuppressedAddress
+from engine.database.tables import ApiKeyRecord, Base, CappedSend, Message, SuppressedAddress
 
-HEAD = "0003"
+HEAD = "0008"
 
 
 @pytest.fixture
@@ -293,3 +294,255 @@ def test_downgrade_to_0002_drops_the_consent_tables_and_upgrade_restores_them(
     assert schema_differences(sync_engine) == []
     indexes = {index["name"] for index in inspect(sync_engine).get_indexes("consent_events")}
     assert "ix_consent_events_customer_id" in indexes
+
+
+# --- 0004: API keys -----------------------------------------------------------------
+
+
+def api_key_row(key_id: str) -> dict[str, Any]:
+    return {"id": key_id, "name": "svc", "secret_hash": "0" * 64, "scopes": "journeys:read"}
+
+
+def test_0004_creates_the_api_keys_table(sync_engine: Engine) -> None:
+    columns = {c["name"]: c for c in inspect(sync_engine).get_columns("api_keys")}
+    assert set(columns) == {column.name for column in ApiKeyRecord.__table__.columns}
+    nullable = {name for name, column in columns.items() if column["nullable"]}
+    assert nullable == {"revoked_at", "last_used_at"}
+    with sync_engine.begin() as connection:
+        connection.execute(insert(ApiKeyRecord), api_key_row("0123456789abcdef"))
+        created = connection.exec_driver_sql("SELECT created_at FROM api_keys").scalar_one()
+    assert created is not None
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.execute(insert(ApiKeyRecord), api_key_row("0123456789abcdef"))
+
+
+def test_downgrade_to_0003_drops_the_api_keys_and_upgrade_restores_them(
+    database_url: str, sync_engine: Engine
+) -> None:
+    command.downgrade(alembic_config(database_url), "0003")
+
+    assert current_revision(sync_engine) == "0003"
+    assert "api_keys" not in table_names(sync_engine)
+    assert {"messages", "consent_events", "used_link_tokens"} <= table_names(sync_engine)
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert "api_keys" in table_names(sync_engine)
+    assert schema_differences(sync_engine) == []
+
+
+# --- 0005: customer data keys and journey owners (crypto-shredding) -----------------
+
+
+def customer_key_row(key_id: str, customer_id: str) -> dict[str, Any]:
+    return {
+        "key_id": key_id,
+        "customer_id": customer_id,
+        "wrapped_key": b"\x00" * 60,
+        "master_key_id": "k-1",
+    }
+
+
+def test_0005_creates_the_customer_key_tables(sync_engine: Engine) -> None:
+    inspector = inspect(sync_engine)
+    keys = {c["name"]: c for c in inspector.get_columns("customer_keys")}
+    assert set(keys) == {c.name for c in Base.metadata.tables["customer_keys"].columns}
+    assert not any(column["nullable"] for column in keys.values())
+    uniques = inspector.get_unique_constraints("customer_keys")
+    assert [(u["name"], u["column_names"]) for u in uniques] == [
+        ("uq_customer_keys_customer_id", ["customer_id"])
+    ]
+    owners = {c["name"]: c for c in inspector.get_columns("journey_owners")}
+    assert set(owners) == {"workflow_id", "customer_id", "created_at"}
+    assert not any(column["nullable"] for column in owners.values())
+    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("journey_owners")}
+    assert indexes.get("ix_journey_owners_customer_id") == ["customer_id"]
+
+
+def test_0005_keeps_one_key_per_customer_and_one_owner_per_journey(
+    sync_engine: Engine,
+) -> None:
+    customer_keys = Base.metadata.tables["customer_keys"]
+    owners = Base.metadata.tables["journey_owners"]
+    with sync_engine.begin() as connection:
+        connection.execute(insert(customer_keys), customer_key_row("ck-1", "cus_1"))
+        connection.execute(insert(owners), {"workflow_id": "order-1", "customer_id": "cus_1"})
+        stored = connection.exec_driver_sql(
+            "SELECT wrapped_key, created_at FROM customer_keys"
+        ).one()
+    assert bytes(stored[0]) == b"\x00" * 60
+    assert stored[1] is not None
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.execute(insert(customer_keys), customer_key_row("ck-2", "cus_1"))
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.execute(insert(owners), {"workflow_id": "order-1", "customer_id": "cus_2"})
+
+
+def test_downgrade_to_0004_drops_the_customer_key_tables_and_upgrade_restores_them(
+    database_url: str, sync_engine: Engine
+) -> None:
+    command.downgrade(alembic_config(database_url), "0004")
+
+    assert current_revision(sync_engine) == "0004"
+    assert not {"customer_keys", "journey_owners"} & table_names(sync_engine)
+    assert "api_keys" in table_names(sync_engine)
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert {"customer_keys", "journey_owners"} <= table_names(sync_engine)
+    assert schema_differences(sync_engine) == []
+
+
+# --- 0006: customer preferences and erased customers -------------------------------
+
+
+def test_0006_creates_the_preferences_and_erasure_tables(sync_engine: Engine) -> None:
+    inspector = inspect(sync_engine)
+    columns = {c["name"]: c for c in inspector.get_columns("customer_preferences")}
+    assert set(columns) == {
+        "customer_id",
+        "locale",
+        "timezone",
+        "quiet_start",
+        "quiet_end",
+        "preferred_channel",
+        "revision",
+        "updated_at",
+    }
+    assert columns["customer_id"]["nullable"] is False
+    assert columns["revision"]["nullable"] is False
+    assert all(columns[name]["nullable"] for name in set(columns) - {"customer_id", "revision"})
+    erased = {c["name"]: c for c in inspector.get_columns("erased_customers")}
+    assert set(erased) == {"customer_hash", "erased_at"}
+    assert inspector.get_pk_constraint("erased_customers")["constrained_columns"] == [
+        "customer_hash"
+    ]
+    with sync_engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO customer_preferences (customer_id) VALUES ('c1')")
+        connection.exec_driver_sql("INSERT INTO erased_customers (customer_hash) VALUES ('h1')")
+        revision = connection.exec_driver_sql(
+            "SELECT revision FROM customer_preferences"
+        ).scalar_one()
+        erased_at = connection.exec_driver_sql("SELECT erased_at FROM erased_customers").scalar()
+    assert revision == 0  # the server default
+    assert erased_at is not None
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO erased_customers (customer_hash) VALUES ('h1')")
+
+
+def test_downgrade_to_0005_drops_the_0006_tables_and_upgrade_restores_them(
+    database_url: str, sync_engine: Engine
+) -> None:
+    command.downgrade(alembic_config(database_url), "0005")
+
+    assert current_revision(sync_engine) == "0005"
+    assert not {"customer_preferences", "erased_customers"} & table_names(sync_engine)
+    assert {"messages", "consent_events"} <= table_names(sync_engine)
+    differences = [diff for diff in schema_differences(sync_engine) if isinstance(diff, tuple)]
+    added = {diff[1].name for diff in differences if diff[0] == "add_table"}
+    assert {"customer_preferences", "erased_customers"} <= added
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert schema_differences(sync_engine) == []
+
+
+# --- 0007: frequency-cap slots ----------------------------------------------------------
+
+
+def capped_send_row(key: str) -> dict[str, Any]:
+    return {
+        "send_key": key,
+        "customer_id": "cus-1",
+        "category": "marketing",
+        "state": "reserved",
+        "priority": 20,
+        "slot_at": datetime(2027, 5, 3, 9, 0, tzinfo=UTC),
+    }
+
+
+def test_0007_creates_the_capped_sends_table(sync_engine: Engine) -> None:
+    inspector = inspect(sync_engine)
+    columns = {column["name"]: column for column in inspector.get_columns("capped_sends")}
+    assert set(columns) == {column.name for column in CappedSend.__table__.columns}
+    assert not any(column["nullable"] for column in columns.values())
+    uniques = inspector.get_unique_constraints("capped_sends")
+    assert [(u["name"], u["column_names"]) for u in uniques] == [
+        ("uq_capped_sends_send_key", ["send_key"])
+    ]
+    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("capped_sends")}
+    assert indexes.get("ix_capped_sends_customer_id") == ["customer_id"]
+
+
+def test_0007_keeps_one_slot_per_message(sync_engine: Engine) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(insert(CappedSend), capped_send_row("order-1/cross_sell/0"))
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.execute(insert(CappedSend), capped_send_row("order-1/cross_sell/0"))
+    with sync_engine.connect() as connection:
+        created = connection.exec_driver_sql("SELECT created_at FROM capped_sends").scalar_one()
+    assert created is not None
+
+
+def test_downgrade_to_0006_drops_the_capped_sends_and_upgrade_restores_them(
+    database_url: str, sync_engine: Engine
+) -> None:
+    command.downgrade(alembic_config(database_url), "0006")
+
+    assert current_revision(sync_engine) == "0006"
+    assert "capped_sends" not in table_names(sync_engine)
+    assert {"messages", "consent_events"} <= table_names(sync_engine)
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert "capped_sends" in table_names(sync_engine)
+    assert schema_differences(sync_engine) == []
+
+
+# --- 0008: the phone index and feedback answers ------------------------------------
+
+
+def test_downgrade_to_0007_drops_the_phone_and_feedback_tables_and_upgrade_restores_them(
+    database_url: str, sync_engine: Engine
+) -> None:
+    new_tables = {"phone_customers", "feedback_responses"}
+    assert new_tables <= table_names(sync_engine)
+    inspector = inspect(sync_engine)
+    assert inspector.get_pk_constraint("phone_customers")["constrained_columns"] == [
+        "phone_hash",
+        "customer_id",
+    ]
+    assert inspector.get_pk_constraint("feedback_responses")["constrained_columns"] == [
+        "token_hash"
+    ]
+    with sync_engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO phone_customers (phone_hash, customer_id) VALUES ('h1', 'c1')"
+        )
+    # One row per number and customer.
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO phone_customers (phone_hash, customer_id) VALUES ('h1', 'c1')"
+        )
+
+    command.downgrade(alembic_config(database_url), "0007")
+
+    assert current_revision(sync_engine) == "0007"
+    assert not new_tables & table_names(sync_engine)
+    differences = [diff for diff in schema_differences(sync_engine) if isinstance(diff, tuple)]
+    added = {diff[1].name for diff in differences if diff[0] == "add_table"}
+    assert new_tables <= added
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert schema_differences(sync_engine) == []
+    for table, index in (
+        ("phone_customers", "ix_phone_customers_customer_id"),
+        ("feedback_responses", "ix_feedback_responses_customer_id"),
+    ):
+        assert index in {i["name"] for i in inspect(sync_engine).get_indexes(table)}

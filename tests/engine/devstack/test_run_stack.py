@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aftercare.v1 import journey_pb2 as pb
 
-from clients import AftercareClient
+from clients import AftercareClient, AuthenticationError
 from engine.devstack.preflight import _is_free
 from engine.samples import sample_order
 from tests.support.ids import new_order_id
@@ -33,6 +33,14 @@ class StackProcess:
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.env['AFTERCARE_GRPC_PORT']}"
+
+    @property
+    def key_file(self) -> Path:
+        return Path(self.env["AFTERCARE_STATE_DIR"]) / "api-key"
+
+    def client(self) -> AftercareClient:
+        """A client with the key the stack made for local use."""
+        return AftercareClient(self.grpc_target, api_key=self.key_file.read_text().strip())
 
 
 def stack_env(state_dir: Path) -> dict[str, str]:
@@ -103,7 +111,14 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         banner = "".join(stack.output)
         for shown in (stack.grpc_target, env["AFTERCARE_TEMPORAL_UI_PORT"], "mail"):
             assert shown in banner
-        async with AftercareClient(stack.grpc_target) as client:
+        # The local key: in a file only its owner reads, and the banner says how to use it.
+        assert str(stack.key_file.resolve()) in banner
+        assert "AFTERCARE_API_KEY" in banner
+        assert stack.key_file.stat().st_mode & 0o777 == 0o600
+        async with AftercareClient(stack.grpc_target) as anonymous:
+            with pytest.raises(AuthenticationError):
+                await anonymous.start_journey(sample_order(order_id))
+        async with stack.client() as client:
             started = await client.start_journey(sample_order(order_id))
             assert started.created
         mail_dir = tmp_path / "state" / "mail"
@@ -135,7 +150,10 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         assert _is_free("127.0.0.1", port), port
 
     # The journey lives in the persistent Temporal database and survives a restart.
-    async with running_stack(env) as stack, AftercareClient(stack.grpc_target) as client:
+    key = (tmp_path / "state" / "api-key").read_text()
+    async with running_stack(env) as stack, stack.client() as client:
+        # The restart kept the key.
+        assert stack.key_file.read_text() == key
         journey = await client.get_journey(order_id)
         assert journey.status == pb.JOURNEY_STATUS_RUNNING
         assert [m.step for m in journey.sent] == ["order_confirmation"]

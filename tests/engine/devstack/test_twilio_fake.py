@@ -1,6 +1,6 @@
 """The local Twilio fake, held to Twilio's own published description of the Messages API.
 
-``../shared/twilio/messages_v2010.openapi.json`` (beside the repository) is the reference:
+``tests/fixtures/twilio/messages_v2010.openapi.json`` is the reference:
 the fake accepts exactly the documented create fields and answers with documented Message
 resources. The official SDK is the client, so what works here works against Twilio's shapes.
 """
@@ -39,7 +39,9 @@ from engine.http.server import HttpServer, serve_http
 from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SPEC_PATH = REPO_ROOT / ".." / "shared" / "twilio" / "messages_v2010.openapi.json"
+# A copy of Twilio's published description (MIT, see LICENSE-twilio-oai beside it),
+# kept in the repository so a clone anywhere tests against it.
+SPEC_PATH = REPO_ROOT / "tests" / "fixtures" / "twilio" / "messages_v2010.openapi.json"
 CREATE_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 FETCH_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
 MESSAGE_SCHEMA = "#/components/schemas/api.v2010.account.message"

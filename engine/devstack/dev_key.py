@@ -1,0 +1,52 @@
+"""The dev stack's own API key: made on the first ``aftercare run``, kept in a file
+only the owner can read (``state_dir/api-key``), found there by the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from engine.api.scopes import ALL_SCOPES
+from engine.database.api_keys import ApiKeyStore, InvalidApiKey
+from engine.database.connection import create_engine, create_session_factory
+from engine.private_files import create_once
+from engine.settings import Settings
+
+DEV_KEY_FILE_NAME = "api-key"
+DEV_KEY_NAME = "local development (aftercare run)"
+
+
+def dev_key_file(settings: Settings) -> Path:
+    return settings.state_dir / DEV_KEY_FILE_NAME
+
+
+def read_dev_key(settings: Settings) -> str | None:
+    path = dev_key_file(settings)
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+async def ensure_dev_key(settings: Settings) -> Path:
+    """The file holding a working all-scopes key, made (again) when missing or when
+    the key in it no longer works (database deleted, key revoked)."""
+    path = dev_key_file(settings)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        store = ApiKeyStore(create_session_factory(engine))
+        existing = read_dev_key(settings)
+        if existing is not None:
+            try:
+                await store.verify(existing)
+                return path
+            except InvalidApiKey:
+                pass
+        created = await store.create(DEV_KEY_NAME, sorted(ALL_SCOPES))
+    finally:
+        await engine.dispose()
+    # Only one `aftercare run` per state dir (the instance lock), so nobody races us.
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    create_once(path, created.token)
+    return path

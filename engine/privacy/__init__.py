@@ -1,0 +1,1 @@
+"""Privacy operations on a customer's data: erasure (GDPR / CCPA)."""

@@ -1,0 +1,68 @@
+"""The preferences API on real parts: the Temporal dev server, a journey worker,
+the gRPC server with PreferencesService, a SQLite or PostgreSQL database, the
+mail sink."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from clients import AftercareClient
+from engine.api.preferences_runtime import PreferencesParts, serving_api
+from engine.api.scopes import ALL_SCOPES
+from engine.database.api_keys import ApiKeyStore
+from engine.database.connection import create_engine, create_session_factory
+from engine.devstack.mail_sink import MailSink
+from engine.privacy.erasure import DataKeys
+from engine.settings import Settings
+from engine.worker import journey_worker
+from tests.support.net import free_port
+
+
+@dataclass
+class PreferencesStack:
+    settings: Settings
+    client: AftercareClient
+    parts: PreferencesParts
+    temporal: Client
+
+
+@asynccontextmanager
+async def preferences_stack(
+    temporal: Client,
+    database_url: str,
+    state_dir: Path,
+    sink: MailSink,
+    *,
+    with_worker: bool = True,
+    keys: DataKeys | None = None,
+) -> AsyncIterator[PreferencesStack]:
+    settings = Settings(
+        _env_file=None,
+        state_dir=state_dir,
+        temporal_address="unused:0",
+        task_queue=f"prefs-{uuid.uuid4().hex[:8]}",
+        database_url=database_url,
+        smtp_port=sink.port,
+        grpc_port=free_port(),
+    )
+    engine = create_engine(database_url)
+    try:
+        api_key = await ApiKeyStore(create_session_factory(engine)).create("tests", ALL_SCOPES)
+    finally:
+        await engine.dispose()
+    async with (
+        serving_api(temporal, settings, keys, grace_seconds=1) as api,
+        AftercareClient(settings.grpc_target, api_key=api_key.token) as client,
+    ):
+        stack = PreferencesStack(settings, client, api.parts, temporal)
+        if with_worker:
+            async with journey_worker(temporal, settings) as worker, worker:
+                yield stack
+        else:
+            yield stack
