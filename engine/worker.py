@@ -97,6 +97,37 @@ def build_channels(
     }
 
 
+@asynccontextmanager
+async def message_activities(settings: Settings) -> AsyncIterator[MessageActivities]:
+    """``send_message`` and what it holds open (database engines, pooled SMTP
+    sessions, the Twilio session), closed when the context ends. The worker and
+    the send-path benchmark run the same one."""
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    # A connection of its own for recording what providers accepted: the record must
+    # not queue behind other sends' work, since a crash before it means a resend.
+    recorder_engine = create_engine(settings.resolved_database_url)
+    mailer = SmtpMailer(SmtpConfig.from_settings(settings))
+    twilio = TwilioConfig.from_settings(settings)
+    sender = TwilioSender(twilio) if twilio else None
+    try:
+        # Keyed like the HTTP app's index (engine.http.runtime): the same secret.
+        phones = PhoneIndex(sessions, phone_index_key(load_or_create_secret(settings)))
+        yield MessageActivities(
+            MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
+            SuppressionList(sessions),
+            ConsentLedger(sessions),
+            build_channels(settings, mailer, sender, phones=phones),
+            FrequencyCapStore(sessions),
+        )
+    finally:
+        await mailer.aclose()
+        if sender is not None:
+            await sender.aclose()
+        await engine.dispose()
+        await recorder_engine.dispose()
+
+
 def _channel_rates(settings: Settings) -> dict[ChannelName, float | None]:
     return {
         ChannelName.EMAIL: settings.email_rate_per_second,
@@ -112,24 +143,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     Run it with ``await group.run()`` (or ``async with group``); connections are
     closed when the context ends.
     """
-    engine = create_engine(settings.resolved_database_url)
-    sessions = create_session_factory(engine)
-    # A connection of its own for recording what providers accepted: the record must
-    # not queue behind other sends' work, since a crash before it means a resend.
-    recorder_engine = create_engine(settings.resolved_database_url)
-    mailer = SmtpMailer(SmtpConfig.from_settings(settings))
-    twilio = TwilioConfig.from_settings(settings)
-    sender = TwilioSender(twilio) if twilio else None
-    try:
-        # Keyed like the HTTP app's index (engine.http.runtime): the same secret.
-        phones = PhoneIndex(sessions, phone_index_key(load_or_create_secret(settings)))
-        messages = MessageActivities(
-            MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
-            SuppressionList(sessions),
-            ConsentLedger(sessions),
-            build_channels(settings, mailer, sender, phones=phones),
-            FrequencyCapStore(sessions),
-        )
+    async with message_activities(settings) as messages:
         plans = PlanActivities(settings.plans_dir, frequency_caps=settings.frequency_caps)
         support = SupportDeskActivities(settings.support_webhook_url)
         supersede = SupersedeActivities(client)
@@ -158,9 +172,3 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                 )
             )
         yield WorkerGroup(workers)
-    finally:
-        await mailer.aclose()
-        if sender is not None:
-            await sender.aclose()
-        await engine.dispose()
-        await recorder_engine.dispose()

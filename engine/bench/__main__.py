@@ -8,7 +8,7 @@ Latency: sequential StartJourney -> confirmation email and RecordEvent(shipped) 
 shipping email. Throughput: ``--concurrency`` journeys started at once (``--in-flight``
 calls at a time) until every confirmation is in the sink. Cost: history events,
 activities, timers, signals, upserts and payload bytes per recorded journey path.
-Send path: ``send_message`` called directly, without Temporal. Idle capacity:
+Send path: ``send_message`` called directly, without Temporal, emails and SMS. Idle capacity:
 ``--idle-journeys`` sleeping journeys (20,000; 100,000 with ``--large``; 0 skips it)
 with worker and server memory, then a wake storm of ``--storm`` timers due at one
 instant (engine/bench/idle.py). The table is also written as JSON (``--json``,
@@ -37,7 +37,7 @@ from engine.bench.baseline_worker import baseline_worker_process
 from engine.bench.cost import HistoryCost, recorded_costs, workflow_cost
 from engine.bench.idle import IdleCapacity, idle_capacity, journeys_from
 from engine.bench.idle import add_arguments as add_idle_arguments
-from engine.bench.send_path import send_path
+from engine.bench.send_path import SendPath, send_path
 from engine.bench.stack import bench_stack, serving_api, worker_process
 from engine.bench.stats import LatencySummary
 from engine.bench.workloads import (
@@ -86,7 +86,7 @@ class BenchReport:
     confirmation: LatencySummary
     shipping: LatencySummary
     journey_throughput: Throughput
-    send_path: Throughput
+    send_path: SendPath
     costs: dict[str, HistoryCost]
     idle: IdleCapacity | None = None  # None when skipped (--idle-journeys 0)
 
@@ -115,7 +115,13 @@ class BenchReport:
                 **rate(self.journey_throughput),
                 "ratio": self.journey_throughput.per_second / base,
             },
-            "send_path": {**rate(self.send_path), "ratio": self.send_path.per_second / base},
+            "send_path": {
+                "emails": {
+                    **rate(self.send_path.emails),
+                    "ratio": self.send_path.emails.per_second / base,
+                },
+                "sms": {**rate(self.send_path.sms), "ratio": self.send_path.sms.per_second / base},
+            },
             "cost_per_journey": {path: asdict(cost) for path, cost in self.costs.items()},
             "idle_capacity": self.idle.as_json(self.baseline_throughput) if self.idle else None,
         }
@@ -146,11 +152,12 @@ class BenchReport:
             t.per_second,
             bt.per_second,
         )
-        row(
-            f"send_message direct, emails/s ({self.send_path.count} sequential)",
-            self.send_path.per_second,
-            bt.per_second,
-        )
+        for name, sent in (("emails", self.send_path.emails), ("SMS", self.send_path.sms)):
+            row(
+                f"send_message direct, {name}/s ({sent.count}, {sent.concurrency_limit} in flight)",
+                sent.per_second,
+                bt.per_second,
+            )
         lines.append(
             f"(baseline: bare workflow+activity, sequential {b.count} runs; "
             f"{bt.count} at once, {bt.concurrency_limit} in flight: {bt.seconds:.1f} s)"
@@ -224,6 +231,7 @@ async def measure(
     concurrency: int,
     in_flight: int,
     sends: int,
+    send_in_flight: int,
     idle_journeys: int = 0,
     storm: int = 0,
     database: str = "auto",
@@ -234,6 +242,7 @@ async def measure(
         "concurrency": concurrency,
         "in_flight": in_flight,
         "sends": sends,
+        "send_in_flight": send_in_flight,
     }
     flags |= {"idle_journeys": idle_journeys, "storm": storm}
     async with (
@@ -260,7 +269,7 @@ async def measure(
             _progress("journeys, concurrent", t0)
             journey_rate = await journeys_concurrent(api, stack.sink, concurrency, in_flight)
         _progress("send path", t0)
-        sends_rate = await send_path(stack.sink, sends)
+        sends_rate = await send_path(stack.settings, stack.sink, sends, send_in_flight)
         idle = None
         if idle_journeys:
             # Last: its journeys stay asleep on the server, and it runs its own worker.
@@ -306,7 +315,15 @@ def main() -> None:
     parser.add_argument(
         "--in-flight", type=int, default=100, help="client calls in flight at most (default 100)"
     )
-    parser.add_argument("--sends", type=int, default=300, help="direct sends (default 300)")
+    parser.add_argument(
+        "--sends", type=int, default=1000, help="direct sends per channel (default 1000)"
+    )
+    parser.add_argument(
+        "--send-in-flight",
+        type=int,
+        default=50,
+        help="direct sends in flight at once (default 50)",
+    )
     add_idle_arguments(parser, "--idle-journeys")
     parser.add_argument(
         "--database",
@@ -323,6 +340,7 @@ def main() -> None:
             args.concurrency,
             args.in_flight,
             args.sends,
+            args.send_in_flight,
             journeys_from(args),
             args.storm,
             args.database,

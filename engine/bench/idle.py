@@ -39,7 +39,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -63,7 +63,13 @@ from engine.api import requests
 from engine.api.violations import Violations
 from engine.bench.stack import Stack, bench_stack, serving_api, worker_process
 from engine.bench.stats import LatencySummary
-from engine.bench.workloads import Throughput, baseline_concurrent, baseline_queue, bench_order
+from engine.bench.workloads import (
+    Throughput,
+    baseline_concurrent,
+    baseline_queue,
+    bench_order,
+    bounded,
+)
 from engine.devstack.mail_sink import MailboxHandler, MailSink
 from engine.journeys import initial_search_attributes
 from engine.logging import configure_logging
@@ -372,16 +378,6 @@ class IdleCapacity:
 # --- the workload -----------------------------------------------------------------------
 
 
-async def _bounded(count: int, limit: int, call: Callable[[int], Awaitable[object]]) -> None:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(n: int) -> None:
-        async with gate:
-            await call(n)
-
-    await asyncio.gather(*(one(n) for n in range(count)))
-
-
 async def _start_with_retries(api: AftercareClient, order: pb.Order, retries: Counter[str]) -> None:
     """StartJourney, repeated (it is idempotent) when the call's deadline passes or
     the service is briefly unavailable, as a backend service would: on a loaded
@@ -623,7 +619,7 @@ async def idle_capacity(
                     await _start_with_retries(api, order, retries)
 
                 began = time.perf_counter()
-                await _bounded(mark - done, in_flight, start)
+                await bounded(mark - done, in_flight, start)
                 start_seconds += time.perf_counter() - began
                 await log.wait_for_step(CONFIRMATION_STEP, mark, _mail_wait(mark - done))
                 confirmed_seconds += time.perf_counter() - began

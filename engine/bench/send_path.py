@@ -1,33 +1,38 @@
-"""The send path alone, no Temporal: ``MessageActivities.send_message`` called directly
-with the real renderer, ledger (SQLite in a temp dir) and SMTP mailer, into the sink."""
+"""The send path alone, no Temporal: ``send_message`` as the worker runs it (same
+ledger, consent, cap and phone-index database, pooled SMTP sessions, Twilio SDK),
+called directly, ``in_flight`` at a time: emails into the aiosmtpd sink, SMS into
+the Twilio fake. Its rates are what one worker process can send at most, to set
+beside the journeys' throughput: the send path is not what limits a journey."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.send_message import MessageActivities
 from engine.api import requests
 from engine.api.violations import Violations
-from engine.bench.workloads import MAIL_TIMEOUT_SECONDS, WARMUP_RUNS, Throughput
-from engine.database.connection import create_engine, create_session_factory
-from engine.database.consent import ConsentLedger
-from engine.database.ledger import MessageLedger
-from engine.database.migrate import upgrade_database
-from engine.database.suppressions import SuppressionList
+from engine.bench.workloads import MAIL_TIMEOUT_SECONDS, WARMUP_RUNS, Throughput, bounded
 from engine.devstack.mail_sink import MailSink
+from engine.devstack.stack import DEV_TWILIO_SID, DEV_TWILIO_TOKEN, dev_twilio_settings
+from engine.devstack.twilio_fake import serve_twilio_fake
 from engine.samples import sample_order
 from engine.settings import Settings
-from engine.worker import build_channels
+from engine.worker import message_activities
 from workflows.model import Channel, Delivery, Order, SendMessageInput
 
 STEP = "order_confirmation"
+
+
+@dataclass(frozen=True)
+class SendPath:
+    emails: Throughput
+    sms: Throughput
 
 
 def _order(order_id: str, variant: int) -> Order:
@@ -37,42 +42,70 @@ def _order(order_id: str, variant: int) -> Order:
     return order
 
 
-async def send_path(sink: MailSink, sends: int) -> Throughput:
-    """``sends`` order confirmations, one after another, rendered, ledgered and mailed."""
-    with tempfile.TemporaryDirectory(prefix="aftercare-bench-send-") as tmp:
-        settings = Settings(_env_file=None, state_dir=Path(tmp), smtp_port=sink.port)
-        upgrade_database(settings.resolved_database_url)
-        engine = create_engine(settings.resolved_database_url)
-        mailer = SmtpMailer(SmtpConfig.from_settings(settings))
-        try:
-            sessions = create_session_factory(engine)
-            activities = MessageActivities(
-                MessageLedger(sessions),
-                SuppressionList(sessions),
-                ConsentLedger(sessions),
-                build_channels(settings, mailer, None),
-            )
+async def send_path(settings: Settings, sink: MailSink, sends: int, in_flight: int) -> SendPath:
+    """``sends`` order confirmations by email, then ``sends`` by SMS, each rendered,
+    checked (suppression), ledgered and handed to the provider."""
+    async with serve_twilio_fake("127.0.0.1", 0, DEV_TWILIO_SID, DEV_TWILIO_TOKEN) as fake:
+        with_twilio = settings.model_copy(update=dev_twilio_settings(fake.base_url))
+        async with message_activities(with_twilio) as activities:
             orders = [_order(f"SEND-{n}", n) for n in range(3)]
-            prefix = uuid.uuid4().hex[:6]
-            environment = ActivityEnvironment()
-            before = len(sink.handler.received)
-            started = time.perf_counter()
-            for n in range(sends + WARMUP_RUNS):
-                if n == WARMUP_RUNS:
-                    started = time.perf_counter()
-                request = SendMessageInput(
-                    journey_id=f"send-{prefix}-{n}",
-                    step=STEP,
-                    template=STEP,
-                    category="transactional",
-                    channel=Channel.EMAIL,
-                    order=orders[n % len(orders)],
-                )
-                sent = await environment.run(activities.send_message, request)
-                if sent.status != Delivery.SENT:
-                    raise RuntimeError(f"send path: {sent.status} {sent.detail}")
-            await sink.handler.wait_for(before + sends + WARMUP_RUNS, MAIL_TIMEOUT_SECONDS)
-            return Throughput(sends, 1, time.perf_counter() - started)
-        finally:
-            await mailer.aclose()
-            await engine.dispose()
+            emails = await _rate(
+                activities,
+                orders,
+                Channel.EMAIL,
+                sends,
+                in_flight,
+                lambda: len(sink.handler.received),
+                sink.handler.wait_for,
+            )
+            sms = await _rate(
+                activities,
+                orders,
+                Channel.SMS,
+                sends,
+                in_flight,
+                lambda: len(fake.messages),
+                fake.wait_for,
+            )
+    return SendPath(emails=emails, sms=sms)
+
+
+async def _rate(
+    activities: MessageActivities,
+    orders: list[Order],
+    channel: Channel,
+    sends: int,
+    in_flight: int,
+    received: Callable[[], int],
+    arrived: Callable[[int, float], Awaitable[object]],
+) -> Throughput:
+    """Warm-up sends first (not counted), then ``sends`` timed until the provider
+    side holds every message (``received()`` counts them, ``arrived(count, timeout)``
+    waits for a count)."""
+    prefix = uuid.uuid4().hex[:6]
+    environment = ActivityEnvironment()
+    delivered = received()
+
+    async def one(n: int) -> None:
+        request = SendMessageInput(
+            journey_id=f"send-{prefix}-{n}",
+            step=STEP,
+            template=STEP,
+            category="transactional",
+            channel=channel,
+            order=orders[n % len(orders)],
+        )
+        sent = await environment.run(activities.send_message, request)
+        if sent.status != Delivery.SENT:
+            raise RuntimeError(f"send path, {channel}: {sent.status} {sent.detail}")
+
+    async def batch(first: int, count: int) -> None:
+        nonlocal delivered
+        await bounded(count, in_flight, lambda n: one(first + n))
+        delivered += count
+        await arrived(delivered, MAIL_TIMEOUT_SECONDS)
+
+    await batch(0, WARMUP_RUNS)
+    started = time.perf_counter()
+    await batch(WARMUP_RUNS, sends)
+    return Throughput(sends, in_flight, time.perf_counter() - started)

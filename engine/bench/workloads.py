@@ -56,7 +56,7 @@ def _run_id() -> str:
     return uuid.uuid4().hex[:6]
 
 
-async def _bounded(count: int, limit: int, call: Callable[[int], Awaitable[object]]) -> None:
+async def bounded(count: int, limit: int, call: Callable[[int], Awaitable[object]]) -> None:
     """``call(0..count-1)``, at most ``limit`` of them in flight at once."""
     gate = asyncio.Semaphore(limit)
 
@@ -104,7 +104,7 @@ async def baseline_concurrent(client: Client, queue: str, count: int, limit: int
         )
 
     started = time.perf_counter()
-    await _bounded(count, limit, one)
+    await bounded(count, limit, one)
     await asyncio.gather(*(handle.result() for handle in handles))
     return Throughput(count, limit, time.perf_counter() - started)
 
@@ -148,7 +148,7 @@ async def journeys_concurrent(
         await api.start_journey(bench_order(f"BENCH-{prefix}-C{n}", n))
 
     started = time.perf_counter()
-    await _bounded(count, limit, one)
+    await bounded(count, limit, one)
     # Generous: every confirmation must arrive, however slow the machine.
     await sink.handler.wait_for(before + count, MAIL_TIMEOUT_SECONDS + count)
     return Throughput(count, limit, time.perf_counter() - started)
