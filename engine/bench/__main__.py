@@ -47,7 +47,7 @@ from engine.bench.workloads import (
     journeys_concurrent,
     journeys_sequential,
 )
-from engine.chaos.postgres_kill import throwaway_database
+from engine.database.throwaway import throwaway_database
 from engine.logging import configure_logging
 
 DEFAULT_JSON = Path(".aftercare/bench.json")
@@ -217,7 +217,7 @@ async def bench_database(choice: str) -> AsyncIterator[tuple[str, dict[str, str]
     name for the table and the settings that select it."""
     if choice != "sqlite":
         try:
-            async with throwaway_database(POSTGRES_ADMIN_DSN) as (_, url):
+            async with throwaway_database(POSTGRES_ADMIN_DSN, "bench") as (_, url):
                 yield "postgresql", {"database_url": url}
                 return
         except psycopg.OperationalError:

@@ -8,44 +8,15 @@ the worker process and the API use it for the ledger and everything else.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import psycopg
-from psycopg import sql
-from sqlalchemy.engine import URL
 
 from engine.chaos.config import ChaosConfig
 from engine.chaos.harness import ChaosRun
 from engine.chaos.scenario import Injection, ScenarioResult, run_scenario
+from engine.database.throwaway import throwaway_database
 
 NAME = "postgres_kill"
-
-
-@asynccontextmanager
-async def throwaway_database(admin_dsn: str) -> AsyncIterator[tuple[str, str]]:
-    """A new, empty database on the server of ``admin_dsn``, dropped afterwards;
-    yields its name and its async SQLAlchemy URL."""
-    name = f"aftercare_chaos_{uuid.uuid4().hex[:12]}"
-    info = psycopg.conninfo.conninfo_to_dict(admin_dsn)
-    url = URL.create(
-        "postgresql+psycopg",
-        username=str(info.get("user") or "postgres"),
-        password=str(info["password"]) if info.get("password") else None,
-        host=str(info.get("host") or "127.0.0.1"),
-        port=int(str(info.get("port") or 5432)),
-        database=name,
-    )
-    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as admin:
-        await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield name, url.render_as_string(hide_password=False)
-    finally:
-        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as admin:
-            await admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 async def terminate_connections(admin: psycopg.AsyncConnection[tuple[int]], name: str) -> int:
@@ -83,7 +54,7 @@ def killer(database: str) -> Injection:
 
 
 async def run(config: ChaosConfig) -> ScenarioResult:
-    async with throwaway_database(config.postgres_admin_dsn) as (name, url):
+    async with throwaway_database(config.postgres_admin_dsn, "chaos") as (name, url):
         return await run_scenario(
             NAME,
             f"PostgreSQL connections terminated every {config.postgres_kill_every_seconds:g} s "
