@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeAlias, TypeVar
 
 import grpc
+from sqlalchemy import exc as db
 from temporalio.service import RPCError
 
 from engine.api.status import invalid_argument
@@ -25,8 +26,13 @@ Reply = TypeVar("Reply")
 # A status with details (abort_with_status) or a plain code and message (abort).
 Refusal: TypeAlias = grpc.Status | tuple[grpc.StatusCode, str]
 # The service's own failures: a refusal for those it knows, None for the rest
-# (which then propagate unchanged).
+# (answered INTERNAL without detail).
 Refuse: TypeAlias = Callable[[Exception], Refusal | None]
+
+# Our database out of reach (connection refused or dropped, pool exhausted, SQLite
+# locked past its timeout): nothing was decided, so the caller may retry. Other
+# database errors (a constraint, a bad statement) are bugs and stay INTERNAL.
+DATABASE_UNREACHABLE = (db.OperationalError, db.InterfaceError, db.TimeoutError, OSError)
 
 
 async def answer(
@@ -38,8 +44,8 @@ async def answer(
     unavailable: Callable[[RPCError], str],
 ) -> Reply:
     """Run one call: INVALID_ARGUMENT for a bad request, UNAVAILABLE (message from
-    ``unavailable``) when Temporal cannot be reached, ``refuse``'s answer for the
-    service's own failures."""
+    ``unavailable``) when Temporal cannot be reached, UNAVAILABLE when our database
+    cannot, ``refuse``'s answer for the service's own failures, INTERNAL for the rest."""
     try:
         return await work()
     except InvalidRequest as err:
@@ -50,8 +56,14 @@ async def answer(
         await context.abort(grpc.StatusCode.UNAVAILABLE, unavailable(err))
     except Exception as err:
         refusal = refuse(err)
+        if refusal is None and isinstance(err, DATABASE_UNREACHABLE):
+            log.warning("database call failed", method=method, error=type(err).__name__)
+            refusal = (grpc.StatusCode.UNAVAILABLE, "the database is unreachable; retry")
         if refusal is None:
-            raise
+            # A bug: logged here with its traceback; the caller learns nothing of
+            # our internals (grpc's default answer is UNKNOWN with the exception's text).
+            log.exception("call failed", method=method)
+            refusal = (grpc.StatusCode.INTERNAL, "internal error; the server logged it")
         # Status first: the one rpc_status builds is a tuple too.
         if isinstance(refusal, grpc.Status):
             await context.abort_with_status(refusal)
