@@ -363,9 +363,16 @@ async def test_consent_is_checked_when_sending_not_when_scheduling(
     cross_sell = dataclasses.replace(
         new_request(), step="cross_sell", template="cross_sell", category="marketing"
     )
+    # Another journey of the same customer (its own address).
     confirmation = new_request()
     customer_id = cross_sell.order.customer.id
-    assert confirmation.order.customer.id == customer_id
+    confirmation = dataclasses.replace(
+        confirmation,
+        order=dataclasses.replace(
+            confirmation.order,
+            customer=dataclasses.replace(confirmation.order.customer, id=customer_id),
+        ),
+    )
     assert await consent.allows(customer_id, Channel.EMAIL, "marketing")
     # ...then the customer opted out of marketing, before the send came due.
     await consent.record(
