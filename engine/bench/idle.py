@@ -103,10 +103,14 @@ MEMORY_MARKS = (5_000, 20_000)
 QUIET_WINDOW_SECONDS = 3.0
 QUIET_CPU_SHARE = 0.05
 SETTLE_LIMIT_SECONDS = 600.0
-# The storm's instant: this many times the time the idle journeys took to be
-# confirmed per storm journey, plus a fixed margin (then up to the next minute).
+# The storm's instant: this many times the time the pilot's rate predicts for the
+# storm's journeys, plus a fixed margin (then up to the next minute).
 STORM_LEAD_FACTOR = 1.5
 STORM_LEAD_SECONDS = 30.0
+# The pilot that times the storm: a tenth of it, at most this many journeys, due
+# this long after (so never during the bench).
+PILOT_JOURNEYS = 500
+PILOT_DELAY = timedelta(hours=12)
 # StartJourney calls that end in these are repeated (the call is idempotent).
 RETRIED_CODES = frozenset(
     {
@@ -267,7 +271,8 @@ class WakeStorm:
 
 @dataclass(frozen=True)
 class IdleCapacity:
-    # Order ids: <order_prefix>-<n> sleeping, <order_prefix>-S<n> in the storm.
+    # Order ids: <order_prefix>-<n> sleeping, <order_prefix>-S<n> in the storm,
+    # <order_prefix>-P<n> the pilot that timed it.
     order_prefix: str
     journeys: int
     in_flight: int
@@ -470,38 +475,26 @@ class StormMissed(RuntimeError):
     task ran after it, so they are due tomorrow, and the storm cannot be measured."""
 
 
-async def wake_storm(
+async def _start_asleep(
     client: Client,
     settings: Settings,
-    log: ArrivalLog,
-    *,
-    prefix: str,
-    count: int,
+    orders: Sequence[Order],
+    pinned: PinnedPlan,
     in_flight: int,
-    journeys_per_second: float,
-    progress: Callable[[str], None] = lambda message: None,
-) -> WakeStorm:
-    """Start ``count`` journeys on the storm plan, all due at one instant, and wait
-    until every one of their emails is in the sink.
+    due: datetime | None = None,
+    earlier: int = 0,
+) -> float:
+    """Start a journey on ``pinned`` for each of ``orders`` and return the seconds
+    until every one is asleep (its first task run: plan pinned, timer set).
 
-    Every journey must be asleep (its first task run: plan pinned, timer set) before
-    the instant, or its `at` would fall on the next day. The instant is therefore
-    chosen from ``journeys_per_second``, the rate at which this run's idle journeys
-    were confirmed and put to sleep (a storm journey's first task is a fraction of
-    that work), with room to spare; and the starts are paced so that no more than
-    ``in_flight`` journeys wait for their first task at a time: the server accepts
-    starts far faster than the worker runs them, and a backlog of thousands would
-    still be queued when the instant comes.
-    """
-    orders = [_domain_order(f"{prefix}-S{n}") for n in range(count)]
-    timezone = orders[0].customer.timezone
-    needed = STORM_LEAD_FACTOR * count / journeys_per_second + STORM_LEAD_SECONDS
-    due = storm_due(datetime.now(UTC), needed)
-    pinned = storm_plan(due, timezone)
-    progress(f"wake storm: {count:,} journeys to start, all due at {due:%H:%M:%S} UTC")
+    Paced: no more than ``in_flight`` journeys wait for their first task at a time.
+    The server accepts starts far faster than the worker runs them, and a backlog of
+    thousands would still be queued at the storm's instant. Raises StormMissed if
+    ``due`` passes before all are asleep (their `at` would fall on the next day).
+    ``earlier``: journeys started before on a plan of the same label (the pilot's),
+    which the server's count includes."""
 
-    async def start(n: int) -> None:
-        order = orders[n]
+    async def start(order: Order) -> None:
         await client.start_workflow(
             OrderJourney.run,
             JourneyInput(order=order, plan=pinned),
@@ -510,29 +503,68 @@ async def wake_storm(
             search_attributes=initial_search_attributes(order),
         )
 
-    def missed(asleep: int) -> StormMissed:
-        return StormMissed(
-            f"wake storm: only {asleep:,} of {count:,} journeys were asleep at their due "
-            f"instant {due:%H:%M:%S} UTC (the worker ran their first tasks slower than "
-            f"this run's idle journeys suggested); run again on a quieter machine"
-        )
+    async def count_asleep() -> int:
+        if due is not None and datetime.now(UTC) >= due:
+            asleep = await _count_pinned(client, pinned.label) - earlier
+            raise StormMissed(
+                f"wake storm: only {asleep:,} of {len(orders):,} journeys were asleep at "
+                f"their due instant {due:%H:%M:%S} UTC (the worker ran their first tasks "
+                f"slower than the pilot's); run again on a quieter machine"
+            )
+        await asyncio.sleep(0.5)
+        return await _count_pinned(client, pinned.label) - earlier
 
     began = time.perf_counter()
     asleep = 0
-    for first in range(0, count, in_flight):
-        batch = range(first, min(first + in_flight, count))
-        await asyncio.gather(*(start(n) for n in batch))
-        while batch.stop - asleep > in_flight:
-            if datetime.now(UTC) >= due:
-                raise missed(asleep)
-            await asyncio.sleep(0.5)
-            asleep = await _count_pinned(client, pinned.label)
-    start_seconds = time.perf_counter() - began
-    while asleep < count:
-        if datetime.now(UTC) >= due:
-            raise missed(asleep)
-        await asyncio.sleep(0.5)
-        asleep = await _count_pinned(client, pinned.label)
+    for first in range(0, len(orders), in_flight):
+        batch = orders[first : first + in_flight]
+        await asyncio.gather(*(start(order) for order in batch))
+        while first + len(batch) - asleep > in_flight:
+            asleep = await count_asleep()
+    while asleep < len(orders):
+        asleep = await count_asleep()
+    return time.perf_counter() - began
+
+
+async def wake_storm(
+    client: Client,
+    settings: Settings,
+    log: ArrivalLog,
+    *,
+    prefix: str,
+    count: int,
+    in_flight: int,
+    progress: Callable[[str], None] = lambda message: None,
+) -> WakeStorm:
+    """Start ``count`` journeys on the storm plan, all due at one instant, and wait
+    until every one of their emails is in the sink.
+
+    Every journey must be asleep before the instant, or its `at` would fall on the
+    next day. The instant is therefore chosen from a pilot run just before: a tenth
+    as many journeys (at most ``PILOT_JOURNEYS``) on the same plan, due half a day
+    later, started the same way on the same, loaded stack; the storm gets
+    ``STORM_LEAD_FACTOR`` times the time their rate predicts, plus a margin. The
+    pilot's journeys stay asleep until after the bench is over.
+    """
+    timezone = _domain_order(f"{prefix}-P0").customer.timezone
+    pilot = [
+        _domain_order(f"{prefix}-P{n}")
+        for n in range(max(in_flight, min(count // 10, PILOT_JOURNEYS)))
+    ]
+    pilot_plan = storm_plan(datetime.now(UTC) + PILOT_DELAY, timezone)
+    pilot_seconds = await _start_asleep(client, settings, pilot, pilot_plan, in_flight)
+    pilot_rate = len(pilot) / pilot_seconds
+    progress(f"wake storm: pilot of {len(pilot):,} journeys asleep at {pilot_rate:.1f}/s")
+
+    orders = [_domain_order(f"{prefix}-S{n}") for n in range(count)]
+    needed = STORM_LEAD_FACTOR * count / pilot_rate + STORM_LEAD_SECONDS
+    due = storm_due(datetime.now(UTC), needed)
+    pinned = storm_plan(due, timezone)
+    progress(f"wake storm: {count:,} journeys to start, all due at {due:%H:%M:%S} UTC")
+    start_seconds = await _start_asleep(
+        client, settings, orders, pinned, in_flight, due, earlier=len(pilot)
+    )
+    asleep = count
     lead = (due - datetime.now(UTC)).total_seconds()
     progress(
         f"wake storm: {count:,} started in {start_seconds:.0f} s and asleep "
@@ -642,7 +674,6 @@ async def idle_capacity(
                 prefix=prefix,
                 count=storm,
                 in_flight=in_flight,
-                journeys_per_second=journeys / confirmed_seconds,
                 progress=say,
             )
     finally:

@@ -5,9 +5,11 @@ Counts only: how fast anything went is the bench's output, never a test's verdic
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.client import WorkflowHandle
 
 from engine.bench.idle import (
     STORM_PLAN_FILE,
@@ -53,6 +55,15 @@ def test_the_storm_plan_is_the_file_with_its_step_moved_to_the_local_due_time() 
     assert due.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M") == "03:00"
 
 
+async def _sends_of(journey: WorkflowHandle[Any, Any]) -> list[str]:
+    history = await journey.fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
 @pytest.mark.timeout(900)
 async def test_the_idle_bench_runs_end_to_end_and_every_storm_email_arrives() -> None:
     async with bench_stack() as stack:
@@ -73,12 +84,13 @@ async def test_the_idle_bench_runs_end_to_end_and_every_storm_email_arrives() ->
         )
         # The worker process is gone: what the journey did is read from its history.
         described = await some_storm_journey.describe()
-        history = await some_storm_journey.fetch_history()
-        sends = [
-            event.activity_task_scheduled_event_attributes.activity_type.name
-            for event in history.events
-            if event.HasField("activity_task_scheduled_event_attributes")
-        ]
+        sends = await _sends_of(some_storm_journey)
+        # The pilot that timed the storm sleeps on: its step is half a day away.
+        pilot_journey = stack.client.get_workflow_handle(
+            journey_id_for(f"{report.order_prefix}-P0")
+        )
+        pilot_described = await pilot_journey.describe()
+        pilot_sends = await _sends_of(pilot_journey)
 
     assert report.journeys == 50
     assert report.confirmed == 50  # every idle journey confirmed, then went to sleep
@@ -89,6 +101,8 @@ async def test_the_idle_bench_runs_end_to_end_and_every_storm_email_arrives() ->
     assert storm.distinct == 20  # ... once per journey
     assert described.typed_search_attributes[sa.JOURNEY_PLAN] == "wake_storm@v1"
     assert sends == [SEND_MESSAGE_ACTIVITY]  # its one step, at the due instant
+    assert pilot_described.typed_search_attributes[sa.JOURNEY_PLAN] == "wake_storm@v1"
+    assert pilot_sends == []
 
     baseline = Throughput(count=100, concurrency_limit=10, seconds=10.0)
     figures = report.as_json(baseline)
