@@ -24,21 +24,22 @@ import os
 import platform
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from engine.bench.baseline_worker import baseline_worker_process
+from engine.bench.baseline_worker import baseline_worker
 from engine.bench.cost import HistoryCost, recorded_costs, workflow_cost
 from engine.bench.idle import IdleCapacity, idle_capacity, journeys_from
 from engine.bench.idle import add_arguments as add_idle_arguments
 from engine.bench.send_path import SendPath, send_path
-from engine.bench.stack import bench_stack, serving_api, worker_process
+from engine.bench.stack import (
+    POSTGRES_ADMIN_DSN,
+    bench_database,
+    bench_stack,
+    serving_api,
+    worker_process,
+)
 from engine.bench.stats import LatencySummary
 from engine.bench.workloads import (
     Throughput,
@@ -47,7 +48,6 @@ from engine.bench.workloads import (
     journeys_concurrent,
     journeys_sequential,
 )
-from engine.database.throwaway import throwaway_database
 from engine.logging import configure_logging
 
 DEFAULT_JSON = Path(".aftercare/bench.json")
@@ -199,31 +199,8 @@ class BenchReport:
         return "\n".join(lines)
 
 
-# The machines this runs on have PostgreSQL here, trust auth (see ENVIRONMENT.md).
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "AFTERCARE_BENCH_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
 def _progress(message: str, since: float) -> None:
     print(f"[{time.perf_counter() - since:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-
-@asynccontextmanager
-async def bench_database(choice: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
-    """The service's database for the run: a throwaway PostgreSQL database (what
-    production runs on: the worker and the API are separate processes writing at
-    once) when one is reachable, else the embedded SQLite default. Yields its
-    name for the table and the settings that select it."""
-    if choice != "sqlite":
-        try:
-            async with throwaway_database(POSTGRES_ADMIN_DSN, "bench") as (_, url):
-                yield "postgresql", {"database_url": url}
-                return
-        except psycopg.OperationalError:
-            if choice == "postgresql":
-                raise
-    yield "sqlite", {}
 
 
 async def measure(
@@ -254,8 +231,7 @@ async def measure(
         client = stack.baseline_client
         # Both sides run their worker as a process of its own, as deployed: the
         # load (client, API, mail sink) is driven from this one.
-        queue = f"baseline-{uuid.uuid4().hex[:8]}"
-        async with baseline_worker_process(stack.settings, queue, stack.state_dir / "bw.log"):
+        async with baseline_worker(stack) as queue:
             baseline_latency = LatencySummary.of(await baseline_sequential(client, queue, runs))
             _progress("baseline, concurrent", t0)
             baseline_rate = await baseline_concurrent(client, queue, concurrency, in_flight)

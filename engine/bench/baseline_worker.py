@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio.worker import Worker
 
 from engine.bench.baseline import BaselineWorkflow, baseline_echo
-from engine.bench.stack import child_process
+from engine.bench.stack import Stack, child_process, wait_for_pollers
 from engine.codec.runtime import converter_for
 from engine.sandbox import write_bytecode_for
 from engine.settings import Settings
@@ -43,12 +43,15 @@ async def serve(settings: Settings, queue: str) -> None:
 
 
 @asynccontextmanager
-async def baseline_worker_process(
-    settings: Settings, queue: str, log_file: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
+async def baseline_worker(stack: Stack) -> AsyncIterator[str]:
+    """The baseline's worker as a child process on a fresh task queue of ``stack``:
+    yields the queue's name once the worker polls it."""
+    queue = f"baseline-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "engine.bench.baseline_worker", queue]
-    async with child_process(settings, argv, log_file) as process:
-        yield process
+    log_file = stack.state_dir / "baseline-worker.log"
+    async with child_process(stack.settings, argv, log_file) as process:
+        await wait_for_pollers(stack.baseline_client, queue, process)
+        yield queue
 
 
 if __name__ == "__main__":

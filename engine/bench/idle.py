@@ -51,9 +51,6 @@ from zoneinfo import ZoneInfo
 import grpc
 from aftercare.v1 import journey_pb2 as pb
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from activities.email.rendering import TEMPLATE_NAMES
@@ -61,12 +58,12 @@ from activities.plans import content_hash, load_plan
 from clients import AftercareClient, AftercareError
 from engine.api import requests
 from engine.api.violations import Violations
-from engine.bench.stack import Stack, bench_stack, serving_api, worker_process
+from engine.bench.baseline_worker import baseline_worker
+from engine.bench.stack import Stack, bench_stack, serving_api, wait_for_pollers, worker_process
 from engine.bench.stats import LatencySummary
 from engine.bench.workloads import (
     Throughput,
     baseline_concurrent,
-    baseline_queue,
     bench_order,
     bounded,
 )
@@ -405,26 +402,6 @@ def memory_marks(journeys: int) -> list[int]:
     return [mark for mark in marks if mark > 0] + [journeys]
 
 
-async def wait_for_pollers(
-    client: Client, task_queue: str, process: asyncio.subprocess.Process
-) -> None:
-    """Until a worker polls ``task_queue`` (the worker process has connected)."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.returncode is not None:
-            raise RuntimeError(f"the worker process exited with code {process.returncode}")
-        answer = await client.workflow_service.describe_task_queue(request)
-        if answer.pollers:
-            return
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"no worker polled {task_queue} within 120 s")
-
-
 async def worker_cache_size(client: Client, settings: Settings) -> int | None:
     """The workflow cache the journey worker is built with (engine/worker.py decides)."""
     async with journey_worker(client, settings) as group:
@@ -713,7 +690,7 @@ async def measure(
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     async with bench_stack() as stack:
         say(f"stack up; baseline, {baseline_count} at once")
-        async with baseline_queue(stack.baseline_client) as queue:
+        async with baseline_worker(stack) as queue:
             baseline = await baseline_concurrent(
                 stack.baseline_client, queue, baseline_count, in_flight
             )

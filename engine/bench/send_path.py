@@ -1,8 +1,9 @@
 """The send path alone, no Temporal: ``send_message`` as the worker runs it (same
 ledger, consent, cap and phone-index database, pooled SMTP sessions, Twilio SDK),
 called directly, ``in_flight`` at a time: emails into the aiosmtpd sink, SMS into
-the Twilio fake. Its rates are what one worker process can send at most, to set
-beside the journeys' throughput: the send path is not what limits a journey."""
+the Twilio fake (whose status callbacks our HTTP app records). Its rates are what
+one worker process can send at most, to set beside the journeys' throughput: the
+send path is not what limits a journey."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.send_message import MessageActivities
 from engine.api import requests
 from engine.api.violations import Violations
+from engine.bench.stack import free_port
 from engine.bench.workloads import MAIL_TIMEOUT_SECONDS, WARMUP_RUNS, Throughput, bounded
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.stack import DEV_TWILIO_SID, DEV_TWILIO_TOKEN, dev_twilio_settings
 from engine.devstack.twilio_fake import serve_twilio_fake
+from engine.http.runtime import http_app
+from engine.http.server import serve_http
 from engine.samples import sample_order
 from engine.settings import Settings
 from engine.worker import message_activities
@@ -45,9 +49,21 @@ def _order(order_id: str, variant: int) -> Order:
 async def send_path(settings: Settings, sink: MailSink, sends: int, in_flight: int) -> SendPath:
     """``sends`` order confirmations by email, then ``sends`` by SMS, each rendered,
     checked (suppression), ledgered and handed to the provider."""
+    # The fake reports each text's delivery to our HTTP app, which records it in the
+    # ledger, as Twilio does in production.
+    http_port = free_port()
     async with serve_twilio_fake("127.0.0.1", 0, DEV_TWILIO_SID, DEV_TWILIO_TOKEN) as fake:
-        with_twilio = settings.model_copy(update=dev_twilio_settings(fake.base_url))
-        async with message_activities(with_twilio) as activities:
+        with_twilio = settings.model_copy(
+            update={
+                **dev_twilio_settings(fake.base_url),
+                "public_base_url": f"http://127.0.0.1:{http_port}",
+            }
+        )
+        async with (
+            http_app(with_twilio) as app,
+            serve_http(app, "127.0.0.1", http_port),
+            message_activities(with_twilio) as activities,
+        ):
             orders = [_order(f"SEND-{n}", n) for n in range(3)]
             emails = await _rate(
                 activities,

@@ -1,9 +1,10 @@
 """The stack every benchmark measures: started once, on free ports, like ``aftercare run``.
 
 A dev server on a file database with the same SQLite pragmas as ``aftercare run``,
-an aiosmtpd sink, an encrypting Temporal client; :func:`serving_journeys` adds the
-journey workers and the gRPC API on top of it; :func:`worker_process` runs the
-workers as ``aftercare worker`` in a child process instead (memory of its own).
+an aiosmtpd sink, an encrypting Temporal client, and the service's database
+(:func:`bench_database`); :func:`serving_api` adds the gRPC API on top of it and
+:func:`worker_process` the journey workers, as ``aftercare worker`` in a child
+process (memory of its own), as deployed.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from pydantic import SecretStr
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from clients import AftercareClient
@@ -32,11 +38,16 @@ from engine.codec.runtime import converter_for, customer_keys_for
 from engine.database.api_keys import ApiKeyStore
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.migrate import upgrade_database
+from engine.database.throwaway import throwaway_database
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys import JourneyDirectory
 from engine.settings import Settings
-from engine.worker import journey_worker
+
+# The machines this runs on have PostgreSQL here, trust auth (see ENVIRONMENT.md).
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "AFTERCARE_BENCH_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def free_port() -> int:
@@ -117,6 +128,23 @@ async def bench_stack(overrides: Mapping[str, Any] | None = None) -> AsyncIterat
             await sink.stop()
 
 
+@asynccontextmanager
+async def bench_database(choice: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The service's database for the run: a throwaway PostgreSQL database (what
+    production runs on: the worker and the API are separate processes writing at
+    once) when one is reachable, else the embedded SQLite default. Yields its
+    name for the table and the settings that select it."""
+    if choice != "sqlite":
+        try:
+            async with throwaway_database(POSTGRES_ADMIN_DSN, "bench") as (_, url):
+                yield "postgresql", {"database_url": url}
+                return
+        except psycopg.OperationalError:
+            if choice == "postgresql":
+                raise
+    yield "sqlite", {}
+
+
 def api_client(stack: Stack) -> AftercareClient:
     """A new client of the stack's gRPC API (close it, or use it with ``async with``)."""
     return AftercareClient(stack.settings.grpc_target, api_key=stack.api_key)
@@ -140,15 +168,24 @@ async def serving_api(stack: Stack) -> AsyncIterator[AftercareClient]:
             await api_server.stop(1)
 
 
-@asynccontextmanager
-async def serving_journeys(stack: Stack) -> AsyncIterator[AftercareClient]:
-    """The journey workers and the gRPC API, and a client of that API."""
-    async with (
-        journey_worker(stack.client, stack.settings) as worker,
-        worker,
-        serving_api(stack) as api,
-    ):
-        yield api
+async def wait_for_pollers(
+    client: Client, task_queue: str, process: asyncio.subprocess.Process
+) -> None:
+    """Until a worker polls ``task_queue`` (the worker process has connected)."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"the worker process exited with code {process.returncode}")
+        answer = await client.workflow_service.describe_task_queue(request)
+        if answer.pollers:
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"no worker polled {task_queue} within 120 s")
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

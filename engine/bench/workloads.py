@@ -6,20 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aftercare.v1 import journey_pb2 as pb
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
 
 from clients import AftercareClient
-from engine.bench.baseline import BaselineWorkflow, baseline_echo
+from engine.bench.baseline import BaselineWorkflow
 from engine.devstack.mail_sink import MailSink
 from engine.samples import sample_order, sample_shipment
-from engine.sandbox import write_bytecode_for
 
 # The first runs warm caches and connections; they are not counted.
 WARMUP_RUNS = 5
@@ -65,18 +62,6 @@ async def bounded(count: int, limit: int, call: Callable[[int], Awaitable[object
             await call(n)
 
     await asyncio.gather(*(one(n) for n in range(count)))
-
-
-@asynccontextmanager
-async def baseline_queue(client: Client) -> AsyncIterator[str]:
-    """A worker for the trivial workflow+activity on a fresh task queue (its name)."""
-    queue = f"baseline-{_run_id()}"
-    # Bare Temporal as deployed: with bytecode on disk, as the journey worker has.
-    write_bytecode_for(BaselineWorkflow)
-    async with Worker(
-        client, task_queue=queue, workflows=[BaselineWorkflow], activities=[baseline_echo]
-    ):
-        yield queue
 
 
 async def baseline_sequential(client: Client, queue: str, runs: int) -> list[float]:
