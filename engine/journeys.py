@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from temporalio.client import (
@@ -127,11 +127,11 @@ class JourneyDirectory:
     async def start(self, order: Order) -> StartedJourney:
         journey_id = journey_id_for(order.order_id)
         await self._refuse_erased(order)
-        await self._register_owner(journey_id, order)
+        has_other_journeys = await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                await self._journey_input(order),
+                await self._journey_input(order, has_other_journeys=has_other_journeys),
                 id=journey_id,
                 task_queue=self._task_queue,
                 # A closed journey's id is never reused: the order id is the key.
@@ -168,11 +168,11 @@ class JourneyDirectory:
     async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
         journey_id = journey_id_for(order.order_id)
         await self._refuse_erased(order)
-        await self._register_owner(journey_id, order)
+        has_other_journeys = await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                await self._journey_input(order),
+                await self._journey_input(order, has_other_journeys=has_other_journeys),
                 id=journey_id,
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -286,14 +286,15 @@ class JourneyDirectory:
             async for execution in self._client.list_workflows(" AND ".join(clauses))
         ]
 
-    async def _journey_input(self, order: Order) -> JourneyInput:
+    async def _journey_input(self, order: Order, *, has_other_journeys: bool) -> JourneyInput:
         """The order, with the customer's stored preferences when there are any."""
+        journey = JourneyInput(order=order, customer_has_other_journeys=has_other_journeys)
         if self._preferences is None:
-            return JourneyInput(order=order)
+            return journey
         snapshot = await self._preferences.read(order.customer.id)
         if snapshot.preferences.updated_at is None and not snapshot.consent_events:
-            return JourneyInput(order=order)  # nothing chosen: keep the input small
-        return JourneyInput(order=order, overrides=overrides_from(snapshot))
+            return journey  # nothing chosen: keep the input small
+        return replace(journey, overrides=overrides_from(snapshot))
 
     async def _refuse_erased(self, order: Order) -> None:
         """Before the owner is registered: registering would make the erased customer
@@ -301,9 +302,12 @@ class JourneyDirectory:
         if self._preferences is not None and await self._preferences.is_erased(order.customer.id):
             raise CustomerWasErased("order.customer.id")
 
-    async def _register_owner(self, journey_id: str, order: Order) -> None:
-        if self._customer_keys is not None:
-            await self._customer_keys.register_journey(journey_id, order.customer.id)
+    async def _register_owner(self, journey_id: str, order: Order) -> bool:
+        """Whether the customer has other journeys (True when there is no registry
+        to ask: the journey then searches for them itself)."""
+        if self._customer_keys is None:
+            return True
+        return await self._customer_keys.register_journey(journey_id, order.customer.id)
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderJourney, JourneyState]:
         return self._client.get_workflow_handle_for(OrderJourney.run, journey_id_for(order_id))

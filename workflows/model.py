@@ -238,6 +238,10 @@ class JourneyInput:
     state: JourneyState | None = None
     # The customer's stored preferences when the journey starts (None: none known).
     overrides: CustomerOverrides | None = None
+    # False when the API found no other journey of this customer on record, so a
+    # reorder has no older journey to tell (skips a visibility search and an
+    # activity). True when unknown, as in histories from before this field.
+    customer_has_other_journeys: bool = True
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ class OrderJourney:
     def __init__(self, journey: JourneyInput) -> None:
         self._order: Order = journey.order
         self._plan: PinnedPlan | None = journey.plan
+        self._customer_has_other_journeys = journey.customer_has_other_journeys
         self._reminders_this_run = 0
         if journey.state is not None:
             self._state = journey.state
@@ -443,8 +444,8 @@ class OrderJourney:
 
     async def _supersede_older_reminders(self) -> None:
         skus = sorted({item.sku for item in self._order.items if item.consumption_days > 0})
-        if not skus:
-            return
+        if not skus or not self._customer_has_other_journeys:
+            return  # nothing reordered, or the customer's first journey: nobody to tell
         try:
             result = await workflow.execute_activity(
                 SUPERSEDE_REPLENISHMENT_ACTIVITY,

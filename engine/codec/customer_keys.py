@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import delete, event, exists, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -153,15 +153,19 @@ class CustomerKeys:
 
     # --- the API -------------------------------------------------------------------
 
-    async def register_journey(self, workflow_id: str, customer_id: str) -> None:
+    async def register_journey(self, workflow_id: str, customer_id: str) -> bool:
         """Record that ``workflow_id`` is ``customer_id``'s journey, making the
         customer's key if they have none. Idempotent; the first owner recorded for a
-        workflow id stays its owner (an order belongs to one customer)."""
+        workflow id stays its owner (an order belongs to one customer).
+
+        Returns whether the owner has any other journey on record (running or
+        ended): a journey that is its customer's first has no older one to tell
+        about a reorder."""
         _check("workflow_id", workflow_id, MAX_WORKFLOW_ID_LENGTH)
         _check("customer_id", customer_id, MAX_CUSTOMER_ID_LENGTH)
         for attempt in range(1, _REGISTER_ATTEMPTS + 1):
             try:
-                loaded = await self._register_once(workflow_id, customer_id)
+                loaded, has_other_journeys = await self._register_once(workflow_id, customer_id)
                 break
             except IntegrityError:
                 # A concurrent registration of the same customer or journey committed
@@ -170,6 +174,7 @@ class CustomerKeys:
                     raise
         self._remember_owner(workflow_id, loaded.key_id)
         self._remember_key(loaded)
+        return has_other_journeys
 
     async def key_for_workflow(self, workflow_id: str) -> CustomerDataKey | None:
         """The data key of the customer who owns ``workflow_id``; None when the
@@ -288,7 +293,8 @@ class CustomerKeys:
 
     # --- internals -----------------------------------------------------------------
 
-    async def _register_once(self, workflow_id: str, customer_id: str) -> LoadedKey:
+    async def _register_once(self, workflow_id: str, customer_id: str) -> tuple[LoadedKey, bool]:
+        """The owner's key and whether the owner has other journeys on record."""
         async with self._engine.begin() as connection:
             owner = await connection.scalar(
                 select(JourneyOwnerRecord.customer_id).where(
@@ -302,6 +308,16 @@ class CustomerKeys:
                     )
                 )
             owner = owner or customer_id
+            has_other_journeys = bool(
+                await connection.scalar(
+                    select(
+                        exists().where(
+                            JourneyOwnerRecord.customer_id == owner,
+                            JourneyOwnerRecord.workflow_id != workflow_id,
+                        )
+                    )
+                )
+            )
             row = (
                 await connection.execute(
                     select(
@@ -312,7 +328,7 @@ class CustomerKeys:
                 )
             ).first()
             if row is not None:
-                return self._load(row.key_id, self._unwrap(*row))
+                return self._load(row.key_id, self._unwrap(*row)), has_other_journeys
             key_id, key = _new_key_id(), os.urandom(KEY_BYTES)
             await connection.execute(
                 insert(CustomerKeyRecord).values(
@@ -322,7 +338,7 @@ class CustomerKeys:
                     master_key_id=self._keyring.current_key_id,
                 )
             )
-            return self._load(key_id, key)
+            return self._load(key_id, key), has_other_journeys
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:

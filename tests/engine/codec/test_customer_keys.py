@@ -51,6 +51,17 @@ async def _rows(database_url: str, sql: str) -> list[tuple[object, ...]]:
         await engine.dispose()
 
 
+async def test_registering_tells_whether_the_customer_has_other_journeys(
+    keys: CustomerKeys,
+) -> None:
+    assert await keys.register_journey("order-O-1", "cus_first") is False
+    assert await keys.register_journey("order-O-2", "cus_first") is True
+    assert await keys.register_journey("order-P-1", "cus_someone_else") is False
+    # Registering again (a retried start) counts the journey itself out.
+    assert await keys.register_journey("order-P-1", "cus_someone_else") is False
+    assert await keys.register_journey("order-O-1", "cus_first") is True
+
+
 async def test_registering_makes_one_wrapped_key_per_customer(
     keys: CustomerKeys, database_url: str
 ) -> None:
