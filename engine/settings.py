@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "aftercare-journeys"
     temporal_ui_port: int = 8233
+    # Run journeys in the SDK's sandbox, which refuses non-deterministic calls at
+    # run time. Off trades that net for worker CPU (see engine/sandbox.py); the
+    # replay tests run sandboxed either way.
+    workflow_sandbox: bool = True
 
     # Our own SQL database (message ledger); SQLite under state_dir unless set.
     # SecretStr: the URL may carry the database password, and a repr of the

@@ -31,7 +31,7 @@ from engine.database.phone_index import PhoneIndex, phone_index_key
 from engine.database.suppressions import SuppressionList
 from engine.links.secret import load_or_create_secret
 from engine.links.tokens import LinkSigner
-from engine.sandbox import write_bytecode_for
+from engine.sandbox import workflow_runner, write_bytecode_for
 from engine.settings import Settings
 from workflows.model import channel_task_queue
 from workflows.order_journey import OrderJourney
@@ -153,6 +153,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                 client,
                 task_queue=settings.task_queue,
                 workflows=[OrderJourney],
+                workflow_runner=workflow_runner(settings),
                 activities=[
                     plans.choose_plan,
                     support.open_support_ticket,

@@ -11,8 +11,9 @@ activities, timers, signals, upserts and payload bytes per recorded journey path
 Send path: ``send_message`` called directly, without Temporal, emails and SMS. Idle capacity:
 ``--idle-journeys`` sleeping journeys (20,000; 100,000 with ``--large``; 0 skips it)
 with worker and server memory, then a wake storm of ``--storm`` timers due at one
-instant (engine/bench/idle.py). The table is also written as JSON (``--json``,
-default .aftercare/bench.json).
+instant (engine/bench/idle.py). ``--workflow-sandbox off`` runs both workers without
+the SDK sandbox. The table is also written as JSON (``--json``, default
+.aftercare/bench.json).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 from engine.bench.baseline_worker import baseline_worker
 from engine.bench.cost import HistoryCost, recorded_costs, workflow_cost
+from engine.bench.cpu import CpuPerWorkflow, per_workflow, read_cpu, stack_roles
 from engine.bench.idle import IdleCapacity, idle_capacity, journeys_from
 from engine.bench.idle import add_arguments as add_idle_arguments
 from engine.bench.send_path import SendPath, send_path
@@ -82,10 +84,12 @@ class BenchReport:
     flags: dict[str, int | str]
     baseline_latency: LatencySummary
     baseline_throughput: Throughput
+    baseline_cpu: CpuPerWorkflow
     baseline_cost: HistoryCost
     confirmation: LatencySummary
     shipping: LatencySummary
     journey_throughput: Throughput
+    journey_cpu: CpuPerWorkflow
     send_path: SendPath
     costs: dict[str, HistoryCost]
     idle: IdleCapacity | None = None  # None when skipped (--idle-journeys 0)
@@ -114,6 +118,10 @@ class BenchReport:
             "throughput": {
                 **rate(self.journey_throughput),
                 "ratio": self.journey_throughput.per_second / base,
+                "cpu_ms_per_workflow": {
+                    "journeys": self.journey_cpu.milliseconds,
+                    "baseline": self.baseline_cpu.milliseconds,
+                },
             },
             "send_path": {
                 "emails": {
@@ -136,7 +144,8 @@ class BenchReport:
         ]
 
         def row(name: str, ours: float, base: float, unit: str = "") -> None:
-            lines.append(f"{name:<52}{ours:>11.1f}{base:>11.1f}{ours / base:>7.2f}x{unit}")
+            ratio = f"{ours / base:>7.2f}x" if base else f"{'-':>8}"
+            lines.append(f"{name:<52}{ours:>11.1f}{base:>11.1f}{ratio}{unit}")
 
         b = self.baseline_latency
         for label, ours in (
@@ -151,6 +160,14 @@ class BenchReport:
             f"journeys confirmed/s ({t.count} at once, {t.concurrency_limit} in flight)",
             t.per_second,
             bt.per_second,
+        )
+        ours_cpu, base_cpu = self.journey_cpu.milliseconds, self.baseline_cpu.milliseconds
+        for role in ours_cpu:
+            row(f"  CPU ms per workflow meanwhile, {role}", ours_cpu[role], base_cpu[role])
+        row(
+            "  CPU ms per workflow meanwhile, all of the above",
+            self.journey_cpu.total_ms,
+            self.baseline_cpu.total_ms,
         )
         for name, sent in (("emails", self.send_path.emails), ("SMS", self.send_path.sms)):
             row(
@@ -212,6 +229,7 @@ async def measure(
     idle_journeys: int = 0,
     storm: int = 0,
     database: str = "auto",
+    sandbox: bool = True,
 ) -> BenchReport:
     t0 = time.perf_counter()
     flags: dict[str, int | str] = {
@@ -222,28 +240,40 @@ async def measure(
         "send_in_flight": send_in_flight,
     }
     flags |= {"idle_journeys": idle_journeys, "storm": storm}
+    flags["workflow_sandbox"] = "on" if sandbox else "off"
     async with (
         bench_database(database) as (database_name, database_settings),
-        bench_stack(database_settings) as stack,
+        # Both workers (journeys and baseline) read it from the stack's settings.
+        bench_stack({**database_settings, "workflow_sandbox": sandbox}) as stack,
     ):
         flags["database"] = database_name
         _progress("stack up; baseline, sequential", t0)
         client = stack.baseline_client
         # Both sides run their worker as a process of its own, as deployed: the
         # load (client, API, mail sink) is driven from this one.
-        async with baseline_worker(stack) as queue:
+        server_pid = stack.server.pid
+        assert server_pid is not None  # started by bench_stack
+        postgres = database_name == "postgresql"
+        async with baseline_worker(stack) as baseline_side:
+            queue = baseline_side.queue
             baseline_latency = LatencySummary.of(await baseline_sequential(client, queue, runs))
             _progress("baseline, concurrent", t0)
+            roles = stack_roles(server_pid, baseline_side.pid, postgres=postgres)
+            before = read_cpu(roles)
             baseline_rate = await baseline_concurrent(client, queue, concurrency, in_flight)
+            baseline_cpu = per_workflow(roles, before, concurrency)
             baseline_cost = await workflow_cost(client, f"{queue}-seq-0")
         async with (
-            worker_process(stack.settings, stack.state_dir / "worker.log"),
+            worker_process(stack.settings, stack.state_dir / "worker.log") as worker,
             serving_api(stack) as api,
         ):
             _progress("journeys, sequential", t0)
             samples = await journeys_sequential(api, stack.sink, runs)
             _progress("journeys, concurrent", t0)
+            roles = stack_roles(server_pid, worker.pid, postgres=postgres)
+            before = read_cpu(roles)
             journey_rate = await journeys_concurrent(api, stack.sink, concurrency, in_flight)
+            journey_cpu = per_workflow(roles, before, concurrency)
         _progress("send path", t0)
         sends_rate = await send_path(stack.settings, stack.sink, sends, send_in_flight)
         idle = None
@@ -263,10 +293,12 @@ async def measure(
         flags=flags,
         baseline_latency=baseline_latency,
         baseline_throughput=baseline_rate,
+        baseline_cpu=baseline_cpu,
         baseline_cost=baseline_cost,
         confirmation=LatencySummary.of(samples.confirmation),
         shipping=LatencySummary.of(samples.shipping),
         journey_throughput=journey_rate,
+        journey_cpu=journey_cpu,
         send_path=sends_rate,
         costs=recorded_costs(),
         idle=idle,
@@ -307,6 +339,12 @@ def main() -> None:
         default="auto",
         help=f"the service's database (default auto: PostgreSQL at {POSTGRES_ADMIN_DSN} if up)",
     )
+    parser.add_argument(
+        "--workflow-sandbox",
+        choices=("on", "off"),
+        default="on",
+        help="run both workers' workflows in the SDK sandbox (default on, as deployed)",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args()
     configure_logging("WARNING")
@@ -320,6 +358,7 @@ def main() -> None:
             journeys_from(args),
             args.storm,
             args.database,
+            sandbox=args.workflow_sandbox == "on",
         )
     )
     print(report.table())

@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.worker import Worker
@@ -20,7 +21,7 @@ from temporalio.worker import Worker
 from engine.bench.baseline import BaselineWorkflow, baseline_echo
 from engine.bench.stack import Stack, child_process, wait_for_pollers
 from engine.codec.runtime import converter_for
-from engine.sandbox import write_bytecode_for
+from engine.sandbox import workflow_runner, write_bytecode_for
 from engine.settings import Settings
 from engine.temporal import connect
 
@@ -37,21 +38,32 @@ async def serve(settings: Settings, queue: str) -> None:
     # Bare Temporal as deployed: with bytecode on disk, as the journey worker has.
     write_bytecode_for(BaselineWorkflow)
     async with Worker(
-        client, task_queue=queue, workflows=[BaselineWorkflow], activities=[baseline_echo]
+        client,
+        task_queue=queue,
+        workflows=[BaselineWorkflow],
+        activities=[baseline_echo],
+        # The journey worker's choice: both sides run with or both without it.
+        workflow_runner=workflow_runner(settings),
     ):
         await stop.wait()
 
 
+@dataclass(frozen=True)
+class BaselineWorker:
+    queue: str  # the task queue it polls
+    pid: int
+
+
 @asynccontextmanager
-async def baseline_worker(stack: Stack) -> AsyncIterator[str]:
-    """The baseline's worker as a child process on a fresh task queue of ``stack``:
-    yields the queue's name once the worker polls it."""
+async def baseline_worker(stack: Stack) -> AsyncIterator[BaselineWorker]:
+    """The baseline's worker as a child process on a fresh task queue of ``stack``,
+    once it polls the queue."""
     queue = f"baseline-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "engine.bench.baseline_worker", queue]
     log_file = stack.state_dir / "baseline-worker.log"
     async with child_process(stack.settings, argv, log_file) as process:
         await wait_for_pollers(stack.baseline_client, queue, process)
-        yield queue
+        yield BaselineWorker(queue, process.pid)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from clients import AftercareClient, AftercareError
 from engine.api import requests
 from engine.api.violations import Violations
 from engine.bench.baseline_worker import baseline_worker
+from engine.bench.procfs import cpu_seconds, rss_bytes, tree_rss_bytes
 from engine.bench.stack import Stack, bench_stack, serving_api, wait_for_pollers, worker_process
 from engine.bench.stats import LatencySummary
 from engine.bench.workloads import (
@@ -122,52 +123,7 @@ MAIL_WAIT_BASE_SECONDS = 120.0
 MAIL_WAIT_PER_MESSAGE_SECONDS = 1.0
 
 
-# --- processes: memory and CPU from /proc ------------------------------------------------
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of one process."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0  # a zombie has no memory left
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # The command name (field 2) is in parentheses and may hold spaces.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (the dev server may
-    run helpers of its own)."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += rss_bytes(current)
-        except OSError:
-            continue
-        todo.extend(_children(current))
-    return total
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of stat; here counted from field 3.
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+# --- processes: settling -------------------------------------------------------------------
 
 
 async def until_quiet(pid: int, limit_seconds: float = SETTLE_LIMIT_SECONDS) -> bool:
@@ -690,9 +646,9 @@ async def measure(
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     async with bench_stack() as stack:
         say(f"stack up; baseline, {baseline_count} at once")
-        async with baseline_worker(stack) as queue:
+        async with baseline_worker(stack) as baseline_side:
             baseline = await baseline_concurrent(
-                stack.baseline_client, queue, baseline_count, in_flight
+                stack.baseline_client, baseline_side.queue, baseline_count, in_flight
             )
         idle = await idle_capacity(stack, journeys, storm, in_flight=in_flight, progress=say)
     say("done")

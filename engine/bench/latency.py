@@ -29,9 +29,9 @@ async def measure(runs: int, database: str = "auto") -> LatencyReport:
         bench_database(database) as (name, database_settings),
         bench_stack(database_settings) as stack,
     ):
-        async with baseline_worker(stack) as queue:
+        async with baseline_worker(stack) as baseline_side:
             baseline = LatencySummary.of(
-                await baseline_sequential(stack.baseline_client, queue, runs)
+                await baseline_sequential(stack.baseline_client, baseline_side.queue, runs)
             )
         async with (
             worker_process(stack.settings, stack.state_dir / "worker.log"),

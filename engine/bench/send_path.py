@@ -83,6 +83,8 @@ async def send_path(settings: Settings, sink: MailSink, sends: int, in_flight: i
                 lambda: len(fake.messages),
                 fake.wait_for,
             )
+            # Untimed: every delivery report reaches the app before it stops.
+            await fake.settle()
     return SendPath(emails=emails, sms=sms)
 
 
