@@ -144,7 +144,8 @@ class BenchReport:
         ]
 
         def row(name: str, ours: float, base: float, unit: str = "") -> None:
-            ratio = f"{ours / base:>7.2f}x" if base else f"{'-':>8}"
+            # No ratio to a figure that shows as 0.0 (the baseline uses no PostgreSQL).
+            ratio = f"{ours / base:>7.2f}x" if round(base, 1) else f"{'-':>8}"
             lines.append(f"{name:<52}{ours:>11.1f}{base:>11.1f}{ratio}{unit}")
 
         b = self.baseline_latency
