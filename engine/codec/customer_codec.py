@@ -142,12 +142,15 @@ class CustomerKeyCodec(AesGcmCodec, WithSerializationContext):
         loaded = await self._customer_keys.loaded_by_id(key_id)
         if loaded is None:
             raise CustomerKeyDestroyed(key_id)
-        return open_sealed(
+        opened = open_sealed(
             loaded.cipher,
             payload,
             _customer_associated_data(key_id),
             f"customer data key {key_id!r}",
         )
+        if self._workflow_id is not None:
+            self._customer_keys.owner_seen(self._workflow_id, key_id)
+        return opened
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,14 @@ class CustomerKeys:
         self._remember_key(loaded)
         return loaded
 
+    def owner_seen(self, workflow_id: str, key_id: str) -> None:
+        """A payload of ``workflow_id`` opened with ``key_id``: that is its owner's key
+        (every payload of a journey is sealed under its owner's), so the journey's
+        next encode needs no lookup. A worker decodes a new journey's input first."""
+        cached = self._owners.get(workflow_id)
+        if cached is None or cached[1] != key_id:
+            self._remember_owner(workflow_id, key_id)
+
     async def loaded_by_id(self, key_id: str) -> LoadedKey | None:
         loaded = self._cached_key(key_id, self._clock())
         if loaded is not None:

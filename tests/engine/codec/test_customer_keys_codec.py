@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import event
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import (
@@ -24,7 +25,7 @@ from engine.codec.customer_codec import (
     customer_data_converter,
     customer_keys_of,
 )
-from engine.codec.customer_keys import CustomerKeys
+from engine.codec.customer_keys import CustomerKeys, key_store_engine
 from engine.codec.keys import generate_keyring
 
 EMAIL = "wilhelmina.quarrendon@example.org"
@@ -83,6 +84,41 @@ async def test_a_journey_with_an_owner_is_encrypted_under_the_customer_key(
     # Decoding needs no context (the codec server has none): the metadata says which key.
     fresh = CustomerKeyCodec(keys.keyring, keys)
     assert await fresh.decode([sealed]) == [plain({"email": EMAIL})]
+
+
+async def test_a_journey_payload_opened_in_its_context_spares_the_next_encode_a_lookup(
+    keys: CustomerKeys, database_url: str
+) -> None:
+    """A worker first decodes a new journey's input (sealed by the API under the
+    owner's key), then encodes its commands: one key lookup, not two."""
+    api_codec = CustomerKeyCodec(keys.keyring, keys).with_context(workflow_context("order-W-1"))
+    [sealed_input] = await api_codec.encode([plain({"email": EMAIL})])
+
+    engine = key_store_engine(database_url)
+    lookups: list[str] = []  # SELECTs only (SQLite's engine also sends BEGIN)
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            lookups.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    worker_keys = CustomerKeys(engine, keys.keyring, owns_engine=True)
+    try:
+        worker_codec = CustomerKeyCodec(keys.keyring, worker_keys).with_context(
+            workflow_context("order-W-1")
+        )
+        assert await worker_codec.decode([sealed_input]) == [plain({"email": EMAIL})]
+        assert len(lookups) == 1  # the key, by the id in the payload
+        [sealed_output] = await worker_codec.encode([plain("confirmed")])
+        assert len(lookups) == 1  # the owner's key was known from the decode
+        assert sealed_output.metadata[KEY_ID_METADATA] == sealed_input.metadata[KEY_ID_METADATA]
+        # Another journey's owner is still looked up.
+        other = worker_codec.with_context(workflow_context("order-O-1"))
+        [of_other] = await other.encode([plain("other")])
+        assert len(lookups) == 2
+        assert of_other.metadata[KEY_ID_METADATA] != sealed_input.metadata[KEY_ID_METADATA]
+    finally:
+        await worker_keys.aclose()
 
 
 async def test_activities_of_a_journey_use_its_customer_key(keys: CustomerKeys) -> None:
