@@ -95,23 +95,6 @@ class LedgerEntry:
         return self.status in FINAL_STATUSES
 
     @classmethod
-    def claimed(cls, claim: Claim) -> LedgerEntry:
-        """The entry of a claim just written: the first attempt, no outcome yet."""
-        return cls(
-            key=claim.key,
-            journey_id=claim.journey_id,
-            step=claim.step,
-            channel=claim.channel,
-            template=claim.template,
-            recipient=claim.recipient,
-            status=MessageStatus.CLAIMED,
-            attempts=1,
-            provider_message_id=None,
-            sent_at=None,
-            error=None,
-        )
-
-    @classmethod
     def of(cls, row: Message) -> LedgerEntry:
         return cls(
             key=row.idempotency_key,
@@ -187,8 +170,7 @@ class MessageLedger:
             except IntegrityError:
                 await session.rollback()
             else:
-                # Exactly the row just written: no need to read it back.
-                return LedgerEntry.claimed(claim)
+                return await self._get_required(session, claim.key)
         return await self._reclaim(claim.key)
 
     async def _reclaim(self, key: str) -> LedgerEntry:
