@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -630,7 +631,8 @@ async def test_customer_text_is_never_evaluated_as_a_template(service: Service) 
         assert "{% for x in range(3) %}loop{% endfor %}" in body
         assert "looplooploop" not in body
         assert "<Config" not in body
-    assert "49" not in text
+    # Signed links carry random base64 tokens, which may hold "49" by chance.
+    assert "49" not in re.sub(r"https?://\S+", "", text)
 
 
 # --- known gaps -----------------------------------------------------------------------
