@@ -10,7 +10,7 @@ compiles the module's source again; py-spy on ``make bench`` put that at 40% of
 the cost of starting a workflow instance.
 
 What is left of the sandbox's cost (a module import per new instance, an import
-hook around every activation and every payload conversion) was a fifth of the
+hook around every activation and every payload conversion) was a quarter of the
 journey worker's CPU in ``make bench``. ``AFTERCARE_WORKFLOW_SANDBOX=false`` runs
 journeys without it; the determinism it guards is still checked where it is
 cheap: the recorded histories replay in the sandbox in ``make test``.

@@ -21,17 +21,19 @@ def rss_bytes(pid: int) -> int:
     return 0  # a zombie has no memory left
 
 
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def children(pid: int) -> list[int]:
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for candidate in _all_pids():
         try:
-            parent = int(_stat_fields(int(entry.name))[1])
+            parent = int(_stat_fields(candidate)[1])
         except OSError:
             continue  # gone meanwhile
         if parent == pid:
-            found.append(int(entry.name))
+            found.append(candidate)
     return found
 
 
@@ -60,12 +62,10 @@ def cpu_seconds(pid: int) -> float:
 def pids_named(name: str) -> list[int]:
     """Processes whose command name is ``name`` (e.g. every PostgreSQL backend)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for candidate in _all_pids():
         try:
-            if (entry / "comm").read_text().strip() == name:
-                found.append(int(entry.name))
+            if Path(f"/proc/{candidate}/comm").read_text().strip() == name:
+                found.append(candidate)
         except OSError:
-            continue
+            continue  # gone meanwhile
     return found
