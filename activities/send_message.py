@@ -70,6 +70,11 @@ class MessageActivities:
         if entry.is_final:
             # An earlier attempt already settled this message: answer with what was
             # recorded instead of sending it again.
+            caps = self._caps_for(request)
+            if caps is not None and entry.status == MessageStatus.SENT and entry.sent_at:
+                # That attempt may have died before counting it (the provider's
+                # delivery report recorded the send): the slot it reserved is taken.
+                await caps.confirm(_slot_key(request), entry.sent_at)
             return _outcome(entry, request)
         reason = self._unavailable(request, channel, address)
         if not reason and await self._suppressions.is_suppressed(request.channel, address):

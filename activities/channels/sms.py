@@ -56,7 +56,9 @@ class SmsChannel:
             # Before the send: a STOP can come back seconds after the text arrives.
             await self._phones.remember(address, request.order.customer.id)
         try:
-            receipt = await self._sender.send(address, text.body, whatsapp=self._whatsapp)
+            receipt = await self._sender.send(
+                address, text.body, whatsapp=self._whatsapp, ledger_key=key
+            )
         except PermanentSmsError as err:
             raise PermanentDeliveryError(f"{self._name} refused: {err}") from err
         except TransientSmsError as err:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from twilio.base.exceptions import (  # type: ignore[import-untyped]
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
 
 WHATSAPP_PREFIX = "whatsapp:"
 STATUS_CALLBACK_PATH = "/twilio/status"
+# The StatusCallback URL names the ledger row of the message (its idempotency key):
+# Twilio reports every accepted message there, so the ledger learns of an acceptance
+# even when the worker that sent it died before recording it.
+LEDGER_KEY_PARAM = "ledger_key"
 
 # Twilio error codes that say "this address will not work", whatever the HTTP status.
 INVALID_TO = 21211
@@ -179,6 +184,17 @@ def _classify(
     return TransientSmsError(f"Twilio answered {status}: {message}", None)
 
 
+def status_callback_for(callback_url: str, ledger_key: str | None) -> str:
+    """``callback_url`` naming the ledger row ``ledger_key`` (when given)."""
+    if ledger_key is None:
+        return callback_url
+    parts = urlsplit(callback_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query = [(name, value) for name, value in query if name != LEDGER_KEY_PARAM]
+    query.append((LEDGER_KEY_PARAM, ledger_key))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _whatsapp_address(address: str) -> str:
     return address if address.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + address
 
@@ -230,11 +246,19 @@ class TwilioSender:
             return {"to": to_e164, "from_": config.from_number}
         raise PermanentSmsError(None, "no SMS sender configured")
 
-    async def send(self, to_e164: str, body: str, *, whatsapp: bool = False) -> SmsReceipt:
-        """Hand one message to Twilio; returns what Twilio answered (status ``queued``)."""
+    async def send(
+        self, to_e164: str, body: str, *, whatsapp: bool = False, ledger_key: str | None = None
+    ) -> SmsReceipt:
+        """Hand one message to Twilio; returns what Twilio answered (status ``queued``).
+
+        With ``ledger_key``, Twilio's status callbacks for this message carry it
+        (``LEDGER_KEY_PARAM`` in the callback URL's query).
+        """
         arguments: dict[str, str] = {**self._addresses(to_e164, whatsapp), "body": body}
         if self.config.status_callback_url:
-            arguments["status_callback"] = self.config.status_callback_url
+            arguments["status_callback"] = status_callback_for(
+                self.config.status_callback_url, ledger_key
+            )
         box = _LastResponse()
         token = _last_response.set(box)
         try:

@@ -19,16 +19,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from aftercare.v1 import journey_pb2 as pb
 from sqlalchemy import select
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.plans import load_catalogue
+from activities.sms.twilio_sender import LEDGER_KEY_PARAM
 from engine.chaos.harness import CHAOS_PLANS_DIR, ChaosRun
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.ledger import idempotency_key
 from engine.database.tables import Message, MessageStatus
+from engine.devstack.twilio_fake import FakeMessage
 from workflows.ids import journey_id_for
 from workflows.model import Delivery, JourneyState
 from workflows.plan import TriggerKind
@@ -291,20 +294,51 @@ def _compare_emails(run: ChaosRun, rows: Iterable[Message], result: Verification
 
 
 def _compare_texts(run: ChaosRun, rows: Iterable[Message], result: Verification) -> None:
-    recorded = {str(row.provider_message_id) for row in rows if row.channel == "sms"}
-    accepted = [message.sid for message in run.twilio.messages]
+    recorded = {
+        row.idempotency_key: str(row.provider_message_id) for row in rows if row.channel == "sms"
+    }
+    compare_texts(recorded, run.twilio.messages, run.worker.killed_at, result)
+
+
+def compare_texts(
+    recorded: dict[str, str],
+    accepted: list[FakeMessage],
+    kills: list[datetime],
+    result: Verification,
+) -> None:
+    """The SMS the ledger records as sent (``recorded``: SID by ledger key) against
+    those the provider accepted, with the worker's SIGKILL times."""
     result.received += len(accepted)
-    lost = sorted(recorded - set(accepted))
+    lost = sorted(set(recorded.values()) - {message.sid for message in accepted})
     if lost:
         result.problem(f"{len(lost)} SMS the ledger calls sent the provider never accepted", lost)
     result.missing += len(lost)
-    # Twilio gives every accepted request a new SID: an SMS sent twice shows as a
-    # SID that no ledger row holds (the resend's SID is the one recorded).
+    # Every text names its ledger row in its StatusCallback URL, so the copies of one
+    # message are known: every copy after the first is a resend.
+    copies: dict[str, list[FakeMessage]] = {}
+    for message in accepted:
+        copies.setdefault(_ledger_key_of(message) or message.sid, []).append(message)
     resends = _Resends()
-    for message in run.twilio.messages:
-        if message.sid not in recorded:
-            resends.judge(message.sid, message.date_created, run.worker.killed_at)
+    unrecorded: list[str] = []
+    for key, messages in copies.items():
+        by_time = sorted(messages, key=lambda message: message.date_created)
+        for message in by_time[:-1]:
+            resends.judge(message.sid, message.date_created, kills)
+        if recorded.get(key) not in {message.sid for message in messages}:
+            unrecorded.append(by_time[-1].sid)
     resends.report("SMS", result)
+    if unrecorded:
+        result.problem(
+            f"{len(unrecorded)} SMS accepted that the ledger does not record as sent", unrecorded
+        )
+    result.duplicates += len(unrecorded)
+
+
+def _ledger_key_of(message: FakeMessage) -> str | None:
+    if message.status_callback is None:
+        return None
+    values = parse_qs(urlsplit(message.status_callback).query).get(LEDGER_KEY_PARAM)
+    return values[0] if values else None
 
 
 async def _check_listing(run: ChaosRun, count: int, result: Verification) -> None:

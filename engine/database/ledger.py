@@ -23,9 +23,9 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import CursorResult, case, literal, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -189,6 +189,26 @@ class MessageLedger:
         await self._finish(
             key, status=MessageStatus.SENT, provider_message_id=provider_message_id, sent_at=sent_at
         )
+
+    async def record_acceptance(self, key: str, provider_message_id: str, at: datetime) -> bool:
+        """The provider reports that it accepted the message ``key`` (a delivery
+        report naming its ledger row): record it as sent unless an attempt already
+        settled the row. A worker killed after the provider's acceptance and before
+        its own ``mark_sent`` leaves the row claimed; this records the send anyway,
+        so the retry finds the row final and does not send again. ``at`` is when the
+        report came, a little after the acceptance. Returns whether the row changed.
+        """
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Message)
+                .where(Message.idempotency_key == key, Message.status == MessageStatus.CLAIMED)
+                .values(
+                    status=MessageStatus.SENT,
+                    provider_message_id=provider_message_id,
+                    sent_at=_utc(at),
+                )
+            )
+        return cast(CursorResult[Any], result).rowcount > 0
 
     async def mark_skipped(self, key: str, reason: str) -> None:
         await self._finish(key, status=MessageStatus.SKIPPED, error=reason[:2000])

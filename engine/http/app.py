@@ -19,6 +19,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from activities.email.brand import Brand, default_brand
+from activities.sms.twilio_sender import LEDGER_KEY_PARAM
 from engine.database.consent import ConsentLedger
 from engine.database.feedback_responses import FeedbackResponses
 from engine.database.ledger import DELIVERY_STATUS_RANK, MessageLedger
@@ -106,7 +107,8 @@ def build_http_app(
             ):
                 log.warning("twilio callback refused: signature does not match")
                 return _forbidden()
-            return await _record_status(ledger, suppressions, fields)
+            ledger_key = request.query_params.get(LEDGER_KEY_PARAM)
+            return await _record_status(ledger, suppressions, fields, ledger_key)
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -134,7 +136,10 @@ def build_http_app(
 
 
 async def _record_status(
-    ledger: MessageLedger, suppressions: SuppressionList, fields: FormData
+    ledger: MessageLedger,
+    suppressions: SuppressionList,
+    fields: FormData,
+    ledger_key: str | None,
 ) -> Response:
     sid = fields.get("MessageSid") or fields.get("SmsSid")
     status = fields.get("MessageStatus") or fields.get("SmsStatus")
@@ -144,6 +149,11 @@ async def _record_status(
     error_code = fields.get("ErrorCode")
     error_code = error_code if isinstance(error_code, str) and error_code else None
 
+    # Any report at all means Twilio accepted the message. The URL is ours and
+    # signed over, so the key is one we gave; a row still claimed belongs to a send
+    # that has not recorded this yet (or never will: its worker died).
+    if ledger_key and await ledger.record_acceptance(ledger_key, sid, datetime.now(UTC)):
+        log.info("twilio acceptance recorded from its report", message_sid=sid)
     if status in DELIVERY_STATUS_RANK:
         entry = await ledger.record_delivery_status(sid, status, error_code, datetime.now(UTC))
         if entry is None:

@@ -14,17 +14,20 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from activities.sms.twilio_sender import (
+    LEDGER_KEY_PARAM,
     PermanentSmsError,
     SmsReceipt,
     TransientSmsError,
     TwilioConfig,
     TwilioSender,
     parse_retry_after,
+    status_callback_for,
 )
 from engine.devstack.twilio_fake import TwilioFake, new_account_sid, serve_twilio_fake
 from engine.settings import Settings
@@ -395,3 +398,33 @@ async def test_status_callbacks_reach_our_url_signed(
     }
     [error] = [c.params["ErrorCode"] for c in receiver.received if "ErrorCode" in c.params]
     assert error == "30003"
+
+
+async def test_status_callbacks_name_the_ledger_row_of_the_message(
+    fake: TwilioFake, make_sender: MakeSender, receiver: CallbackReceiver
+) -> None:
+    key = "journey-7f3a/shipping_notice/0/sms"
+    sender = make_sender(status_callback_url=receiver.url)
+    receipt = await sender.send(CUSTOMER, "x", ledger_key=key)
+    await fake.wait_for_callbacks(2)
+
+    validator = RequestValidator(TOKEN)
+    for callback in receiver.received:
+        assert callback.params["MessageSid"] == receipt.sid
+        assert parse_qs(urlsplit(callback.url).query) == {LEDGER_KEY_PARAM: [key]}
+        # Twilio signs the URL with its query: the key cannot be changed on the way.
+        assert validator.validate(callback.url, callback.params, callback.signature)
+        renamed = callback.url.replace("journey-7f3a", "journey-0000")
+        assert not validator.validate(renamed, callback.params, callback.signature)
+
+
+def test_the_ledger_key_joins_a_callback_url_query_and_replaces_an_old_one() -> None:
+    base = "https://care.shop.example/twilio/status?tenant=eu&ledger_key=stale"
+
+    named = status_callback_for(base, "j-1/thank_you/0/sms")
+
+    assert parse_qs(urlsplit(named).query) == {
+        "tenant": ["eu"],
+        LEDGER_KEY_PARAM: ["j-1/thank_you/0/sms"],
+    }
+    assert status_callback_for(base, None) == base

@@ -9,16 +9,19 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from activities.sms.twilio_sender import status_callback_for
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.consent import ConsentLedger
 from engine.database.ledger import Claim, LedgerEntry, MessageLedger
 from engine.database.suppressions import SuppressionList
+from engine.database.tables import MessageStatus
 from engine.http import build_http_app, serve_http
 from engine.http.server import HttpServerError
 from engine.links.tokens import LinkSigner
@@ -90,6 +93,19 @@ class Harness:
         await self.ledger.mark_sent(claim.key, provider_message_id=sid, sent_at=datetime.now(UTC))
         return claim, sid
 
+    async def claimed_sms(self) -> Claim:
+        """A row claimed by a send that never recorded its outcome (its worker died)."""
+        claim = Claim(
+            journey_id=f"journey-{uuid.uuid4().hex[:10]}",
+            step="shipping_notice",
+            iteration=0,
+            channel="sms",
+            template="shipping_notice",
+            recipient=CUSTOMER_NUMBER,
+        )
+        await self.ledger.claim(claim)
+        return claim
+
     async def entry(self, claim: Claim) -> LedgerEntry:
         entry = await self.ledger.get(claim.key)
         assert entry is not None
@@ -159,6 +175,67 @@ async def test_a_callback_url_with_a_query_string_is_signed_with_it(harness: Har
     response = await harness.post_status(status_params(sid, "sent"), query="?journey=j-1&n=2")
     assert response.status_code == 204
     assert (await harness.entry(claim)).delivery_status == "sent"
+
+
+def naming(claim: Claim) -> str:
+    """The query our sender puts on the StatusCallback URL of this claim's message."""
+    return "?" + urlsplit(status_callback_for(PUBLIC_STATUS_URL, claim.key)).query
+
+
+async def test_a_report_naming_a_claimed_row_records_the_send(harness: Harness) -> None:
+    # Twilio took the message, then the worker died before writing that down.
+    claim = await harness.claimed_sms()
+    sid = f"SM{uuid.uuid4().hex}"
+
+    response = await harness.post_status(status_params(sid, "sent"), query=naming(claim))
+
+    assert response.status_code == 204
+    entry = await harness.entry(claim)
+    assert entry.status == MessageStatus.SENT
+    assert entry.provider_message_id == sid
+    assert entry.sent_at is not None
+    assert entry.delivery_status == "sent"
+
+
+async def test_a_failed_report_also_says_the_message_was_accepted(harness: Harness) -> None:
+    claim = await harness.claimed_sms()
+    sid = f"SM{uuid.uuid4().hex}"
+
+    response = await harness.post_status(
+        status_params(sid, "undelivered", ErrorCode="30003"), query=naming(claim)
+    )
+
+    assert response.status_code == 204
+    entry = await harness.entry(claim)
+    assert (entry.status, entry.provider_message_id) == (MessageStatus.SENT, sid)
+    assert entry.delivery_status == "undelivered"
+
+
+async def test_a_report_naming_a_recorded_row_keeps_the_recorded_send(harness: Harness) -> None:
+    claim, recorded_sid = await harness.sent_sms()
+    before = await harness.entry(claim)
+    # A second copy's report (sent again in the residual window) names the same row.
+    other_sid = f"SM{uuid.uuid4().hex}"
+
+    response = await harness.post_status(status_params(other_sid, "sent"), query=naming(claim))
+
+    assert response.status_code == 200  # acknowledged: its SID is no row's
+    entry = await harness.entry(claim)
+    assert entry.provider_message_id == recorded_sid
+    assert entry.sent_at == before.sent_at
+    assert entry.delivery_status is None
+
+
+async def test_a_report_whose_row_name_was_changed_is_refused(harness: Harness) -> None:
+    named, other = await harness.claimed_sms(), await harness.claimed_sms()
+    params = status_params(f"SM{uuid.uuid4().hex}", "sent")
+    headers = {"X-Twilio-Signature": signature(PUBLIC_STATUS_URL + naming(named), params)}
+
+    response = await harness.http.post(STATUS_PATH + naming(other), data=params, headers=headers)
+
+    assert response.status_code == 403
+    for claim in (named, other):
+        assert (await harness.entry(claim)).status == MessageStatus.CLAIMED
 
 
 async def test_a_tampered_body_is_refused_and_changes_nothing(harness: Harness) -> None:
