@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import Policy
+from email.policy import Policy, default
 from email.utils import formatdate
 
 from activities.email.rendering import RenderedEmail, header_safe
+
+
+class _HeaderClassesOnce(HeaderRegistry):
+    """The email package's registry builds a new class (``type()``) for every header
+    it parses, two fifths of the time spent building a message; these are the same
+    classes, built once per header name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._classes.get(key)
+        if made is None:
+            made = self._classes[key] = super().__getitem__(name)
+        return made
+
+
+# The default policy (RFC 5322 headers, the content manager) with the registry above.
+MESSAGE_POLICY = default.clone(header_factory=_HeaderClassesOnce())
 
 
 def build_email(
@@ -21,7 +42,7 @@ def build_email(
     step: str,
     list_unsubscribe_url: str | None = None,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = sender
     # The display name comes from customer data: strip control characters so it
     # can never inject a header line.
