@@ -183,32 +183,17 @@ class MessageLedger:
         async with self._sessions() as session:
             return await self._get_required(session, key)
 
-    async def mark_sent(self, key: str, provider_message_id: str, sent_at: datetime) -> None:
+    async def mark_sent(self, key: str, provider_message_id: str, sent_at: datetime) -> bool:
+        """Record the provider's acceptance, unless an attempt already settled the row;
+        whether this call changed it. Called by the sender, and by the HTTP app for a
+        delivery report naming the row: a worker killed between the acceptance and its
+        own record leaves the row claimed, and the report records it, so the retry
+        finds it final and does not send again."""
         # SQLite keeps no offset: store UTC so the instant survives the round trip.
         sent_at = _utc(sent_at)
-        await self._finish(
+        return await self._finish(
             key, status=MessageStatus.SENT, provider_message_id=provider_message_id, sent_at=sent_at
         )
-
-    async def record_acceptance(self, key: str, provider_message_id: str, at: datetime) -> bool:
-        """The provider reports that it accepted the message ``key`` (a delivery
-        report naming its ledger row): record it as sent unless an attempt already
-        settled the row. A worker killed after the provider's acceptance and before
-        its own ``mark_sent`` leaves the row claimed; this records the send anyway,
-        so the retry finds the row final and does not send again. ``at`` is when the
-        report came, a little after the acceptance. Returns whether the row changed.
-        """
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                update(Message)
-                .where(Message.idempotency_key == key, Message.status == MessageStatus.CLAIMED)
-                .values(
-                    status=MessageStatus.SENT,
-                    provider_message_id=provider_message_id,
-                    sent_at=_utc(at),
-                )
-            )
-        return cast(CursorResult[Any], result).rowcount > 0
 
     async def mark_skipped(self, key: str, reason: str) -> None:
         await self._finish(key, status=MessageStatus.SKIPPED, error=reason[:2000])
@@ -309,14 +294,15 @@ class MessageLedger:
                 changed += 1
         return changed
 
-    async def _finish(self, key: str, **values: Any) -> None:
+    async def _finish(self, key: str, **values: Any) -> bool:
         # Safe to repeat: the UPDATE only applies to a row still claimed, so a try whose
-        # commit went through before its connection died makes the next one a no-op.
+        # commit went through before its connection died makes the next one a no-op
+        # (and the answer, whether the row changed, is then the last try's: False).
         pause = _RECORD_FIRST_PAUSE_SECONDS
         for attempt in range(1, self._record_attempts + 1):
             try:
                 async with self._recorder() as session, session.begin():
-                    await session.execute(
+                    result = await session.execute(
                         update(Message)
                         .where(
                             Message.idempotency_key == key,
@@ -324,12 +310,13 @@ class MessageLedger:
                         )
                         .values(**values)
                     )
-                return
+                return cast(CursorResult[Any], result).rowcount > 0
             except DBAPIError as err:
                 if attempt == self._record_attempts or not _connection_trouble(err):
                     raise
             await asyncio.sleep(pause)
             pause *= 2
+        raise AssertionError("unreachable: the last try returns or raises")
 
     @staticmethod
     async def _get_required(session: AsyncSession, key: str) -> LedgerEntry:

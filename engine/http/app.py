@@ -152,7 +152,7 @@ async def _record_status(
     # Any report at all means Twilio accepted the message. The URL is ours and
     # signed over, so the key is one we gave; a row still claimed belongs to a send
     # that has not recorded this yet (or never will: its worker died).
-    if ledger_key and await ledger.record_acceptance(ledger_key, sid, datetime.now(UTC)):
+    if ledger_key and await ledger.mark_sent(ledger_key, sid, datetime.now(UTC)):
         log.info("twilio acceptance recorded from its report", message_sid=sid)
     if status in DELIVERY_STATUS_RANK:
         entry = await ledger.record_delivery_status(sid, status, error_code, datetime.now(UTC))

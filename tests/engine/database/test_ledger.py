@@ -180,6 +180,18 @@ async def test_a_final_row_is_never_overwritten(ledger: MessageLedger) -> None:
     assert await ledger.get(failed.key) == failed_entry
 
 
+async def test_mark_sent_says_whether_it_recorded_the_send(ledger: MessageLedger) -> None:
+    # The HTTP app logs a send that only the provider's report recorded.
+    claim = new_claim()
+    await ledger.claim(claim)
+
+    assert await ledger.mark_sent(claim.key, provider_message_id="SM1", sent_at=sent_time())
+    assert not await ledger.mark_sent(claim.key, provider_message_id="SM2", sent_at=sent_time())
+    assert not await ledger.mark_sent(
+        "no/such/row/sms", provider_message_id="SM3", sent_at=sent_time()
+    )
+
+
 async def test_outcomes_for_unknown_keys_create_no_rows(
     ledger: MessageLedger, db_engine: AsyncEngine
 ) -> None:
