@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from twilio.base.exceptions import (  # type: ignore[import-untyped]
@@ -193,6 +193,14 @@ def status_callback_for(callback_url: str, ledger_key: str | None) -> str:
     query = [(name, value) for name, value in query if name != LEDGER_KEY_PARAM]
     query.append((LEDGER_KEY_PARAM, ledger_key))
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def ledger_key_in(callback_url: str | None) -> str | None:
+    """The ledger row a StatusCallback URL names (see ``status_callback_for``), if any."""
+    if callback_url is None:
+        return None
+    values = parse_qs(urlsplit(callback_url).query).get(LEDGER_KEY_PARAM)
+    return values[0] if values else None
 
 
 def _whatsapp_address(address: str) -> str:

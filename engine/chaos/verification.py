@@ -19,14 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 from aftercare.v1 import journey_pb2 as pb
 from sqlalchemy import select
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.plans import load_catalogue
-from activities.sms.twilio_sender import LEDGER_KEY_PARAM
+from activities.sms.twilio_sender import ledger_key_in
 from engine.chaos.harness import CHAOS_PLANS_DIR, ChaosRun
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.ledger import idempotency_key
@@ -317,7 +316,7 @@ def compare_texts(
     # message are known: every copy after the first is a resend.
     copies: dict[str, list[FakeMessage]] = {}
     for message in accepted:
-        copies.setdefault(_ledger_key_of(message) or message.sid, []).append(message)
+        copies.setdefault(ledger_key_in(message.status_callback) or message.sid, []).append(message)
     resends = _Resends()
     unrecorded: list[str] = []
     for key, messages in copies.items():
@@ -332,13 +331,6 @@ def compare_texts(
             f"{len(unrecorded)} SMS accepted that the ledger does not record as sent", unrecorded
         )
     result.duplicates += len(unrecorded)
-
-
-def _ledger_key_of(message: FakeMessage) -> str | None:
-    if message.status_callback is None:
-        return None
-    values = parse_qs(urlsplit(message.status_callback).query).get(LEDGER_KEY_PARAM)
-    return values[0] if values else None
 
 
 async def _check_listing(run: ChaosRun, count: int, result: Verification) -> None:

@@ -26,6 +26,7 @@ from activities.sms.twilio_sender import (
     TransientSmsError,
     TwilioConfig,
     TwilioSender,
+    ledger_key_in,
     parse_retry_after,
     status_callback_for,
 )
@@ -428,3 +429,6 @@ def test_the_ledger_key_joins_a_callback_url_query_and_replaces_an_old_one() -> 
         LEDGER_KEY_PARAM: ["j-1/thank_you/0/sms"],
     }
     assert status_callback_for(base, None) == base
+    assert ledger_key_in(named) == "j-1/thank_you/0/sms"
+    assert ledger_key_in("https://care.shop.example/twilio/status?tenant=eu") is None
+    assert ledger_key_in(None) is None
