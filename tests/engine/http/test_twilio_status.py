@@ -79,7 +79,9 @@ class Harness:
         }
         return await self.http.post(STATUS_PATH + query, data=params, headers=headers)
 
-    async def sent_sms(self, recipient: str = CUSTOMER_NUMBER) -> tuple[Claim, str]:
+    async def claimed_sms(self, recipient: str = CUSTOMER_NUMBER) -> Claim:
+        """A row claimed by a send that has not recorded its outcome (yet, or ever:
+        its worker may have died)."""
         claim = Claim(
             journey_id=f"journey-{uuid.uuid4().hex[:10]}",
             step="shipping_notice",
@@ -88,23 +90,14 @@ class Harness:
             template="shipping_notice",
             recipient=recipient,
         )
-        sid = f"SM{uuid.uuid4().hex}"
-        await self.ledger.claim(claim)
-        await self.ledger.mark_sent(claim.key, provider_message_id=sid, sent_at=datetime.now(UTC))
-        return claim, sid
-
-    async def claimed_sms(self) -> Claim:
-        """A row claimed by a send that never recorded its outcome (its worker died)."""
-        claim = Claim(
-            journey_id=f"journey-{uuid.uuid4().hex[:10]}",
-            step="shipping_notice",
-            iteration=0,
-            channel="sms",
-            template="shipping_notice",
-            recipient=CUSTOMER_NUMBER,
-        )
         await self.ledger.claim(claim)
         return claim
+
+    async def sent_sms(self, recipient: str = CUSTOMER_NUMBER) -> tuple[Claim, str]:
+        claim = await self.claimed_sms(recipient)
+        sid = f"SM{uuid.uuid4().hex}"
+        await self.ledger.mark_sent(claim.key, provider_message_id=sid, sent_at=datetime.now(UTC))
+        return claim, sid
 
     async def entry(self, claim: Claim) -> LedgerEntry:
         entry = await self.ledger.get(claim.key)
