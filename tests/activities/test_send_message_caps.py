@@ -208,6 +208,44 @@ async def test_a_retry_after_a_crash_keeps_its_slot_and_counts_once(
     assert later.status == Delivery.DEFERRED
 
 
+async def test_a_send_recorded_for_a_dead_attempt_counts_its_slot_and_sends_nothing(
+    db: Database, mail_sink: MailSink
+) -> None:
+    customer = new_customer()
+    request = capped(customer)
+    assert request.cap is not None
+    # The attempt claimed the row and reserved the slot, the provider took the
+    # message, the worker died; the provider's report then recorded the send.
+    await db.ledger.claim(
+        Claim(
+            journey_id=request.journey_id,
+            step=request.step,
+            iteration=request.iteration,
+            channel=Channel.EMAIL,
+            template=request.template,
+            recipient=request.order.customer.email,
+        )
+    )
+    reserved = await db.caps.reserve(
+        customer_id=customer,
+        category="marketing",
+        key=slot_of(request),
+        check=request.cap,
+        now=datetime.now(UTC),
+    )
+    sent_at = datetime.now(UTC)
+    await db.ledger.mark_sent(ledger_key(request), provider_message_id="SM1", sent_at=sent_at)
+
+    result = await send(activities(db, mail_sink.port), request)
+
+    assert (result.status, result.message_id) == (Delivery.SENT, "SM1")
+    assert await mails_for(mail_sink, request.journey_id) == []
+    slots = await db.caps.slots(customer)
+    assert [(s.send_key, s.state, s.slot_at) for s in slots] == [
+        (slot_of(request), CapSlotState.SENT, reserved.at)
+    ]
+
+
 async def test_a_bounce_gives_the_slot_back(db: Database, mail_sink: MailSink) -> None:
     customer = new_customer()
     bounced = capped(customer)
