@@ -1,5 +1,6 @@
 """The worker writes the workflow package's bytecode at start, so the sandbox's
 per-instance imports read a .pyc instead of compiling the source each time; the
+sandbox compiles the SDK's code strings once and still refuses what it refused; the
 sandbox can be turned off, and what runs without it still replays in it."""
 
 from __future__ import annotations
@@ -9,22 +10,59 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.converter import DataConverter
+from temporalio.worker import (
+    Replayer,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowInstanceDetails,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox._runner import _fake_info as sandbox_validation_info
 
 from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink
 from engine.journeys import initial_search_attributes
-from engine.sandbox import workflow_runner, write_bytecode_beside, write_bytecode_for
+from engine.sandbox import (
+    PrecompiledSandboxRunner,
+    compiled_sandbox_code,
+    workflow_runner,
+    write_bytecode_beside,
+    write_bytecode_for,
+)
 from engine.settings import Settings
 from engine.worker import journey_worker
 from tests.support.databases import sqlite_url
 from tests.support.orders import domain_order
 from tests.support.waiting import eventually
+from tests.support.wall_clock_workflow import ReadsTheWallClock
 from workflows.ids import journey_id_for
 from workflows.model import JourneyInput, StepOutcome
 from workflows.order_journey import OrderJourney
+
+
+def sandbox_test_details(definition: workflow._Definition) -> WorkflowInstanceDetails:
+    """What the SDK hands a runner for a new instance, with its own validation info."""
+    converter = DataConverter.default
+    return WorkflowInstanceDetails(
+        payload_converter_factory=converter._new_payload_converter,
+        failure_converter_class=converter.failure_converter_class,
+        interceptor_classes=[],
+        defn=definition,
+        info=sandbox_validation_info,
+        randomness_seed=-1,
+        extern_functions={},
+        disable_eager_activity_execution=False,
+        worker_level_failure_exception_types=[],
+        patch_activation_callback=None,
+        last_completion_result=Payloads(),
+        last_failure=Failure(),
+    )
 
 
 def test_bytecode_is_written_beside_the_source_even_when_python_would_not(
@@ -50,11 +88,62 @@ def test_the_journey_workflow_module_gets_its_bytecode() -> None:
 def test_the_sandbox_is_on_unless_the_settings_turn_it_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    assert isinstance(workflow_runner(Settings(_env_file=None)), PrecompiledSandboxRunner)
     assert isinstance(workflow_runner(Settings(_env_file=None)), SandboxedWorkflowRunner)
     monkeypatch.setenv("AFTERCARE_WORKFLOW_SANDBOX", "false")
     off = Settings(_env_file=None)
     assert off.workflow_sandbox is False
     assert isinstance(workflow_runner(off), UnsandboxedWorkflowRunner)
+
+
+async def test_sandbox_instances_compile_the_sdks_code_strings_once() -> None:
+    runner = PrecompiledSandboxRunner()
+    definition = workflow._Definition.must_from_class(OrderJourney)
+    compiled_sandbox_code.cache_clear()
+
+    runner.prepare_workflow(definition)  # creates an instance: its two import blocks
+    first = compiled_sandbox_code.cache_info()
+    runner.prepare_workflow(definition)
+    second = compiled_sandbox_code.cache_info()
+
+    assert first.misses == 2
+    assert second.misses == 2
+    assert second.hits == first.hits + 2
+
+
+async def test_serialization_contexts_are_the_stock_sandboxes_answers() -> None:
+    definition = workflow._Definition.must_from_class(OrderJourney)
+    details = sandbox_test_details(definition)
+    ours = PrecompiledSandboxRunner().create_instance(details)
+    stock = SandboxedWorkflowRunner().create_instance(details)
+    compiled_before = compiled_sandbox_code.cache_info()
+
+    assert ours.get_serialization_context(None) == stock.get_serialization_context(None)
+    assert ours.get_serialization_context(None) is not None
+    assert ours.get_external_store_context(None) == stock.get_external_store_context(None)
+    # Asked directly: no code string run in the sandbox for it.
+    assert compiled_sandbox_code.cache_info() == compiled_before
+
+
+@pytest.mark.parametrize(
+    ("runner", "answer"),
+    [(PrecompiledSandboxRunner(), "refused"), (UnsandboxedWorkflowRunner(), "allowed")],
+    ids=["precompiled-sandbox", "no-sandbox"],
+)
+async def test_the_precompiled_sandbox_still_refuses_the_wall_clock(
+    temporal_client: Client, runner: WorkflowRunner, answer: str
+) -> None:
+    task_queue = f"wall-clock-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[ReadsTheWallClock],
+        workflow_runner=runner,
+    ):
+        result = await temporal_client.execute_workflow(
+            ReadsTheWallClock.run, id=task_queue, task_queue=task_queue
+        )
+    assert result == answer
 
 
 async def test_a_journey_run_without_the_sandbox_replays_in_it(
