@@ -39,8 +39,8 @@ from engine.bench.stack import (
     POSTGRES_ADMIN_DSN,
     bench_database,
     bench_stack,
+    scaled_worker_processes,
     serving_api,
-    worker_process,
 )
 from engine.bench.stats import LatencySummary
 from engine.bench.workloads import (
@@ -231,6 +231,7 @@ async def measure(
     storm: int = 0,
     database: str = "auto",
     sandbox: bool = True,
+    worker_processes: int = 1,
 ) -> BenchReport:
     t0 = time.perf_counter()
     flags: dict[str, int | str] = {
@@ -242,6 +243,7 @@ async def measure(
     }
     flags |= {"idle_journeys": idle_journeys, "storm": storm}
     flags["workflow_sandbox"] = "on" if sandbox else "off"
+    flags["worker_processes"] = worker_processes
     async with (
         bench_database(database) as (database_name, database_settings),
         # Both workers (journeys and baseline) read it from the stack's settings.
@@ -255,23 +257,23 @@ async def measure(
         server_pid = stack.server.pid
         assert server_pid is not None  # started by bench_stack
         postgres = database_name == "postgresql"
-        async with baseline_worker(stack) as baseline_side:
+        async with baseline_worker(stack, worker_processes) as baseline_side:
             queue = baseline_side.queue
             baseline_latency = LatencySummary.of(await baseline_sequential(client, queue, runs))
             _progress("baseline, concurrent", t0)
-            roles = stack_roles(server_pid, baseline_side.pid, postgres=postgres)
+            roles = stack_roles(server_pid, baseline_side.pids, postgres=postgres)
             before = read_cpu(roles)
             baseline_rate = await baseline_concurrent(client, queue, concurrency, in_flight)
             baseline_cpu = per_workflow(roles, before, concurrency)
             baseline_cost = await workflow_cost(client, f"{queue}-seq-0")
         async with (
-            worker_process(stack.settings, stack.state_dir / "worker.log") as worker,
+            scaled_worker_processes(stack.settings, stack.state_dir, worker_processes) as workers,
             serving_api(stack) as api,
         ):
             _progress("journeys, sequential", t0)
             samples = await journeys_sequential(api, stack.sink, runs)
             _progress("journeys, concurrent", t0)
-            roles = stack_roles(server_pid, worker.pid, postgres=postgres)
+            roles = stack_roles(server_pid, [w.pid for w in workers], postgres=postgres)
             before = read_cpu(roles)
             journey_rate = await journeys_concurrent(api, stack.sink, concurrency, in_flight)
             journey_cpu = per_workflow(roles, before, concurrency)
@@ -346,6 +348,12 @@ def main() -> None:
         default="on",
         help="run both workers' workflows in the SDK sandbox (default on, as deployed)",
     )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="identical worker processes on each side, ours and the baseline's (default 1)",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args()
     configure_logging("WARNING")
@@ -360,6 +368,7 @@ def main() -> None:
             args.storm,
             args.database,
             sandbox=args.workflow_sandbox == "on",
+            worker_processes=args.worker_processes,
         )
     )
     print(report.table())

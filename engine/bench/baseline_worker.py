@@ -12,7 +12,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,20 +50,27 @@ async def serve(settings: Settings, queue: str) -> None:
 
 @dataclass(frozen=True)
 class BaselineWorker:
-    queue: str  # the task queue it polls
-    pid: int
+    queue: str  # the task queue its processes poll
+    pids: list[int]
 
 
 @asynccontextmanager
-async def baseline_worker(stack: Stack) -> AsyncIterator[BaselineWorker]:
-    """The baseline's worker as a child process on a fresh task queue of ``stack``,
-    once it polls the queue."""
+async def baseline_worker(stack: Stack, processes: int = 1) -> AsyncIterator[BaselineWorker]:
+    """The baseline's worker as ``processes`` child processes polling one fresh task
+    queue of ``stack`` (as the journey side scales: more identical workers), once
+    every one of them polls it."""
     queue = f"baseline-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "engine.bench.baseline_worker", queue]
-    log_file = stack.state_dir / "baseline-worker.log"
-    async with child_process(stack.settings, argv, log_file) as process:
-        await wait_for_pollers(stack.baseline_client, queue, process)
-        yield BaselineWorker(queue, process.pid)
+    async with AsyncExitStack() as running:
+        started = [
+            await running.enter_async_context(
+                child_process(stack.settings, argv, stack.state_dir / f"baseline-worker-{n}.log")
+            )
+            for n in range(processes)
+        ]
+        for process in started:
+            await wait_for_pollers(stack.baseline_client, queue, process, count=len(started))
+        yield BaselineWorker(queue, [process.pid for process in started])
 
 
 if __name__ == "__main__":

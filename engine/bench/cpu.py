@@ -15,6 +15,7 @@ from engine.bench.procfs import cpu_seconds, pids_named
 
 # What the bench itself runs in: the load, and for journeys the API and mail sink.
 BENCH_PROCESS = "bench process"
+WORKER_PROCESSES = "worker processes"
 POSTGRES = "PostgreSQL backends"
 
 
@@ -33,12 +34,13 @@ class CpuPerWorkflow:
 Roles = Mapping[str, Callable[[], Sequence[int]]]
 
 
-def stack_roles(server_pid: int, worker_pid: int, *, postgres: bool) -> Roles:
-    """The stack's processes: dev server, worker, this process, and (when the
-    service runs on it) every PostgreSQL backend of the machine."""
+def stack_roles(server_pid: int, worker_pids: Sequence[int], *, postgres: bool) -> Roles:
+    """The stack's processes: dev server, worker processes, this process, and (when
+    the service runs on it) every PostgreSQL backend of the machine."""
+    workers = list(worker_pids)
     roles: dict[str, Callable[[], Sequence[int]]] = {
         "Temporal dev server": lambda: [server_pid],
-        "worker process": lambda: [worker_pid],
+        WORKER_PROCESSES: lambda: workers,
         BENCH_PROCESS: lambda: [os.getpid()],
     }
     if postgres:

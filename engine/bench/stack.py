@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,9 +169,10 @@ async def serving_api(stack: Stack) -> AsyncIterator[AftercareClient]:
 
 
 async def wait_for_pollers(
-    client: Client, task_queue: str, process: asyncio.subprocess.Process
+    client: Client, task_queue: str, process: asyncio.subprocess.Process, count: int = 1
 ) -> None:
-    """Until a worker polls ``task_queue`` (the worker process has connected)."""
+    """Until ``count`` workers poll ``task_queue`` (``process``, the one waited for,
+    among them: it has connected)."""
     request = DescribeTaskQueueRequest(
         namespace=client.namespace,
         task_queue=TaskQueue(name=task_queue),
@@ -182,10 +183,10 @@ async def wait_for_pollers(
         if process.returncode is not None:
             raise RuntimeError(f"the worker process exited with code {process.returncode}")
         answer = await client.workflow_service.describe_task_queue(request)
-        if answer.pollers:
+        if len({poller.identity for poller in answer.pollers}) >= count:
             return
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"no worker polled {task_queue} within 120 s")
+    raise RuntimeError(f"fewer than {count} workers polled {task_queue} within 120 s")
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -218,6 +219,22 @@ async def worker_process(
     argv = [str(Path(sys.executable).parent / "aftercare"), "worker"]
     async with child_process(settings, argv, log_file) as process:
         yield process
+
+
+@asynccontextmanager
+async def scaled_worker_processes(
+    settings: Settings, state_dir: Path, count: int
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """``count`` identical ``aftercare worker`` processes (``docker compose up --scale
+    worker=N``): the way a deployment gives its workers more than one core, each
+    process being one Python interpreter."""
+    async with AsyncExitStack() as running:
+        yield [
+            await running.enter_async_context(
+                worker_process(settings, state_dir / f"worker-{n}.log")
+            )
+            for n in range(count)
+        ]
 
 
 @asynccontextmanager
