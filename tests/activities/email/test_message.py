@@ -1,12 +1,18 @@
-"""The MIME message: the email package's default policy, with header classes made once."""
+"""The MIME message: the email package's default policy, with header classes made once
+and plain header values kept as written; what goes on the wire is what the stock
+default policy would have written."""
 
 from __future__ import annotations
 
-from email.headerregistry import HeaderRegistry
+import dataclasses
+from datetime import UTC, datetime
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import default
+from email.utils import format_datetime
 
 import pytest
+from aiosmtplib.email import flatten_message
 
 from activities.email import message as message_module
 from activities.email.message import MESSAGE_POLICY, build_email
@@ -66,3 +72,71 @@ def test_header_classes_are_made_once_per_name() -> None:
     assert registry["Subject"] is registry["subject"]
     assert registry["X-Aftercare-Step"] is registry["x-aftercare-step"]
     assert registry["Subject"] is not registry["To"]
+
+
+BUILT_AT = datetime(2026, 12, 3, 16, 19, 52, tzinfo=UTC)
+ASCII_RENDERED = RenderedEmail(
+    subject="Thanks for your order #1042",
+    preheader="We got it",
+    text="Hi Ana,\n\nThanks for your order.\n" + "Item line  costs $12.00\n" * 20,
+    html='<p style="color:#333">Item line costs $12.00</p>' * 60,
+)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Thanks for your order #1042",
+        "Danke für Ihre Bestellung",  # encoded words
+        "Your order #1042 has shipped and is on its way to you, with tracking inside",
+        'Two  spaces, a tab\tand (a comment) and "quotes"',
+        "Literal =?utf-8?q?not_an_encoded_word?= here",
+        "x",
+    ],
+    ids=[
+        "short-ascii",
+        "non-ascii",
+        "long-folded",
+        "odd-ascii",
+        "encoded-word-lookalike",
+        "one-char",
+    ],
+)
+@pytest.mark.parametrize("unsubscribe", [True, False], ids=["unsubscribe", "no-unsubscribe"])
+def test_the_bytes_sent_are_what_the_stock_policy_sends(
+    monkeypatch: pytest.MonkeyPatch, subject: str, unsubscribe: bool
+) -> None:
+    rendered = dataclasses.replace(ASCII_RENDERED, subject=subject)
+
+    def sent(policy: object) -> bytes:
+        monkeypatch.setattr(message_module, "MESSAGE_POLICY", policy)
+        message = build_email(
+            rendered,
+            sender="Nordlicht Store <care@shop.test>",
+            recipient_email="ana@example.test",
+            recipient_name="Ana Lima",
+            message_id="<0f3a9b2c1d@shop.test>",
+            journey_id="journey-order-1042",
+            step="order_confirmation",
+            list_unsubscribe_url="https://care.shop.test/u/" + "t" * 120 if unsubscribe else None,
+        )
+        # The time of building, in the form build_email writes it.
+        message.replace_header(
+            "Date", format_datetime(datetime(2026, 12, 3, 16, 19, 52, tzinfo=UTC))
+        )
+        message.set_boundary("boundary-for-the-comparison")
+        return flatten_message(message)  # as aiosmtplib writes it to the server
+
+    ours = sent(MESSAGE_POLICY)
+    stock = sent(default)
+    assert ours == stock
+    assert b"\r\nSubject:" in ours
+
+
+def test_plain_values_are_kept_as_written_and_others_parsed() -> None:
+    message = built()
+    assert type(message["X-Aftercare-Step"]) is message_module._UnfoldedHeader
+    assert type(message["Message-ID"]) is message_module._UnfoldedHeader
+    # Customer text and addresses take the full path.
+    assert isinstance(message["To"], BaseHeader)
+    assert isinstance(message["Subject"], BaseHeader)  # this one is not ASCII
