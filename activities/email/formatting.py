@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -53,6 +54,7 @@ def resolve_locale(tag: str | None) -> str:
     return DEFAULT_LOCALE
 
 
+@lru_cache(maxsize=512)
 def babel_locale(tag: str | None) -> Locale:
     """A Babel locale for any tag; unknown or malformed tags fall back to English."""
     try:
@@ -69,6 +71,9 @@ def formatting_locale(tag: str | None, template_locale: str) -> str:
     return template_locale
 
 
+# Babel applies the locale's number pattern afresh for every amount (a fortieth of
+# the journey worker's time in ``make bench``), and a shop's prices repeat.
+@lru_cache(maxsize=8192)
 def format_money(amount_minor: int, currency: str, locale: str) -> str:
     """Format an amount given in the currency's minor unit (cents, or yen for JPY)."""
     digits = get_currency_precision(currency)
