@@ -53,6 +53,11 @@ from engine.logging import get_logger
 log = get_logger(__name__)
 
 API_VERSION = "2010-04-01"
+# Status callbacks posted at once, at most; the rest wait their turn (Twilio, too,
+# delivers callbacks from a bounded pool). Unbounded, a burst of thousands of texts
+# queued thousands of requests in the HTTP client, whose pool rescans its whole queue
+# for every request: quadratic, and most of the send-path bench's CPU at 1,000 texts.
+CALLBACKS_IN_FLIGHT = 16
 
 # Every form field the published OpenAPI description lists for CreateMessageRequest
 # (tests compare this set with ../shared/twilio/messages_v2010.openapi.json).
@@ -303,6 +308,7 @@ class TwilioFake:
         undeliverable: Iterable[str] = (),
         callback_delay_seconds: float = 0.0,
         callback_timeout_seconds: float = 10.0,
+        callbacks_in_flight: int = CALLBACKS_IN_FLIGHT,
     ) -> None:
         if not ACCOUNT_SID_PATTERN.fullmatch(account_sid):
             raise ValueError(f"an account SID is 'AC' and 32 hex digits, got {account_sid!r}")
@@ -315,6 +321,10 @@ class TwilioFake:
         self.undeliverable: set[str] = set(undeliverable)
         self.callback_delay_seconds = callback_delay_seconds
         self.callback_timeout_seconds = callback_timeout_seconds
+        if callbacks_in_flight < 1:
+            raise ValueError(f"callbacks_in_flight must be at least 1, got {callbacks_in_flight}")
+        self.callbacks_in_flight = callbacks_in_flight
+        self._callback_slots: asyncio.Semaphore | None = None
         self.messages: list[FakeMessage] = []
         self.requests: list[RecordedRequest] = []
         self.callbacks: list[StatusCallbackAttempt] = []
@@ -644,14 +654,17 @@ class TwilioFake:
         signature = str(RequestValidator(self.auth_token).compute_signature(url, params))
         status_code: int | None = None
         error: str | None = None
+        if self._callback_slots is None:  # made on the serving loop
+            self._callback_slots = asyncio.Semaphore(self.callbacks_in_flight)
         try:
             if self._http is None:
                 self._http = httpx.AsyncClient(timeout=self.callback_timeout_seconds)
-            reply = await self._http.post(
-                url,
-                data=params,
-                headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
-            )
+            async with self._callback_slots:
+                reply = await self._http.post(
+                    url,
+                    data=params,
+                    headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
+                )
             status_code = reply.status_code
             if reply.status_code >= 400:
                 log.warning(
@@ -685,6 +698,7 @@ def build_twilio_fake(
     undeliverable: Iterable[str] = (),
     callback_delay_seconds: float = 0.0,
     callback_timeout_seconds: float = 10.0,
+    callbacks_in_flight: int = CALLBACKS_IN_FLIGHT,
 ) -> TwilioFake:
     """A fake Twilio for one account; serve ``fake.app`` or use ``serve_twilio_fake``."""
     return TwilioFake(
@@ -695,6 +709,7 @@ def build_twilio_fake(
         undeliverable=undeliverable,
         callback_delay_seconds=callback_delay_seconds,
         callback_timeout_seconds=callback_timeout_seconds,
+        callbacks_in_flight=callbacks_in_flight,
     )
 
 

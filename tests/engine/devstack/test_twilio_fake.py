@@ -7,6 +7,7 @@ resources. The official SDK is the client, so what works here works against Twil
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -641,6 +642,53 @@ async def test_undeliverable_numbers_report_30003(
     fetched = await sdk.messages(message.sid).fetch_async()
     assert (fetched.status, fetched.error_code) == ("undelivered", 30003)
     assert exchange_problems(spec, served.requests) == []
+
+
+async def test_callbacks_in_flight_are_bounded_and_all_arrive(account_sid: str) -> None:
+    """A burst of texts: the fake posts at most ``callbacks_in_flight`` reports at
+    once to a slow endpoint, and every report still arrives."""
+    busy, most = 0, 0
+    arrived: list[str] = []
+
+    async def slow_status(request: Request) -> Response:
+        nonlocal busy, most
+        busy += 1
+        most = max(most, busy)
+        await asyncio.sleep(0.02)
+        form = await request.form()
+        arrived.append(str(form["MessageStatus"]))
+        busy -= 1
+        return PlainTextResponse("", status_code=204)
+
+    endpoint = Starlette(routes=[Route("/twilio/status", slow_status, methods=["POST"])])
+    async with (
+        serve_http(endpoint, "127.0.0.1", 0) as endpoint_served,
+        serve_twilio_fake("127.0.0.1", 0, account_sid, TOKEN, callbacks_in_flight=3) as fake,
+    ):
+        client = Client(fake.account_sid, TOKEN, http_client=AsyncTwilioHttpClient())
+        client.api.base_url = fake.base_url
+        url = f"{endpoint_served.url}/twilio/status"
+        try:
+            await asyncio.gather(
+                *(
+                    client.messages.create_async(
+                        to=CUSTOMER, from_=SENDER, body=f"Hi {n}", status_callback=url
+                    )
+                    for n in range(20)
+                )
+            )
+            attempts = await fake.wait_for_callbacks(40)
+        finally:
+            await client.http_client.close()
+
+    assert all(attempt.status_code == 204 for attempt in attempts)
+    assert sorted(arrived) == ["delivered"] * 20 + ["sent"] * 20
+    assert 1 <= most <= 3
+
+
+def test_callbacks_in_flight_must_be_positive(account_sid: str) -> None:
+    with pytest.raises(ValueError, match="callbacks_in_flight"):
+        build_twilio_fake(account_sid, TOKEN, callbacks_in_flight=0)
 
 
 async def test_a_failing_callback_is_logged_not_raised(served: TwilioFake, sdk: Any) -> None:
