@@ -58,14 +58,7 @@ class MessageActivities:
     async def send_message(self, request: SendMessageInput) -> SentMessage:
         channel = self._channels.get(request.channel)
         address = channel.address_of(request) if channel else ""
-        claim = Claim(
-            journey_id=request.journey_id,
-            step=request.step,
-            iteration=request.iteration,
-            channel=request.channel,
-            template=request.template,
-            recipient=address,
-        )
+        claim = claim_for(request, address)
         entry = await self._ledger.claim(claim)
         if entry.is_final:
             # An earlier attempt already settled this message: answer with what was
@@ -203,6 +196,18 @@ def _cap_clock() -> datetime:
     ``aftercare simulate``) the server's is the journeys' own, which slots must use."""
     scheduled = activity.info().current_attempt_scheduled_time
     return max(datetime.now(UTC), scheduled.astimezone(UTC))
+
+
+def claim_for(request: SendMessageInput, address: str) -> Claim:
+    """The ledger row every attempt at ``request`` claims, sent to ``address``."""
+    return Claim(
+        journey_id=request.journey_id,
+        step=request.step,
+        iteration=request.iteration,
+        channel=request.channel,
+        template=request.template,
+        recipient=address,
+    )
 
 
 def _slot_key(request: SendMessageInput) -> str:

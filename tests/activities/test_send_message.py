@@ -17,10 +17,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.email.smtp import SmtpConfig, SmtpMailer
-from activities.send_message import TRANSIENT_FAILURE, MessageActivities
+from activities.send_message import TRANSIENT_FAILURE, MessageActivities, claim_for
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.consent import ConsentLedger
-from engine.database.ledger import Claim, MessageLedger, idempotency_key, message_id_for
+from engine.database.ledger import MessageLedger, idempotency_key, message_id_for
 from engine.database.suppressions import SuppressionList
 from engine.database.tables import MessageStatus
 from engine.devstack.mail_sink import MailboxHandler, MailSink, ReceivedMail
@@ -201,16 +201,7 @@ async def test_a_claim_left_by_a_crashed_attempt_still_sends_once(
 ) -> None:
     request = new_request()
     # The earlier attempt claimed the key and died before talking to SMTP.
-    await ledger.claim(
-        Claim(
-            journey_id=request.journey_id,
-            step=request.step,
-            iteration=request.iteration,
-            channel=Channel.EMAIL,
-            template=request.template,
-            recipient=request.order.customer.email,
-        )
-    )
+    await ledger.claim(claim_for(request, request.order.customer.email))
 
     result = await send(email_activities(database_url, ledger, mail_sink.port), request)
 

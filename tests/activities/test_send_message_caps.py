@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.email.smtp import SmtpConfig, SmtpMailer
-from activities.send_message import MessageActivities
+from activities.send_message import MessageActivities, claim_for
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.consent import ConsentLedger
-from engine.database.frequency_caps import CapOutcome, FrequencyCapStore, send_key
-from engine.database.ledger import Claim, MessageLedger, idempotency_key
+from engine.database.frequency_caps import CapDecision, CapOutcome, FrequencyCapStore, send_key
+from engine.database.ledger import MessageLedger, idempotency_key
 from engine.database.suppressions import SuppressionList
 from engine.database.tables import CapSlotState, MessageStatus
 from engine.devstack.mail_sink import MailSink, ReceivedMail
@@ -167,6 +167,22 @@ async def test_stale_over_the_cap_is_dropped_and_recorded_in_the_ledger(
     assert slot_of(late) not in [s.send_key for s in await db.caps.slots(customer)]
 
 
+async def claimed_and_reserved(
+    db: Database, customer: str, request: SendMessageInput
+) -> CapDecision:
+    """What an attempt at ``request`` leaves before it talks to the provider: its
+    ledger row claimed and the customer's cap slot reserved."""
+    await db.ledger.claim(claim_for(request, request.order.customer.email))
+    assert request.cap is not None
+    return await db.caps.reserve(
+        customer_id=customer,
+        category="marketing",
+        key=slot_of(request),
+        check=request.cap,
+        now=datetime.now(UTC),
+    )
+
+
 async def test_a_retry_after_a_crash_keeps_its_slot_and_counts_once(
     db: Database, mail_sink: MailSink
 ) -> None:
@@ -175,24 +191,8 @@ async def test_a_retry_after_a_crash_keeps_its_slot_and_counts_once(
     request = capped(customer)
     # The crashed attempt claimed the ledger row and reserved the slot, then died
     # before talking to SMTP.
-    await db.ledger.claim(
-        Claim(
-            journey_id=request.journey_id,
-            step=request.step,
-            iteration=request.iteration,
-            channel=Channel.EMAIL,
-            template=request.template,
-            recipient=request.order.customer.email,
-        )
-    )
     assert request.cap is not None
-    reserved = await db.caps.reserve(
-        customer_id=customer,
-        category="marketing",
-        key=slot_of(request),
-        check=request.cap,
-        now=datetime.now(UTC),
-    )
+    reserved = await claimed_and_reserved(db, customer, request)
     assert reserved.outcome == CapOutcome.GRANTED
 
     result = await send(sender, request)
@@ -216,23 +216,7 @@ async def test_a_send_recorded_for_a_dead_attempt_counts_its_slot_and_sends_noth
     assert request.cap is not None
     # The attempt claimed the row and reserved the slot, the provider took the
     # message, the worker died; the provider's report then recorded the send.
-    await db.ledger.claim(
-        Claim(
-            journey_id=request.journey_id,
-            step=request.step,
-            iteration=request.iteration,
-            channel=Channel.EMAIL,
-            template=request.template,
-            recipient=request.order.customer.email,
-        )
-    )
-    reserved = await db.caps.reserve(
-        customer_id=customer,
-        category="marketing",
-        key=slot_of(request),
-        check=request.cap,
-        now=datetime.now(UTC),
-    )
+    reserved = await claimed_and_reserved(db, customer, request)
     sent_at = datetime.now(UTC)
     await db.ledger.mark_sent(ledger_key(request), provider_message_id="SM1", sent_at=sent_at)
 
