@@ -12,14 +12,14 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.worker import Worker
 
 from engine.bench.baseline import BaselineWorkflow, baseline_echo
-from engine.bench.stack import Stack, child_process, wait_for_pollers
+from engine.bench.stack import Stack, child_processes, wait_for_pollers
 from engine.codec.runtime import converter_for
 from engine.sandbox import workflow_runner, write_bytecode_for
 from engine.settings import Settings
@@ -61,15 +61,9 @@ async def baseline_worker(stack: Stack, processes: int = 1) -> AsyncIterator[Bas
     every one of them polls it."""
     queue = f"baseline-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "engine.bench.baseline_worker", queue]
-    async with AsyncExitStack() as running:
-        started = [
-            await running.enter_async_context(
-                child_process(stack.settings, argv, stack.state_dir / f"baseline-worker-{n}.log")
-            )
-            for n in range(processes)
-        ]
-        for process in started:
-            await wait_for_pollers(stack.baseline_client, queue, process, count=len(started))
+    logs = [stack.state_dir / f"baseline-worker-{n}.log" for n in range(processes)]
+    async with child_processes(stack.settings, argv, logs) as started:
+        await wait_for_pollers(stack.baseline_client, queue, started)
         yield BaselineWorker(queue, [process.pid for process in started])
 
 

@@ -560,7 +560,7 @@ async def idle_capacity(
             worker_process(worker_settings, stack.state_dir / "idle-worker.log") as worker,
             serving_api(stack) as api,
         ):
-            await wait_for_pollers(client, settings.task_queue, worker)
+            await wait_for_pollers(client, settings.task_queue, [worker])
             settled = await until_quiet(worker.pid)
 
             def reading(count: int, quiet: bool) -> MemoryPoint:

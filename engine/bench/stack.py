@@ -17,7 +17,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,10 +169,10 @@ async def serving_api(stack: Stack) -> AsyncIterator[AftercareClient]:
 
 
 async def wait_for_pollers(
-    client: Client, task_queue: str, process: asyncio.subprocess.Process, count: int = 1
+    client: Client, task_queue: str, processes: Sequence[asyncio.subprocess.Process]
 ) -> None:
-    """Until ``count`` workers poll ``task_queue`` (``process``, the one waited for,
-    among them: it has connected)."""
+    """Until each of ``processes`` (worker processes) polls ``task_queue``: as many
+    distinct pollers as processes, none of them having exited."""
     request = DescribeTaskQueueRequest(
         namespace=client.namespace,
         task_queue=TaskQueue(name=task_queue),
@@ -180,13 +180,14 @@ async def wait_for_pollers(
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if process.returncode is not None:
-            raise RuntimeError(f"the worker process exited with code {process.returncode}")
+        for process in processes:
+            if process.returncode is not None:
+                raise RuntimeError(f"a worker process exited with code {process.returncode}")
         answer = await client.workflow_service.describe_task_queue(request)
-        if len({poller.identity for poller in answer.pollers}) >= count:
+        if len({poller.identity for poller in answer.pollers}) >= len(processes):
             return
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"fewer than {count} workers polled {task_queue} within 120 s")
+    raise RuntimeError(f"fewer than {len(processes)} workers polled {task_queue} within 120 s")
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -216,9 +217,13 @@ async def worker_process(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """``aftercare worker`` as a child process on ``settings`` (its own memory, its
     own pid to measure or kill), stopped with SIGTERM at the end."""
-    argv = [str(Path(sys.executable).parent / "aftercare"), "worker"]
-    async with child_process(settings, argv, log_file) as process:
+    async with child_process(settings, _worker_argv(), log_file) as process:
         yield process
+
+
+def _worker_argv() -> list[str]:
+    """``aftercare worker`` from this interpreter's environment."""
+    return [str(Path(sys.executable).parent / "aftercare"), "worker"]
 
 
 @asynccontextmanager
@@ -228,12 +233,21 @@ async def scaled_worker_processes(
     """``count`` identical ``aftercare worker`` processes (``docker compose up --scale
     worker=N``): the way a deployment gives its workers more than one core, each
     process being one Python interpreter."""
+    logs = [state_dir / f"worker-{n}.log" for n in range(count)]
+    async with child_processes(settings, _worker_argv(), logs) as processes:
+        yield processes
+
+
+@asynccontextmanager
+async def child_processes(
+    settings: Settings, argv: list[str], log_files: Sequence[Path]
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """``argv`` as one child process per log file (see ``child_process``), all
+    stopped at the end."""
     async with AsyncExitStack() as running:
         yield [
-            await running.enter_async_context(
-                worker_process(settings, state_dir / f"worker-{n}.log")
-            )
-            for n in range(count)
+            await running.enter_async_context(child_process(settings, argv, log))
+            for log in log_files
         ]
 
 
