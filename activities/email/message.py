@@ -35,13 +35,15 @@ class _PlainHeadersAsWritten(EmailPolicy):
     or fold is kept as it was written.
 
     The default policy parses every value into a header object when it is set and
-    refolds it from the parse tree when the message is written: two fifths of the
-    time spent building and writing a message went there, for values such as
-    ``1.0``, ``quoted-printable`` or ``text/plain; charset="utf-8"`` that come out
-    exactly as they went in. A value qualifies when it is printable ASCII on one
-    line, with no encoded word to decode and room to spare on its line. Address
-    headers always take the full path (display names need quoting and encoding),
-    and so does Content-Disposition (the email package reads it back as an object).
+    refolds it from the parse tree when the message is written, also for values such
+    as ``1.0``, ``quoted-printable`` or ``text/plain; charset="utf-8"`` that come out
+    exactly as they went in; skipping that for them about halved building and writing
+    an order confirmation (3.1-3.5 -> 1.5-1.9 ms).
+
+    A value qualifies when it is printable ASCII on one line, with no encoded word to
+    decode and room to spare on its line. Address headers always take the full path
+    (display names need quoting and encoding), and so does Content-Disposition (the
+    email package reads it back as an object).
     """
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
@@ -67,7 +69,8 @@ def _written_as_is(name: str, value: str, max_line_length: int | None) -> bool:
     )
 
 
-# The default policy (RFC 5322 headers, the content manager) with the registry above.
+# The default policy (RFC 5322 headers, the content manager), with plain values kept
+# as written and the header registry above for the rest.
 MESSAGE_POLICY = _PlainHeadersAsWritten(header_factory=_HeaderClassesOnce())
 
 

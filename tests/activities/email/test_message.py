@@ -26,16 +26,21 @@ RENDERED = RenderedEmail(
 )
 
 
-def built() -> EmailMessage:
+UNSUBSCRIBE_URL = "https://care.shop.test/u/" + "t" * 300
+
+
+def built(
+    rendered: RenderedEmail = RENDERED, list_unsubscribe_url: str | None = UNSUBSCRIBE_URL
+) -> EmailMessage:
     return build_email(
-        RENDERED,
+        rendered,
         sender="Nordlicht Store <care@shop.test>",
         recipient_email="juergen@example.test",
         recipient_name='Jürgen "JJ" Müller, Jr.',
         message_id="<0f3a@shop.test>",
         journey_id="journey-1042",
         step="shipping_notice",
-        list_unsubscribe_url="https://care.shop.test/u/" + "t" * 300,
+        list_unsubscribe_url=list_unsubscribe_url,
     )
 
 
@@ -110,20 +115,9 @@ def test_the_bytes_sent_are_what_the_stock_policy_sends(
 
     def sent(policy: object) -> bytes:
         monkeypatch.setattr(message_module, "MESSAGE_POLICY", policy)
-        message = build_email(
-            rendered,
-            sender="Nordlicht Store <care@shop.test>",
-            recipient_email="ana@example.test",
-            recipient_name="Ana Lima",
-            message_id="<0f3a9b2c1d@shop.test>",
-            journey_id="journey-order-1042",
-            step="order_confirmation",
-            list_unsubscribe_url="https://care.shop.test/u/" + "t" * 120 if unsubscribe else None,
-        )
+        message = built(rendered, UNSUBSCRIBE_URL if unsubscribe else None)
         # The time of building, in the form build_email writes it.
-        message.replace_header(
-            "Date", format_datetime(datetime(2026, 12, 3, 16, 19, 52, tzinfo=UTC))
-        )
+        message.replace_header("Date", format_datetime(BUILT_AT))
         message.set_boundary("boundary-for-the-comparison")
         return flatten_message(message)  # as aiosmtplib writes it to the server
 
