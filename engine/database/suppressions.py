@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, insert, select
+from sqlalchemy import CursorResult, Table, bindparam, delete, exists, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -68,14 +68,7 @@ class SuppressionList:
         channel = normalise_channel(channel)
         address = normalise_address(channel, address)
         async with self._sessions() as session:
-            found = await session.scalar(
-                select(
-                    exists().where(
-                        SuppressedAddress.channel == channel,
-                        SuppressedAddress.address == address,
-                    )
-                )
-            )
+            found = await session.scalar(_IS_SUPPRESSED, {"channel": channel, "address": address})
         return bool(found)
 
     async def add(self, channel: str, address: str, reason: str) -> bool:
@@ -133,6 +126,16 @@ class SuppressionList:
         async with self._sessions() as session:
             rows = await session.scalars(select(SuppressedAddress).order_by(SuppressedAddress.id))
             return [Suppression.of(row) for row in rows]
+
+
+# Asked before every send: built once, on the table (see engine.database.ledger).
+_SUPPRESSIONS = cast(Table, SuppressedAddress.__table__)
+_IS_SUPPRESSED = select(
+    exists().where(
+        _SUPPRESSIONS.c.channel == bindparam("channel"),
+        _SUPPRESSIONS.c.address == bindparam("address"),
+    )
+)
 
 
 def _rowcount(result: Any) -> int:
