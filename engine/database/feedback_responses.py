@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database.consent import ensure_not_erased, token_hash
 from engine.database.tables import FeedbackResponse
+from engine.database.upsert import insert_on_conflict
 
 
 @dataclass(frozen=True)
@@ -91,25 +89,14 @@ class FeedbackResponses:
             except Exception:
                 await session.rollback()
                 raise
-            dialect = session.get_bind().dialect.name
-            if dialect in ("postgresql", "sqlite"):
-                statement: Any = (
-                    postgresql_insert(FeedbackResponse)
-                    if dialect == "postgresql"
-                    else sqlite_insert(FeedbackResponse)
-                ).on_conflict_do_nothing(index_elements=["token_hash"])
-                inserted = await session.scalar(
-                    statement.values(**values).returning(FeedbackResponse.token_hash)
-                )
-                await session.commit()
-                return inserted is not None
-            try:  # pragma: no cover - only PostgreSQL and SQLite are supported
-                await session.execute(insert(FeedbackResponse).values(**values))
-                await session.commit()
-            except IntegrityError:  # pragma: no cover
-                await session.rollback()
-                return False
-            return True  # pragma: no cover
+            statement = insert_on_conflict(
+                session.get_bind().dialect.name, FeedbackResponse
+            ).on_conflict_do_nothing(index_elements=["token_hash"])
+            inserted = await session.scalar(
+                statement.values(**values).returning(FeedbackResponse.token_hash)
+            )
+            await session.commit()
+            return inserted is not None
 
     async def of_customer(self, customer_id: str) -> list[FeedbackAnswer]:
         """Every answer of the customer, oldest first."""

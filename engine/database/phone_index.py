@@ -17,13 +17,11 @@ import hashlib
 import hmac
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database.tables import PhoneCustomer
+from engine.database.upsert import insert_on_conflict
 
 WHATSAPP_PREFIX = "whatsapp:"
 # Separates this use of the service secret from every other (link signing).
@@ -65,23 +63,13 @@ class PhoneIndex:
             raise ValueError("customer_id must not be empty")
         values = {"phone_hash": self.digest(phone), "customer_id": customer_id}
         async with self._sessions() as session:
-            dialect = session.get_bind().dialect.name
-            if dialect in ("postgresql", "sqlite"):
-                # ON CONFLICT DO NOTHING: every send of a journey calls this, and a
-                # known pair must neither fail nor abort a PostgreSQL transaction.
-                statement: Any = (
-                    postgresql_insert(PhoneCustomer)
-                    if dialect == "postgresql"
-                    else sqlite_insert(PhoneCustomer)
-                ).on_conflict_do_nothing(index_elements=["phone_hash", "customer_id"])
-                await session.execute(statement.values(**values))
-                await session.commit()
-                return
-            try:  # pragma: no cover - only PostgreSQL and SQLite are supported
-                await session.execute(insert(PhoneCustomer).values(**values))
-                await session.commit()
-            except IntegrityError:  # pragma: no cover
-                await session.rollback()
+            # ON CONFLICT DO NOTHING: every send of a journey calls this, and a
+            # known pair must neither fail nor abort a PostgreSQL transaction.
+            statement = insert_on_conflict(
+                session.get_bind().dialect.name, PhoneCustomer
+            ).on_conflict_do_nothing(index_elements=["phone_hash", "customer_id"])
+            await session.execute(statement.values(**values))
+            await session.commit()
 
     async def customers(self, phone: str) -> list[str]:
         """Every customer texted at ``phone``, in id order (none for an unknown number)."""

@@ -25,8 +25,6 @@ from enum import Enum
 from typing import Any, Literal
 
 from sqlalchemy import delete, insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database.consent import (
@@ -40,6 +38,7 @@ from engine.database.consent import (
     events_of,
 )
 from engine.database.tables import CustomerPreferenceRecord, ErasedCustomer
+from engine.database.upsert import insert_on_conflict
 
 
 class _Keep(Enum):
@@ -221,23 +220,14 @@ class PreferenceStore:
 
 
 async def _bump_revision(session: AsyncSession, customer_id: str) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        # One statement, so two first snapshots at once cannot both insert.
-        statement: Any = (
-            postgresql_insert(CustomerPreferenceRecord)
-            if dialect == "postgresql"
-            else sqlite_insert(CustomerPreferenceRecord)
+    # One statement, so two first snapshots at once cannot both insert.
+    statement = insert_on_conflict(session.get_bind().dialect.name, CustomerPreferenceRecord)
+    await session.execute(
+        statement.values(customer_id=customer_id, revision=1).on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={"revision": CustomerPreferenceRecord.revision + 1},
         )
-        statement = statement.values(customer_id=customer_id, revision=1)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={"revision": CustomerPreferenceRecord.revision + 1},
-            )
-        )
-        return
-    raise NotImplementedError(f"database {dialect!r} is not supported")  # pragma: no cover
+    )
 
 
 def _changed_columns(changes: PreferenceUpdate) -> dict[str, Any]:

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, exists, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Table, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database.tables import SuppressedAddress
+from engine.database.upsert import insert_on_conflict
 
 WHATSAPP_PREFIX = "whatsapp:"
 
@@ -85,29 +83,18 @@ class SuppressionList:
         if not values["address"]:
             raise ValueError("an empty address cannot be suppressed")
         async with self._sessions() as session:
-            dialect = session.get_bind().dialect.name
-            if dialect in ("postgresql", "sqlite"):
-                # INSERT ... ON CONFLICT DO NOTHING RETURNING id: no error (and no
-                # aborted transaction on PostgreSQL) when the address is already
-                # there, and a row back only when this call inserted it (rowcount
-                # is not reliable for this statement on every driver).
-                statement: Any = (
-                    postgresql_insert(SuppressedAddress)
-                    if dialect == "postgresql"
-                    else sqlite_insert(SuppressedAddress)
-                ).on_conflict_do_nothing(index_elements=["channel", "address"])
-                inserted = await session.scalar(
-                    statement.values(**values).returning(SuppressedAddress.id)
-                )
-                await session.commit()
-                return inserted is not None
-            try:
-                await session.execute(insert(SuppressedAddress).values(**values))
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                return False
-            return True
+            # INSERT ... ON CONFLICT DO NOTHING RETURNING id: no error (and no
+            # aborted transaction on PostgreSQL) when the address is already
+            # there, and a row back only when this call inserted it (rowcount
+            # is not reliable for this statement on every driver).
+            statement = insert_on_conflict(
+                session.get_bind().dialect.name, SuppressedAddress
+            ).on_conflict_do_nothing(index_elements=["channel", "address"])
+            inserted = await session.scalar(
+                statement.values(**values).returning(SuppressedAddress.id)
+            )
+            await session.commit()
+            return inserted is not None
 
     async def remove(self, channel: str, address: str) -> bool:
         """Lift the suppression; True if there was one."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase
 
 Insert = postgresql.Insert | sqlite.Insert
 
 
-def insert_on_conflict(dialect: str, table: Table) -> Insert:
+def insert_on_conflict(dialect: str, table: Table | type[DeclarativeBase]) -> Insert:
     """``insert(table)`` with ``on_conflict_do_nothing``/``on_conflict_do_update``."""
     if dialect == "postgresql":
         return postgresql.insert(table)
