@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     # Plain data and pure functions: loaded once outside the sandbox, so the
     # datetime and enum types in them are the real ones the converter expects.
-    from workflows import search_attributes as sa
+    import workflows.search_attributes as sa
     from workflows.events import apply_event
     from workflows.frequency import CapCheck, caps_for, priority_of, with_deferrals
     from workflows.model import (

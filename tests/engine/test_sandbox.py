@@ -6,6 +6,7 @@ sandbox can be turned off, and what runs without it still replays in it."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 import uuid
 from pathlib import Path
 
@@ -122,6 +123,27 @@ async def test_serialization_contexts_are_the_stock_sandboxes_answers() -> None:
     assert ours.get_external_store_context(None) == stock.get_external_store_context(None)
     # Asked directly: no code string run in the sandbox for it.
     assert compiled_sandbox_code.cache_info() == compiled_before
+
+
+async def test_a_new_instance_imports_only_the_journey_module_afresh() -> None:
+    # The journey's pure building blocks are passed through: loaded once outside
+    # the sandbox and shared. `from workflows import search_attributes` inside the
+    # passthrough block was not: importlib loads a submodule named in a from-list
+    # without the sandbox's import hook, so it was imported again for every journey.
+    definition = workflow._Definition.must_from_class(OrderJourney)
+    instance = PrecompiledSandboxRunner().create_instance(sandbox_test_details(definition))
+    assert isinstance(instance, _runner._Instance)
+
+    ours = {
+        name: module
+        for name, module in instance.importer.new_modules.items()
+        if name == "workflows" or name.startswith("workflows.")
+    }
+    fresh = {name for name, module in ours.items() if module is not sys.modules.get(name)}
+
+    assert fresh == {"workflows", "workflows.order_journey"}
+    assert "workflows.search_attributes" in ours
+    assert "workflows.model" in ours
 
 
 @pytest.mark.parametrize(
