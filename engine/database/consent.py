@@ -35,15 +35,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, Table, bindparam, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database.tables import ConsentRecord, ErasedCustomer, UsedLinkToken
+from engine.database.upsert import insert_on_conflict
 
 # Categories (see workflows.plan.Category) sent whatever the customer's consent.
 ALWAYS_ALLOWED_CATEGORIES = frozenset({"transactional", "support"})
@@ -79,7 +77,7 @@ class ConsentEvent:
     recorded_at: datetime  # aware, UTC
 
     @classmethod
-    def of(cls, row: ConsentRecord) -> ConsentEvent:
+    def of(cls, row: ConsentRecord | Row[Any]) -> ConsentEvent:
         return cls(
             customer_id=row.customer_id,
             channel=row.channel,
@@ -215,12 +213,18 @@ async def ensure_not_erased(session: AsyncSession, customer_id: str) -> None:
 
 async def events_of(session: AsyncSession, customer_id: str) -> list[ConsentEvent]:
     """Every decision of this customer, oldest first, in the caller's transaction."""
-    rows = await session.scalars(
-        select(ConsentRecord)
-        .where(ConsentRecord.customer_id == customer_id)
-        .order_by(ConsentRecord.id)
-    )
+    rows = await session.execute(_EVENTS_OF, {"customer_id": customer_id})
     return [ConsentEvent.of(row) for row in rows]
+
+
+# Read for every journey start and every send that needs consent: built once, on
+# the table (see engine.database.ledger for what building ORM statements cost).
+_CONSENT = cast(Table, ConsentRecord.__table__)
+_EVENTS_OF = (
+    select(_CONSENT)
+    .where(_CONSENT.c.customer_id == bindparam("customer_id"))
+    .order_by(_CONSENT.c.id)
+)
 
 
 async def append_events(
@@ -247,27 +251,17 @@ async def delete_events(session: AsyncSession, customer_id: str) -> int:
 async def _claim_token(session: AsyncSession, token: str) -> bool:
     """Insert the token's hash in the session's transaction; False if it was there."""
     digest = token_hash(token)
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        # INSERT ... ON CONFLICT DO NOTHING RETURNING: no error (and no aborted
-        # transaction on PostgreSQL) for a used token, a row back only when this
-        # call inserted it. A concurrent insert of the same hash waits for the
-        # other transaction and then conflicts (or inserts, if that one rolled back).
-        statement: Any = (
-            postgresql_insert(UsedLinkToken)
-            if dialect == "postgresql"
-            else sqlite_insert(UsedLinkToken)
-        ).on_conflict_do_nothing(index_elements=["token_hash"])
-        inserted = await session.scalar(
-            statement.values(token_hash=digest).returning(UsedLinkToken.token_hash)
-        )
-        return inserted is not None
-    try:  # pragma: no cover - only PostgreSQL and SQLite are supported
-        async with session.begin_nested():
-            await session.execute(insert(UsedLinkToken).values(token_hash=digest))
-    except IntegrityError:  # pragma: no cover
-        return False
-    return True  # pragma: no cover
+    # INSERT ... ON CONFLICT DO NOTHING RETURNING: no error (and no aborted
+    # transaction on PostgreSQL) for a used token, a row back only when this
+    # call inserted it. A concurrent insert of the same hash waits for the
+    # other transaction and then conflicts (or inserts, if that one rolled back).
+    statement = insert_on_conflict(
+        session.get_bind().dialect.name, UsedLinkToken
+    ).on_conflict_do_nothing(index_elements=["token_hash"])
+    inserted = await session.scalar(
+        statement.values(token_hash=digest).returning(UsedLinkToken.token_hash)
+    )
+    return inserted is not None
 
 
 def _event_values(

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Row, Table, bindparam, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database.consent import (
@@ -68,7 +68,7 @@ class CustomerPreferences:
     revision: int = 0
 
     @classmethod
-    def of(cls, row: CustomerPreferenceRecord) -> CustomerPreferences:
+    def of(cls, row: CustomerPreferenceRecord | Row[Any]) -> CustomerPreferences:
         quiet = (
             QuietHours(row.quiet_start, row.quiet_end)
             if row.quiet_start is not None and row.quiet_end is not None
@@ -168,7 +168,7 @@ class PreferenceStore:
         """Preferences and consent as they stand, without bumping the revision (for a
         journey that is about to start: newer changes will notify it)."""
         async with self._sessions() as session:
-            row = await session.get(CustomerPreferenceRecord, customer_id)
+            row = (await session.execute(_PREFERENCES_OF, {"customer_id": customer_id})).first()
             events = await events_of(session, customer_id)
         preferences = CustomerPreferences.of(row) if row else CustomerPreferences(customer_id)
         return PreferenceSnapshot(preferences, events)
@@ -189,8 +189,10 @@ class PreferenceStore:
 
     async def is_erased(self, customer_id: str) -> bool:
         async with self._sessions() as session:
-            found = await session.get(ErasedCustomer, erased_customer_hash(customer_id))
-            return found is not None
+            found = await session.scalar(
+                _IS_ERASED, {"customer_hash": erased_customer_hash(customer_id)}
+            )
+            return bool(found)
 
     async def erase(self, customer_id: str) -> Erasure:
         """Delete the customer's preferences and consent events and remember (by a
@@ -217,6 +219,14 @@ class PreferenceStore:
             already_erased=earlier is not None,
             erased_at=_utc(record.erased_at),
         )
+
+
+# What every journey start reads: built once, on the tables (see
+# engine.database.ledger for what building ORM statements cost).
+_PREFERENCES = cast(Table, CustomerPreferenceRecord.__table__)
+_ERASED = cast(Table, ErasedCustomer.__table__)
+_PREFERENCES_OF = select(_PREFERENCES).where(_PREFERENCES.c.customer_id == bindparam("customer_id"))
+_IS_ERASED = select(exists().where(_ERASED.c.customer_hash == bindparam("customer_hash")))
 
 
 async def _bump_revision(session: AsyncSession, customer_id: str) -> None:
