@@ -31,9 +31,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from clients import AftercareClient
-from engine.api.auth import authenticator_for
+from engine.api.preferences_runtime import serving_api as full_api
 from engine.api.scopes import ALL_SCOPES
-from engine.api.server import build_server
 from engine.codec.runtime import converter_for, customer_keys_for
 from engine.database.api_keys import ApiKeyStore
 from engine.database.connection import create_engine, create_session_factory
@@ -41,7 +40,6 @@ from engine.database.migrate import upgrade_database
 from engine.database.throwaway import throwaway_database
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.temporal_server import TemporalDevServer
-from engine.journeys import JourneyDirectory
 from engine.settings import Settings
 
 # The machines this runs on have PostgreSQL here, trust auth (see ENVIRONMENT.md).
@@ -152,20 +150,11 @@ def api_client(stack: Stack) -> AftercareClient:
 
 @asynccontextmanager
 async def serving_api(stack: Stack) -> AsyncIterator[AftercareClient]:
-    """The gRPC API alone (workers run elsewhere, e.g. as processes), and a client of it."""
-    async with authenticator_for(stack.settings) as authenticator:
-        api_server = build_server(
-            JourneyDirectory(stack.client, stack.settings.task_queue),
-            stack.settings.grpc_target,
-            authenticator=authenticator,
-            settings=stack.settings,
-        )
-        await api_server.start()
-        try:
-            async with api_client(stack) as api:
-                yield api
-        finally:
-            await api_server.stop(1)
+    """The gRPC API as ``aftercare api`` serves it, and a client of it; workers run
+    elsewhere (e.g. as processes). Every start does what it does in production:
+    the erasure check, the customer's stored preferences, the owner's key."""
+    async with full_api(stack.client, stack.settings, grace_seconds=1), api_client(stack) as api:
+        yield api
 
 
 async def wait_for_pollers(
