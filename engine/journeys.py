@@ -12,6 +12,7 @@ import builtins
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -238,15 +239,30 @@ class JourneyDirectory:
             clauses.append(f"{sa.CUSTOMER_ID.name} = {_visibility_literal(customer_id)}")
         if stage is not None:
             clauses.append(f"{sa.JOURNEY_STAGE.name} = {_visibility_literal(stage.value)}")
-        iterator = self._client.list_workflows(
-            " AND ".join(clauses),
+        request = ListWorkflowExecutionsRequest(
+            namespace=self._client.namespace,
             page_size=page_size,
-            next_page_token=page_token or None,
+            next_page_token=page_token,
+            query=" AND ".join(clauses),
         )
-        await iterator.fetch_next_page(page_size=page_size)
+        # A page token comes from the caller and may be garbage, which Temporal answers
+        # with UNKNOWN; the client retries that answer for about ten seconds, as long
+        # as an API call may take. So a call with a token is not retried: a bad token
+        # is refused at once (and a server hiccup while paging is the caller's to retry).
+        response = await self._client.workflow_service.list_workflow_executions(
+            request, retry=not page_token
+        )
         return JourneyPage(
-            journeys=[_summary(execution) for execution in iterator.current_page or []],
-            next_page_token=iterator.next_page_token or b"",
+            journeys=[
+                # The SDK's own conversion, as its list_workflows iterator does it.
+                _summary(
+                    WorkflowExecution._from_raw_info(
+                        info, self._client.namespace, self._client.data_converter
+                    )
+                )
+                for info in response.executions
+            ],
+            next_page_token=response.next_page_token,
         )
 
     async def notify_preferences_changed(self, customer_id: str) -> int:
