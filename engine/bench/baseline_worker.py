@@ -24,6 +24,7 @@ from engine.codec.runtime import converter_for
 from engine.sandbox import workflow_runner, write_bytecode_for
 from engine.settings import Settings
 from engine.temporal import connect
+from engine.worker import EXTERNAL_STORAGE_CONCURRENCY
 
 
 async def serve(settings: Settings, queue: str) -> None:
@@ -44,6 +45,7 @@ async def serve(settings: Settings, queue: str) -> None:
         activities=[baseline_echo],
         # The journey worker's choice: both sides run with or both without it.
         workflow_runner=workflow_runner(settings),
+        max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
     ):
         await stop.wait()
 
