@@ -127,12 +127,12 @@ class JourneyDirectory:
 
     async def start(self, order: Order) -> StartedJourney:
         journey_id = journey_id_for(order.order_id)
-        await self._refuse_erased(order)
+        stored = await self._stored_preferences(order)
         has_other_journeys = await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                await self._journey_input(order, has_other_journeys=has_other_journeys),
+                _journey_input(order, stored, has_other_journeys=has_other_journeys),
                 id=journey_id,
                 task_queue=self._task_queue,
                 # A closed journey's id is never reused: the order id is the key.
@@ -168,12 +168,12 @@ class JourneyDirectory:
 
     async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
         journey_id = journey_id_for(order.order_id)
-        await self._refuse_erased(order)
+        stored = await self._stored_preferences(order)
         has_other_journeys = await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                await self._journey_input(order, has_other_journeys=has_other_journeys),
+                _journey_input(order, stored, has_other_journeys=has_other_journeys),
                 id=journey_id,
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -302,21 +302,17 @@ class JourneyDirectory:
             async for execution in self._client.list_workflows(" AND ".join(clauses))
         ]
 
-    async def _journey_input(self, order: Order, *, has_other_journeys: bool) -> JourneyInput:
-        """The order, with the customer's stored preferences when there are any."""
-        journey = JourneyInput(order=order, customer_has_other_journeys=has_other_journeys)
+    async def _stored_preferences(self, order: Order) -> PreferenceSnapshot | None:
+        """The customer's stored preferences (None without a store), read in one go
+        with the erasure check. An erased customer is refused here, before the owner
+        is registered: registering would make them a new data key, and the journey
+        would hold their data again."""
         if self._preferences is None:
-            return journey
-        snapshot = await self._preferences.read(order.customer.id)
-        if snapshot.preferences.updated_at is None and not snapshot.consent_events:
-            return journey  # nothing chosen: keep the input small
-        return replace(journey, overrides=overrides_from(snapshot))
-
-    async def _refuse_erased(self, order: Order) -> None:
-        """Before the owner is registered: registering would make the erased customer
-        a new data key, and the journey would hold their data again."""
-        if self._preferences is not None and await self._preferences.is_erased(order.customer.id):
+            return None
+        snapshot = await self._preferences.read_unless_erased(order.customer.id)
+        if snapshot is None:
             raise CustomerWasErased("order.customer.id")
+        return snapshot
 
     async def _register_owner(self, journey_id: str, order: Order) -> bool:
         """Whether the customer has other journeys (True when there is no registry
@@ -375,6 +371,16 @@ def initial_search_attributes(order: Order) -> TypedSearchAttributes:
 def _summary_text(order: Order) -> str:
     # Shown in the Temporal UI's list: ids and counts only, no personal data.
     return f"Order {order.order_id} · {order.item_count} item(s)"
+
+
+def _journey_input(
+    order: Order, stored: PreferenceSnapshot | None, *, has_other_journeys: bool
+) -> JourneyInput:
+    """The order, with the customer's stored preferences when there are any."""
+    journey = JourneyInput(order=order, customer_has_other_journeys=has_other_journeys)
+    if stored is None or (stored.preferences.updated_at is None and not stored.consent_events):
+        return journey  # nothing chosen: keep the input small
+    return replace(journey, overrides=overrides_from(stored))
 
 
 def _summary(execution: WorkflowExecution) -> JourneySummary:

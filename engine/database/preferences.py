@@ -168,10 +168,15 @@ class PreferenceStore:
         """Preferences and consent as they stand, without bumping the revision (for a
         journey that is about to start: newer changes will notify it)."""
         async with self._sessions() as session:
-            row = (await session.execute(_PREFERENCES_OF, {"customer_id": customer_id})).first()
-            events = await events_of(session, customer_id)
-        preferences = CustomerPreferences.of(row) if row else CustomerPreferences(customer_id)
-        return PreferenceSnapshot(preferences, events)
+            return await _stored_snapshot(session, customer_id)
+
+    async def read_unless_erased(self, customer_id: str) -> PreferenceSnapshot | None:
+        """As :meth:`read`, in the same session as the erasure check (a journey start
+        asks both); None for an erased customer."""
+        async with self._sessions() as session:
+            if await session.scalar(_IS_ERASED, _erased_key(customer_id)):
+                return None
+            return await _stored_snapshot(session, customer_id)
 
     async def snapshot(self, customer_id: str) -> PreferenceSnapshot:
         """Bump the revision and read preferences and consent, in one transaction.
@@ -189,10 +194,7 @@ class PreferenceStore:
 
     async def is_erased(self, customer_id: str) -> bool:
         async with self._sessions() as session:
-            found = await session.scalar(
-                _IS_ERASED, {"customer_hash": erased_customer_hash(customer_id)}
-            )
-            return bool(found)
+            return bool(await session.scalar(_IS_ERASED, _erased_key(customer_id)))
 
     async def erase(self, customer_id: str) -> Erasure:
         """Delete the customer's preferences and consent events and remember (by a
@@ -227,6 +229,18 @@ _PREFERENCES = cast(Table, CustomerPreferenceRecord.__table__)
 _ERASED = cast(Table, ErasedCustomer.__table__)
 _PREFERENCES_OF = select(_PREFERENCES).where(_PREFERENCES.c.customer_id == bindparam("customer_id"))
 _IS_ERASED = select(exists().where(_ERASED.c.customer_hash == bindparam("customer_hash")))
+
+
+def _erased_key(customer_id: str) -> dict[str, str]:
+    return {"customer_hash": erased_customer_hash(customer_id)}
+
+
+async def _stored_snapshot(session: AsyncSession, customer_id: str) -> PreferenceSnapshot:
+    """Preferences (the defaults when none are stored) and consent, as they stand."""
+    row = (await session.execute(_PREFERENCES_OF, {"customer_id": customer_id})).first()
+    events = await events_of(session, customer_id)
+    preferences = CustomerPreferences.of(row) if row else CustomerPreferences(customer_id)
+    return PreferenceSnapshot(preferences, events)
 
 
 async def _bump_revision(session: AsyncSession, customer_id: str) -> None:
