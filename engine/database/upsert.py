@@ -1,6 +1,6 @@
 """INSERT ... ON CONFLICT for the two databases we run on.
 
-PostgreSQL and SQLite (3.24+) both have it, each through its own SQLAlchemy
+PostgreSQL and SQLite (3.35+, for RETURNING) both have it, each through its own SQLAlchemy
 dialect construct; the statement is otherwise the same. One statement decides a
 race between callers (the unique constraint does) without an IntegrityError, and
 so without aborting a PostgreSQL transaction.
