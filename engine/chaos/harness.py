@@ -1,7 +1,8 @@
 """The stack a chaos scenario runs on, built like a deployment: the dev server on its
 persistent database (engine.bench.stack), the journey worker as a separate process
-(``aftercare worker``, so it can be SIGKILLed), the gRPC API, the aiosmtpd sink and
-the Twilio fake, each with the fault switches the scenarios pull.
+(``aftercare worker``, so it can be SIGKILLed), the gRPC API, the HTTP app (which
+takes the provider's delivery reports), the aiosmtpd sink and the Twilio fake, each
+with the fault switches the scenarios pull.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from clients import AftercareClient
-from engine.bench.stack import Stack, bench_stack, serving_api, settings_environment
+from engine.bench.stack import Stack, bench_stack, free_port, serving_api, settings_environment
 from engine.chaos.config import ChaosConfig
 from engine.devstack.stack import DEV_TWILIO_SID, DEV_TWILIO_TOKEN, dev_twilio_settings
 from engine.devstack.twilio_fake import TwilioFake, serve_twilio_fake
+from engine.http.runtime import http_app
+from engine.http.server import serve_http
 from engine.settings import Settings
 
 CHAOS_PLANS_DIR = Path(__file__).resolve().parent / "plans"
@@ -31,6 +34,9 @@ AFTERCARE = Path(sys.executable).parent / "aftercare"
 _READY_LINE = b"worker running"
 # Above the default 10/s: the run is about faults, not about the provider's rate limit.
 _SMS_RATE_PER_SECOND = 50.0
+# How long after accepting a text the fake reports it sent, then delivered: about what
+# Twilio takes, and far less than the 30 s before a killed send attempt is retried.
+DELIVERY_REPORT_DELAY_SECONDS = 1.0
 
 
 class WorkerCrashedError(RuntimeError):
@@ -218,17 +224,24 @@ async def chaos_run(
     }
     if database_url is not None:
         overrides["database_url"] = database_url
-    # Delivery reports are not what a chaos run checks: the fake holds them back
-    # for longer than any run lasts, so nothing needs to receive them.
+    # The HTTP app receives the fake's delivery reports, as in a deployment: a
+    # report records a text the worker was killed before recording, which is what
+    # keeps a retry from sending it again (README, "Exactly-once sending").
+    http_port = free_port()
+    overrides["public_base_url"] = f"http://127.0.0.1:{http_port}"
     async with serve_twilio_fake(
         "127.0.0.1",
         0,
         DEV_TWILIO_SID,
         DEV_TWILIO_TOKEN,
-        callback_delay_seconds=24 * 3600.0,
+        callback_delay_seconds=DELIVERY_REPORT_DELAY_SECONDS,
     ) as twilio:
         overrides.update(dev_twilio_settings(twilio.base_url))
-        async with bench_stack(overrides) as stack:
+        async with (
+            bench_stack(overrides) as stack,
+            http_app(stack.settings) as app,
+            serve_http(app, "127.0.0.1", http_port),
+        ):
             log_file = config.log_dir.resolve() / f"{name}-{run_id}-worker.log"
             worker = WorkerProcess(worker_environment(stack.settings), log_file, stack.state_dir)
             await worker.start()

@@ -67,9 +67,10 @@ def test_every_due_message_goes_out_exactly_once(
     assert (verification.journeys, verification.completed) == (JOURNEYS, JOURNEYS), report
     assert (verification.expected, verification.sent) == (owed, owed), report
     assert verification.missing == 0, report
-    # Nothing sent twice, except what the documented residual window explains: the
-    # worker SIGKILLed after the provider took a message and before the ledger
-    # recorded it (only worker_kill kills a worker; every other resend is a problem).
+    # Nothing sent twice, except what the documented residual window explains: an
+    # email whose sender was SIGKILLed around the moment the SMTP server took it,
+    # before the ledger recorded it (only worker_kill kills a worker; texts have
+    # delivery reports, and every other resend is a problem).
     assert verification.duplicates == verification.resent_after_kill, report
     if name != "worker_kill":
         assert verification.resent_after_kill == 0, report
