@@ -23,19 +23,28 @@ from workflows.model import CHOOSE_PLAN_ACTIVITY, ChoosePlanInput
 from workflows.plan import PinnedPlan
 
 
+def deployment_plans(
+    folder: Path | None = None, *, frequency_caps: FrequencyCaps | None = None
+) -> dict[str, PinnedPlan]:
+    """The plans a journey may pin, keyed by id: the catalogue in ``folder``, validated
+    (templates included), with the deployment's caps (AFTERCARE_FREQUENCY_CAPS) over
+    every plan's, so a journey keeps the caps it started with. Raises PlanError."""
+    plans = load_catalogue(folder, known_templates=TEMPLATE_NAMES)
+    return {
+        plan_id: with_frequency_caps(pinned, frequency_caps) for plan_id, pinned in plans.items()
+    }
+
+
 class PlanActivities:
+    """For journeys started without a plan in their input (the API gives one): the
+    journey asks for it in its first workflow task."""
+
     def __init__(
         self, folder: Path | None = None, *, frequency_caps: FrequencyCaps | None = None
     ) -> None:
         # Loaded once per worker and validated up front: a broken plan file stops
         # the worker at start instead of failing journeys one by one.
-        plans = load_catalogue(folder, known_templates=TEMPLATE_NAMES)
-        # The deployment's caps (AFTERCARE_FREQUENCY_CAPS) go over every plan's before
-        # any journey pins it, so a journey keeps the caps it started with.
-        self._plans = {
-            plan_id: with_frequency_caps(pinned, frequency_caps)
-            for plan_id, pinned in plans.items()
-        }
+        self._plans = deployment_plans(folder, frequency_caps=frequency_caps)
 
     @activity.defn(name=CHOOSE_PLAN_ACTIVITY)
     async def choose_plan(self, request: ChoosePlanInput) -> PinnedPlan:

@@ -11,6 +11,7 @@ from clients.aftercare_client import (
     JourneyEndedError,
     JourneyExistsError,
     JourneyNotFoundError,
+    NoPlanError,
     PermissionDeniedError,
     ServiceUnavailableError,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "JourneyEndedError",
     "JourneyExistsError",
     "JourneyNotFoundError",
+    "NoPlanError",
     "PermissionDeniedError",
     "ServiceUnavailableError",
     "messages",

@@ -30,6 +30,10 @@ from grpc_status import rpc_status
 
 Reply = TypeVar("Reply")
 
+# google.rpc.PreconditionFailure.Violation.type of a start for an order that no plan
+# of the deployment applies to (the server's engine.api.status uses it too).
+NO_PLAN = "NO_PLAN"
+
 
 class AftercareError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
@@ -73,6 +77,10 @@ class CustomerErasedError(AftercareError):
     """The customer was erased: nothing about them can be recorded any more."""
 
 
+class NoPlanError(AftercareError):
+    """No journey plan of the deployment applies to the order: nothing was started."""
+
+
 _ERRORS: dict[grpc.StatusCode, type[AftercareError]] = {
     grpc.StatusCode.NOT_FOUND: JourneyNotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: JourneyExistsError,
@@ -93,7 +101,20 @@ def _translate(error: grpc.aio.AioRpcError) -> AftercareError:
             if detail.Unpack(bad_request):
                 fields.update({v.field: v.description for v in bad_request.field_violations})
         return InvalidRequestError(code, message, fields)
+    if code == grpc.StatusCode.FAILED_PRECONDITION and NO_PLAN in _precondition_kinds(error):
+        return NoPlanError(code, message)
     return _ERRORS.get(code, AftercareError)(code, message)
+
+
+def _precondition_kinds(error: grpc.aio.AioRpcError) -> set[str]:
+    """The ``google.rpc.PreconditionFailure`` violation types the error carries."""
+    kinds: set[str] = set()
+    status = rpc_status.from_call(error)
+    for detail in status.details if status else []:
+        failure = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(failure):
+            kinds.update(violation.type for violation in failure.violations)
+    return kinds
 
 
 class AftercareClient:

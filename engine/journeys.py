@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.plans import PlanError, choose_plan
 from engine.codec.customer_codec import customer_keys_of
 from engine.database.consent import current_consent
 from engine.database.preferences import PreferenceSnapshot, PreferenceStore
@@ -36,7 +38,7 @@ from workflows.ids import journey_id_for, order_id_from
 from workflows.model import EventType, JourneyInput, JourneyState, Order, OrderEvent, Stage
 from workflows.order_journey import OrderJourney
 from workflows.overrides import CustomerOverrides
-from workflows.plan import Category, TimeWindow
+from workflows.plan import Category, PinnedPlan, TimeWindow
 from workflows.vocabulary import Channel
 
 # Carriers can report a parcel before the order system starts the journey; these
@@ -70,6 +72,14 @@ class CustomerWasErased(JourneyError):
     def __init__(self, field: str) -> None:
         super().__init__(f"{field}: this customer's data was erased; no journey can start for them")
         self.field = field
+
+
+class NoPlanApplies(JourneyError):
+    """No plan of the deployment's catalogue applies to the order: nothing started."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"order: {reason}")
+        self.field = "order"
 
 
 class JourneyEnded(JourneyError):
@@ -114,7 +124,11 @@ def _visibility_literal(value: str) -> str:
 
 class JourneyDirectory:
     def __init__(
-        self, client: Client, task_queue: str, preferences: PreferenceStore | None = None
+        self,
+        client: Client,
+        task_queue: str,
+        preferences: PreferenceStore | None = None,
+        plans: Mapping[str, PinnedPlan] | None = None,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
@@ -124,15 +138,20 @@ class JourneyDirectory:
         # Without a store, journeys start with the order's own settings and
         # notify_preferences_changed is unavailable.
         self._preferences = preferences
+        # The deployment's plans (activities.choose_plan.deployment_plans): a journey
+        # starts with its plan chosen and pinned in its input, so its first workflow
+        # task runs no local activity to choose it. Without, the journey chooses.
+        self._plans = plans
 
     async def start(self, order: Order) -> StartedJourney:
         journey_id = journey_id_for(order.order_id)
+        plan = self._plan_for(order)
         stored = await self._stored_preferences(order)
         has_other_journeys = await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                _journey_input(order, stored, has_other_journeys=has_other_journeys),
+                _journey_input(order, plan, stored, has_other_journeys=has_other_journeys),
                 id=journey_id,
                 task_queue=self._task_queue,
                 # A closed journey's id is never reused: the order id is the key.
@@ -155,6 +174,9 @@ class JourneyDirectory:
         first if it does not exist yet (signal-with-start: one atomic step)."""
         if order is not None and event.type in EVENTS_THAT_MAY_START:
             return await self._signal_with_start(order, event)
+        return await self._signal(order_id, event)
+
+    async def _signal(self, order_id: str, event: OrderEvent) -> str:
         handle = self._handle(order_id)
         try:
             await handle.signal(OrderJourney.record_event, event)
@@ -168,12 +190,21 @@ class JourneyDirectory:
 
     async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
         journey_id = journey_id_for(order.order_id)
+        try:
+            plan = self._plan_for(order)
+        except NoPlanApplies as no_plan:
+            # A journey started under other plans still takes its events; only a
+            # missing one is refused, as nothing could start it.
+            try:
+                return await self._signal(order.order_id, event)
+            except JourneyNotFound:
+                raise no_plan from None
         stored = await self._stored_preferences(order)
         has_other_journeys = await self._register_owner(journey_id, order)
         try:
             await self._client.start_workflow(
                 OrderJourney.run,
-                _journey_input(order, stored, has_other_journeys=has_other_journeys),
+                _journey_input(order, plan, stored, has_other_journeys=has_other_journeys),
                 id=journey_id,
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -302,6 +333,16 @@ class JourneyDirectory:
             async for execution in self._client.list_workflows(" AND ".join(clauses))
         ]
 
+    def _plan_for(self, order: Order) -> PinnedPlan | None:
+        """The plan the journey pins (None: it chooses in its first workflow task).
+        Chosen before anything is written, so an order no plan covers changes nothing."""
+        if self._plans is None:
+            return None
+        try:
+            return choose_plan(order, self._plans)
+        except PlanError as err:
+            raise NoPlanApplies(str(err)) from None
+
     async def _stored_preferences(self, order: Order) -> PreferenceSnapshot | None:
         """The customer's stored preferences (None without a store), read in one go
         with the erasure check. An erased customer is refused here, before the owner
@@ -374,10 +415,14 @@ def _summary_text(order: Order) -> str:
 
 
 def _journey_input(
-    order: Order, stored: PreferenceSnapshot | None, *, has_other_journeys: bool
+    order: Order,
+    plan: PinnedPlan | None,
+    stored: PreferenceSnapshot | None,
+    *,
+    has_other_journeys: bool,
 ) -> JourneyInput:
-    """The order, with the customer's stored preferences when there are any."""
-    journey = JourneyInput(order=order, customer_has_other_journeys=has_other_journeys)
+    """The order and its plan, with the customer's stored preferences when there are any."""
+    journey = JourneyInput(order=order, plan=plan, customer_has_other_journeys=has_other_journeys)
     if stored is None or (stored.preferences.updated_at is None and not stored.consent_events):
         return journey  # nothing chosen: keep the input small
     return replace(journey, overrides=overrides_from(stored))

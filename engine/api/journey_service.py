@@ -13,9 +13,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.api import requests, responses
 from engine.api.answers import Refusal, answer
-from engine.api.status import customer_erased, journey_error_code
+from engine.api.status import customer_erased, journey_error_code, no_plan
 from engine.api.violations import Violations
-from engine.journeys import CustomerWasErased, JourneyDirectory, JourneyError
+from engine.journeys import CustomerWasErased, JourneyDirectory, JourneyError, NoPlanApplies
 from engine.logging import get_logger
 
 log = get_logger(__name__)
@@ -30,6 +30,8 @@ DEFAULT_PAGE_SIZE = 100
 def _refusal(error: Exception) -> Refusal | None:
     if isinstance(error, CustomerWasErased):
         return customer_erased(error)
+    if isinstance(error, NoPlanApplies):
+        return no_plan(error)
     if isinstance(error, JourneyError):
         return journey_error_code(error), str(error)
     return None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client
 
+from activities.choose_plan import deployment_plans
 from engine.api.auth import authenticator_for
 from engine.api.preferences_service import PreferencesServicer
 from engine.api.server import ApiServer, build_server
@@ -58,7 +59,8 @@ async def preferences_parts(
     sessions = create_session_factory(engine)
     try:
         store = PreferenceStore(sessions)
-        directory = JourneyDirectory(client, settings.task_queue, store)
+        plans = deployment_plans(settings.plans_dir, frequency_caps=settings.frequency_caps)
+        directory = JourneyDirectory(client, settings.task_queue, store, plans)
         eraser = CustomerEraser(
             directory,
             store,

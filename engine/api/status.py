@@ -7,6 +7,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from clients.aftercare_client import NO_PLAN
 from engine.api.violations import InvalidRequest
 from engine.journeys import (
     CustomerWasErased,
@@ -14,6 +15,7 @@ from engine.journeys import (
     JourneyEnded,
     JourneyError,
     JourneyNotFound,
+    NoPlanApplies,
 )
 
 # google.rpc.PreconditionFailure.Violation.type of a request about an erased customer.
@@ -42,17 +44,27 @@ def invalid_argument(error: InvalidRequest) -> grpc.Status:
 def customer_erased(error: CustomerWasErased) -> grpc.Status:
     """FAILED_PRECONDITION with a ``google.rpc.PreconditionFailure`` whose violation
     names the request field (``order.customer.id``): retrying cannot help."""
+    return _precondition_failed(CUSTOMER_ERASED, error.field, str(error))
+
+
+def no_plan(error: NoPlanApplies) -> grpc.Status:
+    """FAILED_PRECONDITION naming ``order``: the deployment's plans do not cover it
+    (a plan must be added, or the order's data is not what the plans expect)."""
+    return _precondition_failed(NO_PLAN, error.field, str(error))
+
+
+def _precondition_failed(kind: str, subject: str, message: str) -> grpc.Status:
     failure = error_details_pb2.PreconditionFailure(
         violations=[
             error_details_pb2.PreconditionFailure.Violation(
-                type=CUSTOMER_ERASED, subject=error.field, description=str(error)
+                type=kind, subject=subject, description=message
             )
         ]
     )
     detail = any_pb2.Any()
     detail.Pack(failure)
     return rpc_status.to_status(
-        status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=str(error), details=[detail])
+        status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=message, details=[detail])
     )
 
 
@@ -61,6 +73,6 @@ def journey_error_code(error: JourneyError) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, JourneyAlreadyExists):
         return grpc.StatusCode.ALREADY_EXISTS
-    if isinstance(error, JourneyEnded | CustomerWasErased):
+    if isinstance(error, JourneyEnded | CustomerWasErased | NoPlanApplies):
         return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.INTERNAL

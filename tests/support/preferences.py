@@ -41,6 +41,7 @@ async def preferences_stack(
     *,
     with_worker: bool = True,
     keys: DataKeys | None = None,
+    plans_dir: Path | None = None,
 ) -> AsyncIterator[PreferencesStack]:
     settings = Settings(
         _env_file=None,
@@ -50,6 +51,7 @@ async def preferences_stack(
         database_url=database_url,
         smtp_port=sink.port,
         grpc_port=free_port(),
+        plans_dir=plans_dir,
     )
     engine = create_engine(database_url)
     try:
