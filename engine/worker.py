@@ -23,6 +23,7 @@ from activities.sms.rendering import SmsRenderer
 from activities.sms.twilio_sender import TwilioConfig, TwilioSender
 from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
+from engine.build_id import worker_build_id
 from engine.database.connection import create_engine, create_session_factory
 from engine.database.consent import ConsentLedger
 from engine.database.frequency_caps import FrequencyCapStore
@@ -160,6 +161,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
             Worker(
                 client,
                 task_queue=settings.task_queue,
+                build_id=worker_build_id(),
                 workflows=[OrderJourney],
                 workflow_runner=workflow_runner(settings),
                 max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
@@ -175,6 +177,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                 Worker(
                     client,
                     task_queue=channel_task_queue(settings.task_queue, channel),
+                    build_id=worker_build_id(),
                     activities=[messages.send_message],
                     # Enforced by the server across every worker of the queue: the
                     # provider's limit holds however many workers run.

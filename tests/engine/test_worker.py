@@ -8,6 +8,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from engine.build_id import worker_build_id
 from engine.database.migrate import upgrade_database
 from engine.settings import Settings
 from engine.worker import EXTERNAL_STORAGE_CONCURRENCY, journey_worker
@@ -36,3 +37,5 @@ async def test_the_journey_worker_walks_payloads_in_line_and_each_channel_has_a_
     assert journeys[0]["max_workflow_task_external_storage_concurrency"] == 1
     sends = sorted(config["task_queue"] for config in configs if not config.get("workflows"))
     assert sends == sorted(channel_task_queue(settings.task_queue, c) for c in Channel)
+    # Every worker reports our build id, not the SDK's hash of every loaded module.
+    assert {config.get("build_id") for config in configs} == {worker_build_id()}
