@@ -22,7 +22,6 @@ from engine.bench.baseline import BaselineWorkflow, baseline_echo
 from engine.bench.stack import Stack, child_processes, wait_for_pollers
 from engine.build_id import worker_build_id
 from engine.codec.runtime import converter_for
-from engine.garbage_collection import settle_startup_heap
 from engine.sandbox import workflow_runner, write_bytecode_for
 from engine.settings import Settings
 from engine.temporal import connect
@@ -40,7 +39,7 @@ async def serve(settings: Settings, queue: str) -> None:
     )
     # Bare Temporal as deployed: with bytecode on disk, as the journey worker has.
     write_bytecode_for(BaselineWorkflow)
-    worker = Worker(
+    async with Worker(
         client,
         task_queue=queue,
         # The journey worker's too: neither side spends its start hashing every module.
@@ -50,9 +49,7 @@ async def serve(settings: Settings, queue: str) -> None:
         # The journey worker's choice: both sides run with or both without it.
         workflow_runner=workflow_runner(settings),
         max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
-    )
-    settle_startup_heap()  # as `aftercare worker` does
-    async with worker:
+    ):
         await stop.wait()
 
 

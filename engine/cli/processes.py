@@ -7,7 +7,6 @@ import signal
 from datetime import timedelta
 
 from engine.api.preferences_runtime import serving_api
-from engine.garbage_collection import settle_startup_heap
 from engine.http.runtime import http_app
 from engine.http.server import serve_http
 from engine.logging import get_logger
@@ -32,12 +31,10 @@ def _stop_event() -> asyncio.Event:
 async def run_worker(settings: Settings) -> None:
     stop = _stop_event()
     client = await connect(settings, wait=_STARTUP_WAIT)
-    async with journey_worker(client, settings) as worker:
-        settle_startup_heap()
-        async with worker:
-            log.info("worker running", task_queue=settings.task_queue)
-            await stop.wait()
-            log.info("worker stopping")
+    async with journey_worker(client, settings) as worker, worker:
+        log.info("worker running", task_queue=settings.task_queue)
+        await stop.wait()
+        log.info("worker stopping")
 
 
 async def run_http(settings: Settings) -> None:

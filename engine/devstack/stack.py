@@ -31,7 +31,6 @@ from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.devstack.twilio_fake import serve_twilio_fake
-from engine.garbage_collection import settle_startup_heap
 from engine.http.runtime import http_app
 from engine.http.server import serve_http
 from engine.links.secret import load_or_create_secret
@@ -195,7 +194,6 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
 
         app = await parts.enter_async_context(http_app(settings))
         await parts.enter_async_context(serve_http(app, settings.http_host, settings.http_port))
-        settle_startup_heap()  # one process runs it all, the worker too
 
         print(
             banner(
