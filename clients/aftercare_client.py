@@ -30,8 +30,10 @@ from grpc_status import rpc_status
 
 Reply = TypeVar("Reply")
 
-# google.rpc.PreconditionFailure.Violation.type of a start for an order that no plan
-# of the deployment applies to (the server's engine.api.status uses it too).
+# google.rpc.PreconditionFailure.Violation.type of a FAILED_PRECONDITION answer (the
+# server's engine.api.status sets them): a request about an erased customer, and a
+# start for an order that no plan of the deployment applies to.
+CUSTOMER_ERASED = "CUSTOMER_ERASED"
 NO_PLAN = "NO_PLAN"
 
 

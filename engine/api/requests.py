@@ -237,6 +237,15 @@ def _items(v: Violations, messages: list[pb.LineItem]) -> list[LineItem]:
     return items
 
 
+def valid_order(message: pb.Order, *, now: datetime) -> Order:
+    """``order`` for a message that must be valid (a sample, a file, a bench's
+    order): InvalidRequest naming each bad field otherwise."""
+    v = Violations()
+    converted = order(v, message, now=now)
+    v.raise_if_any()
+    return converted
+
+
 def order(v: Violations, message: pb.Order, *, now: datetime) -> Order:
     # The id first: when many fields are wrong and the list is capped, the caller
     # still learns whether the order itself was named correctly.

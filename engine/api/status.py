@@ -7,7 +7,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from clients.aftercare_client import NO_PLAN
+from clients.aftercare_client import CUSTOMER_ERASED, NO_PLAN
 from engine.api.violations import InvalidRequest
 from engine.journeys import (
     CustomerWasErased,
@@ -17,9 +17,6 @@ from engine.journeys import (
     JourneyNotFound,
     NoPlanApplies,
 )
-
-# google.rpc.PreconditionFailure.Violation.type of a request about an erased customer.
-CUSTOMER_ERASED = "CUSTOMER_ERASED"
 
 
 def invalid_argument(error: InvalidRequest) -> grpc.Status:

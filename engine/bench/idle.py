@@ -57,7 +57,6 @@ from activities.email.rendering import TEMPLATE_NAMES
 from activities.plans import content_hash, load_plan
 from clients import AftercareClient, AftercareError
 from engine.api import requests
-from engine.api.violations import Violations
 from engine.bench.baseline_worker import baseline_worker
 from engine.bench.procfs import cpu_seconds, rss_bytes, tree_rss_bytes
 from engine.bench.stack import Stack, bench_stack, serving_api, wait_for_pollers, worker_process
@@ -392,10 +391,7 @@ def storm_plan(due: datetime, timezone: str, source: Path = STORM_PLAN_FILE) -> 
 
 
 def _domain_order(order_id: str) -> Order:
-    v = Violations()
-    order = requests.order(v, bench_order(order_id, DEFAULT_PLAN_VARIANT), now=datetime.now(UTC))
-    v.raise_if_any()
-    return order
+    return requests.valid_order(bench_order(order_id, DEFAULT_PLAN_VARIANT), now=datetime.now(UTC))
 
 
 async def _count_pinned(client: Client, label: str) -> int:

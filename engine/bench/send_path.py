@@ -17,7 +17,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.send_message import MessageActivities
 from engine.api import requests
-from engine.api.violations import Violations
 from engine.bench.stack import free_port
 from engine.bench.workloads import MAIL_TIMEOUT_SECONDS, WARMUP_RUNS, Throughput, bounded
 from engine.devstack.mail_sink import MailSink
@@ -40,10 +39,7 @@ class SendPath:
 
 
 def _order(order_id: str, variant: int) -> Order:
-    v = Violations()
-    order = requests.order(v, sample_order(order_id, variant), now=datetime.now(UTC))
-    v.raise_if_any()
-    return order
+    return requests.valid_order(sample_order(order_id, variant), now=datetime.now(UTC))
 
 
 async def send_path(settings: Settings, sink: MailSink, sends: int, in_flight: int) -> SendPath:

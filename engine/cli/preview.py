@@ -24,7 +24,7 @@ from activities.email.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.email.rendering import TEMPLATE_NAMES, EmailContext, EmailRenderer, RenderedEmail
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
 from engine.api import requests
-from engine.api.violations import InvalidRequest, Violations
+from engine.api.violations import InvalidRequest
 from engine.samples import sample_order, sample_shipment
 from engine.settings import Settings
 from workflows.model import Feedback, Order, Shipment
@@ -67,9 +67,7 @@ def load_order(file: Path | None, locale: str) -> Order:
             if file
             else sample_order(SAMPLE_ORDER_ID, SAMPLE_VARIANT)
         )
-        v = Violations()
-        order = requests.order(v, message, now=datetime.now(UTC))
-        v.raise_if_any()
+        order = requests.valid_order(message, now=datetime.now(UTC))
     except (OSError, json_format.ParseError, InvalidRequest) as err:
         raise PreviewError(f"cannot use order {file}: {err}") from None
     customer = order.customer

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from activities.plans import PlanError
 from engine.api import requests
-from engine.api.violations import InvalidRequest, Violations
+from engine.api.violations import InvalidRequest
 from engine.samples import sample_order
 from engine.settings import Settings
 from engine.simulation.simulate import DEFAULT_EVENTS, load_events, render_table, simulate
@@ -29,10 +29,7 @@ def _order(file: Path | None, plan: str) -> Order:
         if file
         else sample_order("SIM-1", _SAMPLE_VARIANT.get(plan, 1))
     )
-    v = Violations()
-    order = requests.order(v, message, now=datetime.now(UTC))
-    v.raise_if_any()
-    return order
+    return requests.valid_order(message, now=datetime.now(UTC))
 
 
 def simulate_command(

@@ -21,12 +21,9 @@ from activities.choose_plan import deployment_plans
 from activities.plans import DEFAULT_PLAN_FOLDER, choose_plan
 from clients import NoPlanError
 from engine.api import requests
-from engine.api.violations import Violations
-from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink
 from engine.journeys import JourneyDirectory
 from engine.samples import sample_order, sample_shipment
-from tests.support.databases import sqlite_url
 from tests.support.ids import new_order_id
 from tests.support.preferences import preferences_stack
 from tests.support.waiting import eventually
@@ -37,28 +34,21 @@ from workflows.search_attributes import JOURNEY_PLAN
 COFFEE, T_SHIRTS = 0, 1  # sample_order variants: a consumables basket, and one without
 
 
-def migrated_sqlite(folder: Path) -> str:
-    url = sqlite_url(folder)
-    upgrade_database(url)
-    return url
-
-
 def domain_order(order: pb.Order) -> Order:
-    v = Violations()
-    converted = requests.order(v, order, now=datetime.now(UTC))
-    v.raise_if_any()
-    return converted
+    return requests.valid_order(order, now=datetime.now(UTC))
 
 
 @pytest.mark.parametrize("variant", [COFFEE, T_SHIRTS])
 async def test_the_journey_runs_the_plan_the_api_chose(
-    temporal_client: Client, tmp_path: Path, mail_sink: MailSink, variant: int
+    temporal_client: Client,
+    database_url: str,
+    tmp_path: Path,
+    mail_sink: MailSink,
+    variant: int,
 ) -> None:
     order = sample_order(new_order_id("PLAN"), variant)
     expected = choose_plan(domain_order(order), deployment_plans())
-    async with preferences_stack(
-        temporal_client, migrated_sqlite(tmp_path), tmp_path, mail_sink
-    ) as stack:
+    async with preferences_stack(temporal_client, database_url, tmp_path, mail_sink) as stack:
         started = await stack.client.start_journey(order)
         handle = temporal_client.get_workflow_handle(started.journey_id)
 
@@ -82,7 +72,7 @@ async def test_the_journey_runs_the_plan_the_api_chose(
 
 
 async def test_an_order_no_plan_covers_is_refused_and_nothing_starts(
-    temporal_client: Client, tmp_path: Path, mail_sink: MailSink
+    temporal_client: Client, database_url: str, tmp_path: Path, mail_sink: MailSink
 ) -> None:
     plans = tmp_path / "plans"
     plans.mkdir()
@@ -92,7 +82,7 @@ async def test_an_order_no_plan_covers_is_refused_and_nothing_starts(
         event_id="ship-1", type=pb.EVENT_TYPE_SHIPPED, shipment=sample_shipment(order.order_id)
     )
     async with preferences_stack(
-        temporal_client, migrated_sqlite(tmp_path), tmp_path, mail_sink, plans_dir=plans
+        temporal_client, database_url, tmp_path, mail_sink, plans_dir=plans
     ) as stack:
         with pytest.raises(NoPlanError) as by_start:
             await stack.client.start_journey(order)

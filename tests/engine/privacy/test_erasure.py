@@ -25,7 +25,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from clients import CustomerErasedError, JourneyEndedError
-from engine.api.status import CUSTOMER_ERASED
+from clients.aftercare_client import CUSTOMER_ERASED
 from engine.codec.aes_gcm import CUSTOMER_KEY_KIND, KEY_KIND_METADATA
 from engine.codec.customer_codec import CustomerKeyDestroyed, customer_data_converter
 from engine.codec.customer_keys import CustomerKeys
