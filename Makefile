@@ -53,22 +53,22 @@ clean:
 # Latency, throughput, cost per journey and the send path, beside bare Temporal
 # measured in the same run -> table on stdout and .aftercare/bench.json.
 bench: install
-	$(BIN)/python -m engine.bench
+	$(BIN)/python -m tools.bench
 
 # StartJourney -> confirmation email latency against bare Temporal (issue 2's figure).
 bench-latency: install
-	$(BIN)/python -m engine.bench.latency --runs 300 --json .aftercare/bench-latency.json
+	$(BIN)/python -m tools.bench.latency --runs 300 --json .aftercare/bench-latency.json
 
 # 20,000 sleeping journeys: start rate, worker and server memory, then a wake storm
 # of 5,000 timers due at one instant (issue 6's idle capacity) -> .aftercare/bench-idle.json.
 # BENCH_IDLE_FLAGS=--large for 100,000.
 bench-idle: install
-	$(BIN)/python -m engine.bench.idle $(BENCH_IDLE_FLAGS)
+	$(BIN)/python -m tools.bench.idle $(BENCH_IDLE_FLAGS)
 
 # Every chaos scenario with 500 journeys in flight: what was injected, what was
 # checked (journeys, ledger, mail sink, Twilio fake); non-zero exit on any failure.
 chaos: install
-	$(BIN)/python -m engine.chaos --journeys 500
+	$(BIN)/python -m tools.chaos --journeys 500
 
 # Record one history per journey path (tests/histories/*.json) for the replay tests.
 histories: install
@@ -82,4 +82,4 @@ chromium:
 
 # The order confirmation (en, de) at 375 and 1200 px -> .aftercare/screenshots/*.png
 screenshots: install chromium
-	$(BIN)/python -m engine.devstack.screenshots
+	$(BIN)/python -m tools.screenshots

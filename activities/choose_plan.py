@@ -12,15 +12,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.email.rendering import TEMPLATE_NAMES
-from activities.plans import (
+from workflows.contracts import CHOOSE_PLAN_ACTIVITY, ChoosePlanInput
+from workflows.plans.catalogue import (
     FrequencyCaps,
     PlanError,
     choose_plan,
     load_catalogue,
     with_frequency_caps,
 )
-from workflows.model import CHOOSE_PLAN_ACTIVITY, ChoosePlanInput
-from workflows.plan import PinnedPlan
+from workflows.plans.model import PinnedPlan
 
 
 def deployment_plans(

@@ -24,12 +24,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels.base import Channel, PermanentDeliveryError, TransientDeliveryError
-from engine.database.consent import ALWAYS_ALLOWED_CATEGORIES, ConsentLedger
-from engine.database.frequency_caps import CapOutcome, FrequencyCapStore, send_key
-from engine.database.ledger import Claim, LedgerEntry, MessageLedger
-from engine.database.suppressions import SuppressionList
-from engine.database.tables import MessageStatus
-from workflows.model import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
+from engine.customers.consent import ALWAYS_ALLOWED_CATEGORIES, ConsentLedger
+from engine.messaging.frequency_caps import CapOutcome, FrequencyCapStore, send_key
+from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
+from engine.messaging.suppressions import SuppressionList
+from engine.platform.database.tables import MessageStatus
+from workflows.contracts import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
 from workflows.vocabulary import Channel as ChannelName
 
 TRANSIENT_FAILURE = "TransientDeliveryFailure"

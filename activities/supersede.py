@@ -10,13 +10,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import search_attributes as sa
-from workflows.model import (
-    SUPERSEDE_REPLENISHMENT_ACTIVITY,
-    EventType,
-    OrderEvent,
-    SupersedeInput,
-    SupersedeResult,
-)
+from workflows.contracts import SUPERSEDE_REPLENISHMENT_ACTIVITY, SupersedeInput, SupersedeResult
+from workflows.orders import OrderEvent
+from workflows.vocabulary import EventType
 
 
 class SupersedeActivities:

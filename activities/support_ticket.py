@@ -12,7 +12,11 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.model import OPEN_SUPPORT_TICKET_ACTIVITY, SupportTicketInput, SupportTicketResult
+from workflows.contracts import (
+    OPEN_SUPPORT_TICKET_ACTIVITY,
+    SupportTicketInput,
+    SupportTicketResult,
+)
 
 
 class SupportDeskActivities:

@@ -12,16 +12,16 @@ import pytest
 from temporalio.client import Client
 
 from clients import AftercareClient
-from engine.api.auth import authenticator_for
-from engine.api.server import ApiServer, build_server
-from engine.codec.aes_gcm import data_converter
-from engine.codec.keys import generate_keyring
-from engine.database.migrate import upgrade_database
+from engine.access.auth import authenticator_for
 from engine.devstack.mail_sink import MailSink, ReceivedMail
 from engine.devstack.temporal_server import TemporalDevServer
-from engine.journeys import JourneyDirectory
-from engine.settings import Settings
-from engine.worker import WorkerGroup, journey_worker
+from engine.journeys.directory import JourneyDirectory
+from engine.platform.codec.aes_gcm import data_converter
+from engine.platform.codec.keys import generate_keyring
+from engine.platform.database.migrate import upgrade_database
+from engine.platform.settings import Settings
+from engine.processes.api import ApiServer, build_server
+from engine.processes.worker import WorkerGroup, journey_worker
 from tests.support.api_keys import all_scopes_key
 from tests.support.databases import postgres_available, postgres_database, sqlite_url
 from tests.support.net import free_port

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.model import JourneyState, Order, OrderEvent
+from workflows.orders import Order, OrderEvent
 from workflows.scheduler import RETURN_EVENTS
+from workflows.state import JourneyState
 from workflows.vocabulary import EventType
 
 # Scores 0-6 are NPS detractors: they get help, never marketing.

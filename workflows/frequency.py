@@ -27,17 +27,12 @@ ask gets the slot.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from workflows.plan import Category, FrequencyCap, Plan, TimeWindow
+from workflows.plans.model import Category, FrequencyCap, Plan, TimeWindow
 from workflows.timing import defer_out_of, next_open
-
-if TYPE_CHECKING:
-    from workflows.scheduler import Agenda
 
 # Categories whose messages the cap never counts nor holds back.
 NEVER_CAPPED = frozenset({Category.TRANSACTIONAL, Category.SUPPORT})
@@ -179,21 +174,6 @@ def describe(category: str, caps: Sequence[FrequencyCap]) -> str:
         for i, cap in enumerate(caps)
     ]
     return "at most " + " and ".join(parts)
-
-
-def with_deferrals(agenda: Agenda, deferred: Mapping[str, datetime]) -> Agenda:
-    """The agenda with each message the cap deferred moved to its slot (never earlier
-    than the plan has it), soonest first again."""
-    if not deferred:
-        return agenda
-    sends = [
-        dataclasses.replace(send, due_at=max(send.due_at, deferred[send.key]))
-        if send.key in deferred
-        else send
-        for send in agenda.sends
-    ]
-    sends.sort(key=lambda send: (send.due_at, send.position, send.key))
-    return dataclasses.replace(agenda, sends=sends)
 
 
 def _ceil_minute(moment: datetime) -> datetime:

@@ -21,38 +21,31 @@ with workflow.unsafe.imports_passed_through():
     # Plain data and pure functions: loaded once outside the sandbox, so the
     # datetime and enum types in them are the real ones the converter expects.
     import workflows.search_attributes as sa
-    from workflows.events import apply_event
-    from workflows.frequency import CapCheck, caps_for, priority_of, with_deferrals
-    from workflows.model import (
+    from workflows.contracts import (
         CHOOSE_PLAN_ACTIVITY,
         OPEN_SUPPORT_TICKET_ACTIVITY,
         SEND_MESSAGE_ACTIVITY,
         SUPERSEDE_REPLENISHMENT_ACTIVITY,
         ChoosePlanInput,
         Delivery,
-        JourneyInput,
-        JourneyState,
-        Order,
-        OrderEvent,
-        ScheduledStep,
         SendMessageInput,
         SentMessage,
-        StepOutcome,
-        StepRecord,
         SupersedeInput,
         SupersedeResult,
         SupportTicketInput,
         SupportTicketResult,
-        TimelineEntry,
         channel_task_queue,
     )
+    from workflows.events import apply_event
+    from workflows.frequency import CapCheck, caps_for, priority_of
+    from workflows.orders import Order, OrderEvent
     from workflows.overrides import (
         CustomerOverrides,
         channels_for,
         plan_for,
         refusal_reason,
     )
-    from workflows.plan import Category, Hook, PinnedPlan
+    from workflows.plans.model import Category, Hook, PinnedPlan
     from workflows.scheduler import (
         REPLENISHMENT_PREFIX,
         RETURN_EVENTS,
@@ -61,6 +54,15 @@ with workflow.unsafe.imports_passed_through():
         Skip,
         build_agenda,
         stage_for,
+        with_deferrals,
+    )
+    from workflows.state import (
+        JourneyInput,
+        JourneyState,
+        ScheduledStep,
+        StepOutcome,
+        StepRecord,
+        TimelineEntry,
     )
     from workflows.timing import local_iso
     from workflows.vocabulary import Channel, EventType, Stage

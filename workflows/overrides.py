@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from workflows.plan import Category, Plan, TimeWindow
+from workflows.plans.model import Category, Plan, TimeWindow
 from workflows.vocabulary import Channel
 
 

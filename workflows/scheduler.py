@@ -7,14 +7,17 @@ the workflow stays replay-safe and every rule here is unit-testable on its own.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from workflows.conditions import order_matches
-from workflows.model import JourneyState, Order, Stage, StepOutcome
-from workflows.plan import Category, Plan, Replenishment, Step, TriggerKind
+from workflows.orders import Order
+from workflows.plans.conditions import order_matches
+from workflows.plans.model import Category, Plan, Replenishment, Step, TriggerKind
+from workflows.state import JourneyState, StepOutcome
 from workflows.timing import at_local_time, defer_out_of, next_open
-from workflows.vocabulary import Channel, EventType
+from workflows.vocabulary import Channel, EventType, Stage
 
 REPLENISHMENT_PREFIX = "replenishment:"
 RETURN_EVENTS = (EventType.RETURN_REQUESTED, EventType.RETURNED, EventType.REFUNDED)
@@ -106,6 +109,21 @@ def build_agenda(plan: Plan, order: Order, state: JourneyState) -> Agenda:
         _replenishment(plan, plan.replenishment, order, state, sends, skips, waiting)
     sends.sort(key=lambda send: (send.due_at, send.position, send.key))
     return Agenda(sends=sends, skips=skips, waiting_for=sorted(waiting))
+
+
+def with_deferrals(agenda: Agenda, deferred: Mapping[str, datetime]) -> Agenda:
+    """The agenda with each message the cap deferred moved to its slot (never earlier
+    than the plan has it), soonest first again."""
+    if not deferred:
+        return agenda
+    sends = [
+        dataclasses.replace(send, due_at=max(send.due_at, deferred[send.key]))
+        if send.key in deferred
+        else send
+        for send in agenda.sends
+    ]
+    sends.sort(key=lambda send: (send.due_at, send.position, send.key))
+    return dataclasses.replace(agenda, sends=sends)
 
 
 def _anchor(step: Step, state: JourneyState) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workflows.model import SendMessageInput
+from workflows.contracts import SendMessageInput
 
 
 class DeliveryError(Exception):

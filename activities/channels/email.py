@@ -9,11 +9,11 @@ from activities.channels.base import PermanentDeliveryError, TransientDeliveryEr
 from activities.email.message import build_email, domain_of
 from activities.email.rendering import EmailContext, EmailRenderer
 from activities.email.smtp import PermanentSmtpError, SmtpMailer, TransientSmtpError
-from engine.database.ledger import message_id_for
-from engine.links.tokens import LinkPurpose, LinkSigner
-from engine.links.urls import feedback_url, preferences_url, unsubscribe_url
-from workflows.model import SendMessageInput
-from workflows.plan import Category
+from engine.messaging.ledger import message_id_for
+from engine.platform.links.tokens import LinkPurpose, LinkSigner
+from engine.platform.links.urls import feedback_url, preferences_url, unsubscribe_url
+from workflows.contracts import SendMessageInput
+from workflows.plans.model import Category
 
 
 @dataclass(frozen=True)

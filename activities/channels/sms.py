@@ -6,8 +6,8 @@ from activities.channels.base import PermanentDeliveryError, TransientDeliveryEr
 from activities.channels.email import LinkBuilder, email_context
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer
 from activities.sms.twilio_sender import PermanentSmsError, TransientSmsError, TwilioSender
-from engine.database.phone_index import PhoneIndex
-from workflows.model import SendMessageInput
+from engine.messaging.phone_index import PhoneIndex
+from workflows.contracts import SendMessageInput
 
 
 class SmsChannel:

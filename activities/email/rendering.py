@@ -59,8 +59,7 @@ from jinja2 import (
     select_autoescape,
 )
 
-from activities.email.brand import Brand
-from activities.email.formatting import (
+from activities.rendering.formatting import (
     CURRENCY_VAR,
     DEFAULT_LOCALE,
     FORMAT_LOCALE_VAR,
@@ -69,7 +68,8 @@ from activities.email.formatting import (
     register_filters,
     resolve_locale,
 )
-from workflows.model import Address, Feedback, LineItem, Order, Recommendation, Shipment
+from engine.platform.brand import Brand
+from workflows.orders import Address, Feedback, LineItem, Order, Recommendation, Shipment
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 

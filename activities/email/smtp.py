@@ -27,7 +27,7 @@ from typing import Any
 
 import aiosmtplib
 
-from engine.settings import Settings
+from engine.platform.settings import Settings
 
 SECURITY_MODES = ("none", "starttls", "tls")
 

@@ -40,8 +40,6 @@ from jinja2 import (
     TemplateNotFound,
 )
 
-from activities.email.brand import Brand
-from activities.email.formatting import DEFAULT_LOCALE, register_filters, resolve_locale
 from activities.email.rendering import (
     _TEMPLATE_NAME,
     EmailContext,
@@ -49,7 +47,9 @@ from activities.email.rendering import (
     _render_block,
     header_safe,
 )
+from activities.rendering.formatting import DEFAULT_LOCALE, register_filters, resolve_locale
 from activities.sms.segments import SegmentInfo, fit_to_segments, segment_info
+from engine.platform.brand import Brand
 
 SMS_TEMPLATE_DIR = Path(__file__).parent / "templates"
 

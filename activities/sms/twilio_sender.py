@@ -39,7 +39,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[
 from twilio.rest import Client  # type: ignore[import-untyped]
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from engine.platform.settings import Settings
 
 WHATSAPP_PREFIX = "whatsapp:"
 STATUS_CALLBACK_PATH = "/twilio/status"

@@ -10,14 +10,14 @@ from engine.cli.demo import demo
 from engine.cli.journey import journey_app
 from engine.cli.keys import keys_app
 from engine.cli.preview import preview_command
-from engine.cli.processes import run_api, run_http, run_worker
 from engine.cli.simulate import simulate_command
-from engine.database.migrate import upgrade_database
 from engine.devstack.preflight import PreflightError
-from engine.devstack.stack import run_stack
 from engine.devstack.temporal_server import TemporalServerError
-from engine.logging import configure_logging
-from engine.settings import Settings
+from engine.platform.database.migrate import upgrade_database
+from engine.platform.logging import configure_logging
+from engine.platform.settings import Settings
+from engine.processes.commands import run_api, run_http, run_worker
+from engine.processes.dev_stack import run_stack
 
 app = typer.Typer(
     help="Aftercare: post-purchase journeys, one durable Temporal workflow per order.",

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from clients import AftercareClient
-from engine.api.tls import client_tls_files, client_uses_tls
+from engine.access.tls import client_tls_files, client_uses_tls
 from engine.devstack.dev_key import read_dev_key
-from engine.settings import Settings
+from engine.platform.settings import Settings
 
 ApiKeyOption = Annotated[
     str | None,

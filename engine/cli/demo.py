@@ -10,8 +10,8 @@ from aftercare.v1 import journey_pb2 as pb
 
 from clients import AftercareClient, AftercareError, JourneyExistsError
 from engine.cli.connection import ApiKeyOption, api_client
-from engine.samples import sample_order, sample_shipment
-from engine.settings import Settings
+from engine.cli.samples import sample_order, sample_shipment
+from engine.platform.settings import Settings
 
 
 async def _demo(settings: Settings, api_key: str | None, prefix: str) -> None:

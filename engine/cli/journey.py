@@ -14,8 +14,8 @@ from google.protobuf import json_format
 
 from clients import AftercareClient, AftercareError, InvalidRequestError
 from engine.cli.connection import ApiKeyOption, api_client
-from engine.samples import sample_order, sample_shipment
-from engine.settings import Settings
+from engine.cli.samples import sample_order, sample_shipment
+from engine.platform.settings import Settings
 
 journey_app = typer.Typer(help="Work with journeys through the gRPC API.", no_args_is_help=True)
 

@@ -10,15 +10,10 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from engine.api.scopes import Scope
-from engine.database.api_keys import (
-    ApiKeyInfo,
-    ApiKeyNotFound,
-    ApiKeyStore,
-    InvalidKeyRequest,
-)
-from engine.database.connection import create_engine, create_session_factory
-from engine.settings import Settings
+from engine.access.api_keys import ApiKeyInfo, ApiKeyNotFound, ApiKeyStore, InvalidKeyRequest
+from engine.access.scopes import Scope
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.settings import Settings
 
 keys_app = typer.Typer(
     help="API keys of the gRPC API (stored hashed; the key itself is shown once).",

@@ -19,15 +19,15 @@ import typer
 from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
-from activities.email.brand import brand_from_settings
-from activities.email.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.email.rendering import TEMPLATE_NAMES, EmailContext, EmailRenderer, RenderedEmail
+from activities.rendering.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
-from engine.api import requests
-from engine.api.violations import InvalidRequest
-from engine.samples import sample_order, sample_shipment
-from engine.settings import Settings
-from workflows.model import Feedback, Order, Shipment
+from engine.cli.samples import sample_order, sample_shipment
+from engine.journeys import parsing as requests
+from engine.platform.brand import brand_from_settings
+from engine.platform.rpc.violations import InvalidRequest
+from engine.platform.settings import Settings
+from workflows.orders import Feedback, Order, Shipment
 
 DEFAULT_OUT = Path(".aftercare/preview")
 CHANNELS: tuple[str, ...] = ("email", "sms")

@@ -11,13 +11,13 @@ import typer
 from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
-from activities.plans import PlanError
-from engine.api import requests
-from engine.api.violations import InvalidRequest
-from engine.samples import sample_order
-from engine.settings import Settings
+from engine.cli.samples import sample_order
+from engine.journeys import parsing as requests
+from engine.platform.rpc.violations import InvalidRequest
+from engine.platform.settings import Settings
 from engine.simulation.simulate import DEFAULT_EVENTS, load_events, render_table, simulate
-from workflows.model import Order
+from workflows.orders import Order
+from workflows.plans.catalogue import PlanError
 
 # A sample basket that fits each shipped plan (coffee for consumables).
 _SAMPLE_VARIANT = {"consumables": 0}

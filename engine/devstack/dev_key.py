@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from engine.api.scopes import ALL_SCOPES
-from engine.database.api_keys import ApiKeyStore, InvalidApiKey
-from engine.database.connection import create_engine, create_session_factory
-from engine.private_files import create_once
-from engine.settings import Settings
+from engine.access.api_keys import ApiKeyStore, InvalidApiKey
+from engine.access.scopes import ALL_SCOPES
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.files import create_once
+from engine.platform.settings import Settings
 
 DEV_KEY_FILE_NAME = "api-key"
 DEV_KEY_NAME = "local development (aftercare run)"

@@ -47,8 +47,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from engine.http.server import serve_http
-from engine.logging import get_logger
+from engine.platform.http_server import serve_http
+from engine.platform.logging import get_logger
 
 log = get_logger(__name__)
 

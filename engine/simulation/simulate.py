@@ -18,23 +18,18 @@ import yaml
 from pydantic import ConfigDict, TypeAdapter
 
 from activities.email.rendering import TEMPLATE_NAMES
-from activities.plans import PlanError, load_catalogue
-from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink
-from engine.settings import Settings
+from engine.platform.database.migrate import upgrade_database
+from engine.platform.settings import Settings
+from engine.processes.worker import journey_worker
 from engine.simulation.time_skipping import start_time_skipping
-from engine.worker import journey_worker
 from workflows.ids import journey_id_for
-from workflows.model import (
-    EventType,
-    Feedback,
-    JourneyInput,
-    JourneyState,
-    Order,
-    OrderEvent,
-)
 from workflows.order_journey import OrderJourney
+from workflows.orders import Feedback, Order, OrderEvent
+from workflows.plans.catalogue import PlanError, load_catalogue
+from workflows.state import JourneyInput, JourneyState
 from workflows.timing import local_iso
+from workflows.vocabulary import EventType
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,19 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.send_message import TRANSIENT_FAILURE, MessageActivities, claim_for
-from engine.database.connection import create_engine, create_session_factory
-from engine.database.consent import ConsentLedger
-from engine.database.ledger import MessageLedger, idempotency_key, message_id_for
-from engine.database.suppressions import SuppressionList
-from engine.database.tables import MessageStatus
+from engine.customers.consent import ConsentLedger
 from engine.devstack.mail_sink import MailboxHandler, MailSink, ReceivedMail
-from engine.links.tokens import LinkSigner
-from engine.settings import Settings
-from engine.worker import build_channels
+from engine.messaging.ledger import MessageLedger, idempotency_key, message_id_for
+from engine.messaging.suppressions import SuppressionList
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.tables import MessageStatus
+from engine.platform.links.tokens import LinkSigner
+from engine.platform.settings import Settings
+from engine.processes.worker import build_channels
 from tests.support.net import free_port
 from tests.support.orders import domain_order
-from workflows.model import Channel, Delivery, SendMessageInput, SentMessage
+from workflows.contracts import Delivery, SendMessageInput, SentMessage
+from workflows.vocabulary import Channel
 
 STEP = "order_confirmation"
 # Long enough for a stray second delivery to show up, short enough to keep tests fast.

@@ -17,20 +17,21 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.send_message import MessageActivities, claim_for
-from engine.database.connection import create_engine, create_session_factory
-from engine.database.consent import ConsentLedger
-from engine.database.frequency_caps import CapDecision, CapOutcome, FrequencyCapStore, send_key
-from engine.database.ledger import MessageLedger, idempotency_key
-from engine.database.suppressions import SuppressionList
-from engine.database.tables import CapSlotState, MessageStatus
+from engine.customers.consent import ConsentLedger
 from engine.devstack.mail_sink import MailSink, ReceivedMail
-from engine.settings import Settings
-from engine.worker import build_channels
+from engine.messaging.frequency_caps import CapDecision, CapOutcome, FrequencyCapStore, send_key
+from engine.messaging.ledger import MessageLedger, idempotency_key
+from engine.messaging.suppressions import SuppressionList
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.tables import CapSlotState, MessageStatus
+from engine.platform.settings import Settings
+from engine.processes.worker import build_channels
 from tests.activities.test_send_message import RefusingHandler, smtp_server
 from tests.support.orders import domain_order
+from workflows.contracts import Delivery, SendMessageInput, SentMessage
 from workflows.frequency import CapCheck
-from workflows.model import Channel, Delivery, SendMessageInput, SentMessage
-from workflows.plan import FrequencyCap
+from workflows.plans.model import FrequencyCap
+from workflows.vocabulary import Channel
 
 DEFAULT_CAPS = (FrequencyCap(max=1, days=3), FrequencyCap(max=3, days=30))
 # Long enough for a stray delivery to show up.

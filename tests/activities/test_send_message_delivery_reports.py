@@ -16,20 +16,21 @@ from activities.channels.base import Channel
 from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.send_message import MessageActivities
 from activities.sms.twilio_sender import STATUS_CALLBACK_PATH, TwilioConfig, TwilioSender
-from engine.database.connection import create_engine, create_session_factory
-from engine.database.consent import ConsentLedger
-from engine.database.ledger import LedgerEntry, MessageLedger, idempotency_key
-from engine.database.suppressions import SuppressionList
-from engine.database.tables import MessageStatus
+from engine.customers.consent import ConsentLedger
 from engine.devstack.twilio_fake import TwilioFake, new_account_sid, serve_twilio_fake
-from engine.http import build_http_app, serve_http
-from engine.links.tokens import LinkSigner
-from engine.settings import Settings
-from engine.worker import build_channels
+from engine.messaging.ledger import LedgerEntry, MessageLedger, idempotency_key
+from engine.messaging.suppressions import SuppressionList
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.tables import MessageStatus
+from engine.platform.http_server import serve_http
+from engine.platform.links.tokens import LinkSigner
+from engine.platform.settings import Settings
+from engine.processes.http_app import build_http_app
+from engine.processes.worker import build_channels
 from tests.support.net import free_port
 from tests.support.orders import domain_order
-from workflows.model import Channel as ChannelName
-from workflows.model import Delivery, SendMessageInput, SentMessage
+from workflows.contracts import Delivery, SendMessageInput, SentMessage
+from workflows.vocabulary import Channel as ChannelName
 
 TOKEN = "twilio-test-auth-token"
 FROM_NUMBER = "+15005550006"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.settings import Settings
+from engine.platform.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

@@ -23,11 +23,12 @@ from pathlib import Path
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from engine.devstack.mail_sink import MailSink
-from engine.logging import configure_logging
+from engine.platform.logging import configure_logging
 from tests.support.orders import COFFEE, domain_order
 from tests.support.virtual_time import VirtualJourneys, virtual_journeys
-from workflows.model import EventType, JourneyState
 from workflows.order_journey import OrderJourney
+from workflows.state import JourneyState
+from workflows.vocabulary import EventType
 
 HISTORIES = Path(__file__).parent
 DAY = timedelta(days=1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.api.scopes import ALL_SCOPES
-from engine.database.api_keys import ApiKeyStore
-from engine.database.connection import create_engine, create_session_factory
+from engine.access.api_keys import ApiKeyStore
+from engine.access.scopes import ALL_SCOPES
+from engine.platform.database.connection import create_engine, create_session_factory
 
 
 async def create_key(database_url: str, scopes: Iterable[str], name: str = "tests") -> str:

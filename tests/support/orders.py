@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.support.ids import new_order_id
-from workflows.model import Address, Customer, LineItem, Order
+from workflows.orders import Address, Customer, LineItem, Order
 
 
 def domain_order(

@@ -13,14 +13,14 @@ from pathlib import Path
 from temporalio.client import Client
 
 from clients import AftercareClient
-from engine.api.preferences_runtime import PreferencesParts, serving_api
-from engine.api.scopes import ALL_SCOPES
-from engine.database.api_keys import ApiKeyStore
-from engine.database.connection import create_engine, create_session_factory
+from engine.access.api_keys import ApiKeyStore
+from engine.access.scopes import ALL_SCOPES
+from engine.customers.erasure import DataKeys
 from engine.devstack.mail_sink import MailSink
-from engine.privacy.erasure import DataKeys
-from engine.settings import Settings
-from engine.worker import journey_worker
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.settings import Settings
+from engine.processes.api_parts import PreferencesParts, serving_api
+from engine.processes.worker import journey_worker
 from tests.support.net import free_port
 
 

@@ -15,26 +15,19 @@ from zoneinfo import ZoneInfo
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from engine.database.migrate import upgrade_database
 from engine.devstack.mail_sink import MailSink, ReceivedMail
-from engine.journeys import initial_search_attributes
-from engine.settings import Settings
+from engine.journeys.directory import initial_search_attributes
+from engine.platform.database.migrate import upgrade_database
+from engine.platform.settings import Settings
+from engine.processes.worker import WorkerGroup, journey_worker
 from engine.simulation.time_skipping import start_time_skipping
-from engine.worker import WorkerGroup, journey_worker
 from tests.support.databases import sqlite_url
 from workflows.ids import journey_id_for
-from workflows.model import (
-    Address,
-    EventType,
-    Feedback,
-    JourneyInput,
-    JourneyState,
-    Order,
-    OrderEvent,
-    Shipment,
-)
 from workflows.order_journey import OrderJourney
+from workflows.orders import Address, Feedback, Order, OrderEvent, Shipment
+from workflows.state import JourneyInput, JourneyState
 from workflows.timing import at_local_time
+from workflows.vocabulary import EventType
 
 # Virtual time starts at the real date; tests that need a fixed calendar go here or later.
 FIRST_DAY = datetime(2027, 1, 1, tzinfo=UTC)

@@ -16,8 +16,8 @@ from engine.devstack.mail_sink import MailSink
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys
 from tests.support.waiting import eventually
-from workflows.model import Stage
 from workflows.order_journey import OrderJourney
+from workflows.vocabulary import Stage
 
 
 async def test_a_cancel_during_a_send_ends_the_journey_as_cancelled(

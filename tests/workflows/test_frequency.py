@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from activities.plans import DEFAULT_PLAN_FOLDER, PlanError, load_catalogue, load_plan
 from workflows.frequency import (
     DEFAULT_PRIORITY,
     caps_for,
@@ -18,10 +17,10 @@ from workflows.frequency import (
     local_rules,
     next_slot,
     priority_of,
-    with_deferrals,
 )
-from workflows.plan import Category, FrequencyCap, TimeWindow
-from workflows.scheduler import Agenda, PlannedSend
+from workflows.plans.catalogue import DEFAULT_PLAN_FOLDER, PlanError, load_catalogue, load_plan
+from workflows.plans.model import Category, FrequencyCap, TimeWindow
+from workflows.scheduler import Agenda, PlannedSend, with_deferrals
 
 DAY = timedelta(days=1)
 T0 = datetime(2027, 5, 3, 9, 0, tzinfo=UTC)  # a Monday, 11:00 in Berlin

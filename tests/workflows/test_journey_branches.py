@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, local, sent_steps
-from workflows.model import EventType, Stage, StepOutcome
+from workflows.state import StepOutcome
+from workflows.vocabulary import EventType, Stage
 
 DAY = timedelta(days=1)
 

@@ -11,8 +11,9 @@ from temporalio.exceptions import CancelledError
 
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, resolved, sent_steps
-from workflows.model import EventType, JourneyState, Stage, StepOutcome
 from workflows.order_journey import OrderJourney
+from workflows.state import JourneyState, StepOutcome
+from workflows.vocabulary import EventType, Stage
 
 DAY = timedelta(days=1)
 TZ = "Europe/Berlin"

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from engine.database.connection import create_engine, create_session_factory
-from engine.database.suppressions import SuppressionList
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.twilio_fake import TwilioFake, new_account_sid, serve_twilio_fake
+from engine.messaging.suppressions import SuppressionList
+from engine.platform.database.connection import create_engine, create_session_factory
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, sent_steps, virtual_journeys
-from workflows.model import Channel, Delivery, EventType, StepOutcome
+from workflows.contracts import Delivery
+from workflows.state import StepOutcome
+from workflows.vocabulary import Channel, EventType
 
 TOKEN = "test-auth-token"
 

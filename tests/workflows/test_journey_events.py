@@ -10,16 +10,11 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, resolved, sent_steps, text_of
-from workflows.model import (
-    Address,
-    EventType,
-    JourneyState,
-    OrderEvent,
-    SendMessageInput,
-    Stage,
-    StepOutcome,
-)
+from workflows.contracts import SendMessageInput
 from workflows.order_journey import OrderJourney
+from workflows.orders import Address, OrderEvent
+from workflows.state import JourneyState, StepOutcome
+from workflows.vocabulary import EventType, Stage
 
 DAY = timedelta(days=1)
 TZ = "Europe/Berlin"

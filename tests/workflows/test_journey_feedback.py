@@ -21,7 +21,8 @@ from tests.support.virtual_time import (
     sent_steps,
     virtual_journeys,
 )
-from workflows.model import EventType, Stage, StepOutcome
+from workflows.state import StepOutcome
+from workflows.vocabulary import EventType, Stage
 
 DAY = timedelta(days=1)
 TZ = "Europe/Berlin"

@@ -15,14 +15,16 @@ from datetime import timedelta
 
 from temporalio.client import WorkflowHandle
 
-from engine.database.connection import create_engine, create_session_factory
-from engine.database.frequency_caps import FrequencyCapStore, send_key
-from engine.database.ledger import MessageLedger, idempotency_key
-from engine.database.tables import CapSlotState, MessageStatus
+from engine.messaging.frequency_caps import FrequencyCapStore, send_key
+from engine.messaging.ledger import MessageLedger, idempotency_key
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.tables import CapSlotState, MessageStatus
 from tests.support.orders import COFFEE, domain_order
 from tests.support.virtual_time import VirtualJourneys, local, resolved, sent_steps
-from workflows.model import EventType, JourneyState, LineItem, Order, StepOutcome
 from workflows.order_journey import OrderJourney
+from workflows.orders import LineItem, Order
+from workflows.state import JourneyState, StepOutcome
+from workflows.vocabulary import EventType
 
 DAY = timedelta(days=1)
 TZ = "Europe/Berlin"

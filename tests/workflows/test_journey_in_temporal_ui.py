@@ -5,7 +5,7 @@ from __future__ import annotations
 from aftercare.v1 import journey_pb2 as pb
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from engine.samples import sample_order
+from engine.cli.samples import sample_order
 from tests.conftest import Service
 from tests.support.ids import new_order_id
 from tests.support.waiting import eventually

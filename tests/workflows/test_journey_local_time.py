@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, local, resolved
-from workflows.model import EventType, StepOutcome
 from workflows.order_journey import OrderJourney
+from workflows.state import StepOutcome
+from workflows.vocabulary import EventType
 
 DAY = timedelta(days=1)
 TZ = "Europe/Berlin"

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from tests.support.orders import COFFEE, domain_order
 from tests.support.virtual_time import VirtualJourneys, local, resolved, sent_steps
-from workflows.model import EventType, Stage, StepOutcome
+from workflows.state import StepOutcome
+from workflows.vocabulary import EventType, Stage
 
 DAY = timedelta(days=1)
 TZ = "Europe/Berlin"

@@ -8,8 +8,10 @@ from datetime import timedelta
 
 from tests.support.orders import COFFEE, domain_order
 from tests.support.virtual_time import VirtualJourneys, local, resolved, sent_steps, text_of
-from workflows.model import EventType, LineItem, Stage, StepOutcome
 from workflows.order_journey import OrderJourney
+from workflows.orders import LineItem
+from workflows.state import StepOutcome
+from workflows.vocabulary import EventType, Stage
 
 DAY = timedelta(days=1)
 TZ = "Europe/Berlin"

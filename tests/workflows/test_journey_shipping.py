@@ -9,8 +9,9 @@ from temporalio.client import WorkflowExecutionStatus
 
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, local, resolved, sent_steps
-from workflows.model import EventType, Stage, StepOutcome
 from workflows.order_journey import OrderJourney
+from workflows.state import StepOutcome
+from workflows.vocabulary import EventType, Stage
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

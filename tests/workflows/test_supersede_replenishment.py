@@ -7,15 +7,17 @@ from __future__ import annotations
 from aftercare.v1 import journey_pb2 as pb
 from temporalio.api.enums.v1 import EventType
 
-from engine.journeys import JourneyDirectory, initial_search_attributes
-from engine.samples import sample_order
+from engine.cli.samples import sample_order
+from engine.journeys.directory import JourneyDirectory, initial_search_attributes
 from tests.conftest import Service
 from tests.support.ids import new_order_id
 from tests.support.orders import domain_order
 from tests.support.waiting import eventually
+from workflows.contracts import SUPERSEDE_REPLENISHMENT_ACTIVITY
 from workflows.ids import journey_id_for
-from workflows.model import SUPERSEDE_REPLENISHMENT_ACTIVITY, JourneyInput, LineItem
 from workflows.order_journey import OrderJourney
+from workflows.orders import LineItem
+from workflows.state import JourneyInput
 
 
 def _coffee_order(order_id: str, customer_id: str) -> pb.Order:

@@ -7,9 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.email.brand import Brand
 from activities.email.rendering import EmailContext, EmailRenderer, RenderedEmail
-from workflows.model import Address, Customer, Feedback, LineItem, Order, Recommendation, Shipment
+from engine.platform.brand import Brand
+from workflows.orders import Address, Customer, Feedback, LineItem, Order, Recommendation, Shipment
 
 SHOP = "https://shop.test"
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from activities.email.brand import default_brand
 from activities.email.rendering import EmailContext, EmailRenderer
+from engine.platform.brand import default_brand
 from tests.activities.email.samples import make_order
 
 SHOP = "https://shop.test"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from activities.email.formatting import SUPPORTED_LOCALES
 from activities.email.rendering import EmailContext, EmailRenderer
+from activities.rendering.formatting import SUPPORTED_LOCALES
 from tests.activities.email.samples import (
     BRAND,
     ITEM_NAMES,
@@ -19,7 +19,7 @@ from tests.activities.email.samples import (
     render_full,
     word_count,
 )
-from workflows.model import Feedback, LineItem, Recommendation
+from workflows.orders import Feedback, LineItem, Recommendation
 
 # Messages added for the complete journey; each must stay short enough for a phone.
 JOURNEY_MESSAGES = (

@@ -8,8 +8,6 @@ from dataclasses import replace
 import pytest
 from jinja2 import ChoiceLoader, DictLoader, TemplateNotFound, UndefinedError
 
-from activities.email.brand import default_brand
-from activities.email.formatting import SUPPORTED_LOCALES
 from activities.email.rendering import (
     TEMPLATE_DIR,
     TEMPLATE_NAMES,
@@ -19,6 +17,8 @@ from activities.email.rendering import (
     first_name,
     header_safe,
 )
+from activities.rendering.formatting import SUPPORTED_LOCALES
+from engine.platform.brand import default_brand
 from tests.activities.email.samples import (
     BRAND,
     ITEM_NAMES,
@@ -30,7 +30,7 @@ from tests.activities.email.samples import (
     render,
     render_full,
 )
-from workflows.model import Address, LineItem, Recommendation
+from workflows.orders import Address, LineItem, Recommendation
 
 # Which of the order's items each message names, by position: every item, only
 # the first (thank_you), only the item in focus (the last one in full_context),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from engine.api.scopes import ALL_SCOPES
-from engine.database.api_keys import ApiKeyStore, parse_key
-from engine.database.connection import create_engine, create_session_factory
-from engine.database.migrate import upgrade_database
+from engine.access.api_keys import ApiKeyStore, parse_key
+from engine.access.scopes import ALL_SCOPES
 from engine.devstack.dev_key import ensure_dev_key, read_dev_key
-from engine.settings import Settings
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.migrate import upgrade_database
+from engine.platform.settings import Settings
 from tests.support.databases import sqlite_url
 
 

@@ -36,7 +36,7 @@ from engine.devstack.twilio_fake import (
     new_account_sid,
     serve_twilio_fake,
 )
-from engine.http.server import HttpServer, serve_http
+from engine.platform.http_server import HttpServer, serve_http
 from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

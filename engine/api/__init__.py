@@ -1,1 +1,0 @@
-"""The gRPC API (aftercare.v1): servicers, request validation, server bootstrap."""

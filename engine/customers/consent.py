@@ -1,0 +1,290 @@
+"""Consent: what each customer agreed to receive, as an append-only audit trail.
+
+Every decision (an unsubscribe click, a preferences change, the shop's API) is
+one ``consent_events`` row; nothing is ever updated or deleted, so the table is
+also the record of who decided what, when and through which path.
+
+``channel`` None means every channel and ``category`` None every category that
+needs consent. For a given customer, channel and category the *newest* matching
+row wins, whether it names them exactly or is a wildcard: "no marketing at all"
+followed by "marketing by email is fine" allows marketing email (and still not
+marketing SMS); the reverse order refuses both.
+
+Defaults, deliberately:
+
+* Transactional and support messages need no consent (order confirmations,
+  shipping notices, answers to the customer's own request) and are always allowed;
+  an opt-out never blocks them.
+* A customer with no matching event is **allowed**: the shop collects consent at
+  checkout and only starts journeys for customers who gave it, so the absence of
+  a row means "agreed at checkout, never changed their mind". A deployment whose
+  shop does not collect consent must record a ``granted=False`` wildcard event
+  for such customers (source "api") before their journeys send anything else.
+
+One-time link actions (unsubscribing through a signed link) are made replay-safe
+by ``used_link_tokens``, which keeps only the SHA-256 of each used token.
+
+The one exception to "never deleted": erasing a customer (GDPR / CCPA, see
+``engine.privacy``) deletes their events; ``erased_customers`` then keeps a hash
+of the id, and every later write about them raises :class:`CustomerErased`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, delete, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.platform.database.tables import ConsentRecord, ErasedCustomer, UsedLinkToken
+from engine.platform.database.upsert import insert_on_conflict
+
+# Categories (see workflows.plan.Category) sent whatever the customer's consent.
+ALWAYS_ALLOWED_CATEGORIES = frozenset({"transactional", "support"})
+# What a customer can decide about (the rest is always allowed), and where.
+CONSENT_CATEGORIES = ("relationship", "feedback", "marketing")
+CONSENT_CHANNELS = ("email", "sms", "whatsapp")
+
+
+class CustomerErased(Exception):
+    """The customer was erased: nothing about them may be written again."""
+
+    def __init__(self) -> None:
+        # No id in the message: it ends up in logs and API answers.
+        super().__init__("this customer's data was erased; nothing was recorded")
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    """One decision to record (None channel or category: all of them)."""
+
+    granted: bool
+    channel: str | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    customer_id: str
+    channel: str | None  # None: every channel
+    category: str | None  # None: every category that needs consent
+    granted: bool
+    source: str
+    recorded_at: datetime  # aware, UTC
+
+    @classmethod
+    def of(cls, row: ConsentRecord | Row[Any]) -> ConsentEvent:
+        return cls(
+            customer_id=row.customer_id,
+            channel=row.channel,
+            category=row.category,
+            granted=row.granted,
+            source=row.source,
+            recorded_at=_utc(row.recorded_at),
+        )
+
+
+def token_hash(token: str) -> str:
+    """How a used token is stored: the hex SHA-256 of its text."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ConsentLedger:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def record(
+        self,
+        customer_id: str,
+        *,
+        granted: bool,
+        channel: str | None,
+        category: str | None,
+        source: str,
+    ) -> None:
+        """Append one consent decision (None channel or category: all of them)."""
+        values = _event_values(customer_id, granted, channel, category, source)
+        async with self._sessions() as session, session.begin():
+            await ensure_not_erased(session, customer_id)
+            await session.execute(insert(ConsentRecord).values(**values))
+
+    async def record_once(
+        self,
+        token: str,
+        customer_id: str,
+        *,
+        granted: bool,
+        channel: str | None,
+        category: str | None,
+        source: str,
+    ) -> bool:
+        """Mark ``token`` used and record the decision, both or neither (one transaction).
+
+        False, recording nothing, when the token was already used. Concurrent
+        callers with the same token (several processes too): exactly one gets True.
+        Raises :class:`CustomerErased`, recording nothing, for an erased customer.
+        """
+        values = _event_values(customer_id, granted, channel, category, source)
+        async with self._sessions() as session:
+            try:
+                await ensure_not_erased(session, customer_id)
+            except CustomerErased:
+                await session.rollback()
+                raise
+            if not await _claim_token(session, token):
+                await session.rollback()
+                return False
+            await session.execute(insert(ConsentRecord).values(**values))
+            await session.commit()
+            return True
+
+    async def use_token_once(self, token: str) -> bool:
+        """True the first time ``token`` is used, False ever after (concurrency-safe)."""
+        async with self._sessions() as session:
+            used = await _claim_token(session, token)
+            if used:
+                await session.commit()
+            else:
+                await session.rollback()
+            return used
+
+    async def allows(self, customer_id: str, channel: str, category: str) -> bool:
+        """May a message of ``category`` go to this customer on ``channel`` now?"""
+        channel = _normalise(channel)
+        category = _normalise(category)
+        if category in ALWAYS_ALLOWED_CATEGORIES:
+            return True
+        async with self._sessions() as session:
+            latest = await session.scalar(
+                select(ConsentRecord.granted)
+                .where(
+                    ConsentRecord.customer_id == customer_id,
+                    or_(ConsentRecord.channel.is_(None), ConsentRecord.channel == channel),
+                    or_(ConsentRecord.category.is_(None), ConsentRecord.category == category),
+                )
+                # The id, not recorded_at: ids grow with every insert, while two
+                # events can share a timestamp (SQLite keeps whole seconds).
+                .order_by(ConsentRecord.id.desc())
+                .limit(1)
+            )
+        # No event: consent was collected at checkout (see the module docstring).
+        return True if latest is None else bool(latest)
+
+    async def history(self, customer_id: str) -> list[ConsentEvent]:
+        """Every decision of this customer, oldest first."""
+        async with self._sessions() as session:
+            return await events_of(session, customer_id)
+
+
+def current_consent(
+    events: Sequence[ConsentEvent],
+) -> dict[tuple[str, str], ConsentEvent | None]:
+    """The deciding event for every channel x category that needs consent (None: no
+    event, so allowed), by the same newest-matching-event rule as ``allows``."""
+    deciding: dict[tuple[str, str], ConsentEvent | None] = {
+        (channel, category): None for channel in CONSENT_CHANNELS for category in CONSENT_CATEGORIES
+    }
+    for event in events:  # oldest first: later events overwrite earlier ones
+        for channel, category in deciding:
+            if event.channel in (None, channel) and event.category in (None, category):
+                deciding[(channel, category)] = event
+    return deciding
+
+
+def erased_customer_hash(customer_id: str) -> str:
+    """How ``erased_customers`` names a customer: the hex SHA-256 of a prefixed id.
+
+    Unkeyed on purpose, so every process (API, HTTP app, worker) can check it
+    without a shared secret; customer ids are the shop's opaque ids, not personal
+    data, and the hash only has to stop the id from being listed in the clear.
+    """
+    return hashlib.sha256(f"aftercare-erased-customer:{customer_id}".encode()).hexdigest()
+
+
+async def ensure_not_erased(session: AsyncSession, customer_id: str) -> None:
+    """Raise :class:`CustomerErased` when the customer was erased."""
+    if await session.get(ErasedCustomer, erased_customer_hash(customer_id)) is not None:
+        raise CustomerErased()
+
+
+async def events_of(session: AsyncSession, customer_id: str) -> list[ConsentEvent]:
+    """Every decision of this customer, oldest first, in the caller's transaction."""
+    rows = await session.execute(_EVENTS_OF, {"customer_id": customer_id})
+    return [ConsentEvent.of(row) for row in rows]
+
+
+# Read for every journey start and every send that needs consent: built once, on
+# the table (see engine.database.ledger for what building ORM statements cost).
+_CONSENT = cast(Table, ConsentRecord.__table__)
+_EVENTS_OF = (
+    select(_CONSENT)
+    .where(_CONSENT.c.customer_id == bindparam("customer_id"))
+    .order_by(_CONSENT.c.id)
+)
+
+
+async def append_events(
+    session: AsyncSession, customer_id: str, decisions: Sequence[ConsentDecision], source: str
+) -> None:
+    """Append ``decisions`` in order, in the caller's transaction (which must have
+    checked :func:`ensure_not_erased`)."""
+    for decision in decisions:
+        values = _event_values(
+            customer_id, decision.granted, decision.channel, decision.category, source
+        )
+        await session.execute(insert(ConsentRecord).values(**values))
+
+
+async def delete_events(session: AsyncSession, customer_id: str) -> int:
+    """Erasure only: delete every event of the customer; how many there were."""
+    result: Any = await session.execute(
+        delete(ConsentRecord).where(ConsentRecord.customer_id == customer_id)
+    )
+    count = result.rowcount
+    return count if isinstance(count, int) and count > 0 else 0
+
+
+async def _claim_token(session: AsyncSession, token: str) -> bool:
+    """Insert the token's hash in the session's transaction; False if it was there."""
+    digest = token_hash(token)
+    # INSERT ... ON CONFLICT DO NOTHING RETURNING: no error (and no aborted
+    # transaction on PostgreSQL) for a used token, a row back only when this
+    # call inserted it. A concurrent insert of the same hash waits for the
+    # other transaction and then conflicts (or inserts, if that one rolled back).
+    statement = insert_on_conflict(
+        session.get_bind().dialect.name, UsedLinkToken
+    ).on_conflict_do_nothing(index_elements=["token_hash"])
+    inserted = await session.scalar(
+        statement.values(token_hash=digest).returning(UsedLinkToken.token_hash)
+    )
+    return inserted is not None
+
+
+def _event_values(
+    customer_id: str, granted: bool, channel: str | None, category: str | None, source: str
+) -> dict[str, Any]:
+    if not customer_id:
+        raise ValueError("consent needs a customer id")
+    if not source:
+        raise ValueError("consent needs a source")
+    return {
+        "customer_id": customer_id,
+        "channel": _normalise(channel) if channel else None,
+        "category": _normalise(category) if category else None,
+        "granted": granted,
+        "source": source,
+    }
+
+
+def _normalise(value: str) -> str:
+    return value.strip().lower()
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns naive datetimes (CURRENT_TIMESTAMP is UTC); PostgreSQL answers
+    # in the session's time zone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,195 @@
+"""Unsubscribe links: ``GET /u/{token}`` asks, ``POST /u/{token}`` unsubscribes.
+
+A GET never changes anything: mail scanners and link previewers fetch every link
+in a message, so the page only offers a button. The POST comes from that button
+or straight from the customer's mail client (RFC 8058 one-click, body
+``List-Unsubscribe=One-Click``), and records "no marketing on any channel" for
+the customer the token was signed for.
+
+Tokens are signed for the unsubscribe purpose and accepted for 60 days. A
+forged, altered, truncated or other-purpose token gets a 400 page, an expired
+one a 410 page; neither writes anything. Pages are generic: they show no
+customer data and escape everything they print.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from engine.customers.consent import ConsentLedger, CustomerErased
+from engine.platform.links.tokens import (
+    ExpiredLink,
+    InvalidLink,
+    LinkClaims,
+    LinkPurpose,
+    LinkSigner,
+)
+from engine.platform.logging import get_logger
+
+log = get_logger(__name__)
+
+UNSUBSCRIBE_MAX_AGE = timedelta(days=60)
+# What an unsubscribe link opts out of: marketing, on every channel.
+UNSUBSCRIBE_CATEGORY = "marketing"
+SOURCE_ONE_CLICK = "one_click"
+SOURCE_PAGE = "unsubscribe_page"
+
+# RFC 8058: the mail client posts exactly this field and value.
+ONE_CLICK_FIELD = "List-Unsubscribe"
+ONE_CLICK_VALUE = "One-Click"
+# The confirmation page's button posts this instead.
+CONFIRM_FIELD = "confirm"
+CONFIRM_VALUE = "unsubscribe"
+
+# Our tokens are a few hundred characters; anything far longer is not one.
+MAX_TOKEN_LENGTH = 2000
+
+# Called with the customer id after an opt-out was recorded (the app passes
+# JourneyDirectory.notify_preferences_changed); its result is ignored.
+OptOutRecorded = Callable[[str], Awaitable[object]]
+
+_HEADERS = {
+    # The token is in the URL: keep it out of caches and other sites' Referer.
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+class UnsubscribeLinks:
+    def __init__(
+        self,
+        consent: ConsentLedger,
+        signer: LinkSigner,
+        on_consent_changed: OptOutRecorded | None = None,
+    ) -> None:
+        self._consent = consent
+        self._signer = signer
+        # Tells the customer's running journeys at once, so they skip their marketing.
+        self._on_consent_changed = on_consent_changed
+
+    async def confirm_page(self, request: Request) -> Response:
+        """GET: check the token and offer the button; changes nothing."""
+        checked = self._verify(request)
+        if isinstance(checked, Response):
+            return checked
+        return _page(
+            200,
+            "Unsubscribe",
+            "Click the button to stop receiving marketing messages from us. "
+            "You will still get messages about your orders.",
+            button=True,
+        )
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """POST: one-click (RFC 8058) or the page's button; records the opt-out once."""
+        checked = self._verify(request)
+        if isinstance(checked, Response):
+            return checked
+        async with request.form() as form:
+            if form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE:
+                source = SOURCE_ONE_CLICK
+            elif form.get(CONFIRM_FIELD) == CONFIRM_VALUE:
+                source = SOURCE_PAGE
+            else:
+                log.warning("unsubscribe post without a one-click or confirm field")
+                return _page(400, "Request not understood", "This is not an unsubscribe request.")
+        try:
+            recorded = await self._consent.record_once(
+                request.path_params["token"],
+                checked.customer_id,
+                granted=False,
+                channel=None,
+                category=UNSUBSCRIBE_CATEGORY,
+                source=source,
+            )
+        except CustomerErased:
+            # Their data is gone and nothing is sent to them any more: say so
+            # without writing anything that would bring a trace of them back.
+            log.info("unsubscribe link of an erased customer", journey_id=checked.journey_id)
+            recorded = False
+        if not recorded:
+            # A used token is answered 200 "already unsubscribed", not an error:
+            # RFC 8058 mail clients may repeat the POST (retries, a second click)
+            # and the customer's wish is already recorded. Nothing is written again,
+            # so a replay cannot add audit rows or undo a later opt-in.
+            log.info("unsubscribe link used again", journey_id=checked.journey_id)
+            return _page(
+                200, "Already unsubscribed", "You are already unsubscribed from marketing messages."
+            )
+        log.info("customer unsubscribed", journey_id=checked.journey_id, source=source)
+        await self._tell_journeys(checked.customer_id)
+        return _page(
+            200,
+            "Unsubscribed",
+            "You will no longer receive marketing messages from us. "
+            "You will still get messages about your orders.",
+        )
+
+    async def _tell_journeys(self, customer_id: str) -> None:
+        if self._on_consent_changed is None:
+            return
+        try:
+            await self._on_consent_changed(customer_id)
+        except Exception as err:  # any failure: the opt-out is recorded all the same
+            # The send activity checks consent at the moment of sending, so a journey
+            # that did not hear of it still sends nothing the customer refused.
+            log.warning("journeys not told about an unsubscribe", error=str(err))
+
+    def _verify(self, request: Request) -> LinkClaims | Response:
+        token = request.path_params["token"]
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            return _invalid()
+        try:
+            return self._signer.verify(token, LinkPurpose.UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE)
+        except ExpiredLink:
+            log.info("expired unsubscribe link")
+            return _page(
+                410,
+                "Link expired",
+                "This unsubscribe link has expired. "
+                "Please use the link in a more recent message from us.",
+            )
+        except InvalidLink:
+            log.warning("invalid unsubscribe link")
+            return _invalid()
+
+
+def _invalid() -> Response:
+    return _page(400, "Invalid link", "This unsubscribe link is not valid. Nothing was changed.")
+
+
+def _page(status: int, title: str, message: str, *, button: bool = False) -> Response:
+    # No action attribute: the form posts back to the URL the page was served at,
+    # whatever prefix a proxy in front of us adds.
+    form = (
+        '<form method="post">'
+        f'<input type="hidden" name="{CONFIRM_FIELD}" value="{CONFIRM_VALUE}">'
+        '<button type="submit">Unsubscribe</button>'
+        "</form>"
+        if button
+        else ""
+    )
+    body = (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="robots" content="noindex, nofollow">'
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;max-width:32rem;margin:3rem auto;"
+        "padding:0 1rem;line-height:1.5}button{font-size:1rem;padding:.5rem 1rem}</style>"
+        "</head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{form}"
+        "</body></html>\n"
+    )
+    return HTMLResponse(body, status_code=status, headers=_HEADERS)

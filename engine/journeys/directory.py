@@ -1,0 +1,446 @@
+"""Journey operations against Temporal, in domain terms (no gRPC here).
+
+The gRPC servicer and the CLI both go through :class:`JourneyDirectory`, so the
+rules (one journey per order, idempotent start, ended journeys stay ended) live
+in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.customers.consent import current_consent
+from engine.customers.preferences import PreferenceSnapshot, PreferenceStore
+from engine.platform.codec.customer_codec import customer_keys_of
+from workflows import search_attributes as sa
+from workflows.ids import journey_id_for, order_id_from
+from workflows.order_journey import OrderJourney
+from workflows.orders import Order, OrderEvent
+from workflows.overrides import CustomerOverrides
+from workflows.plans.catalogue import PlanError, choose_plan
+from workflows.plans.model import Category, PinnedPlan, TimeWindow
+from workflows.state import JourneyInput, JourneyState
+from workflows.vocabulary import Channel, EventType, Stage
+
+# Carriers can report a parcel before the order system starts the journey; these
+# events may start it when they bring the order along. Others need a journey.
+EVENTS_THAT_MAY_START = frozenset(
+    {EventType.SHIPPED, EventType.OUT_FOR_DELIVERY, EventType.DELIVERED}
+)
+
+
+class JourneyError(Exception):
+    pass
+
+
+class JourneyNotFound(JourneyError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id!r} has no journey")
+
+
+class JourneyAlreadyExists(JourneyError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order {order_id!r} already had a journey, which has ended; "
+            "an order id cannot be reused"
+        )
+
+
+class CustomerWasErased(JourneyError):
+    """The order's customer was erased (GDPR / CCPA): no journey may start for them,
+    nor a data key be made for them again. ``field`` names the request field."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: this customer's data was erased; no journey can start for them")
+        self.field = field
+
+
+class NoPlanApplies(JourneyError):
+    """No plan of the deployment's catalogue applies to the order: nothing started."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"order: {reason}")
+        self.field = "order"
+
+
+class JourneyEnded(JourneyError):
+    def __init__(self, order_id: str, status: WorkflowExecutionStatus) -> None:
+        super().__init__(f"the journey of order {order_id!r} has ended ({status.name.lower()})")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StartedJourney:
+    journey_id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class JourneyView:
+    state: JourneyState
+    status: WorkflowExecutionStatus
+
+
+@dataclass(frozen=True)
+class JourneySummary:
+    journey_id: str
+    order_id: str
+    customer_id: str
+    stage: Stage | None
+    status: WorkflowExecutionStatus
+    started_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JourneyPage:
+    journeys: list[JourneySummary]
+    next_page_token: bytes
+
+
+def _visibility_literal(value: str) -> str:
+    # Callers validate ids to a safe character set; escaping stays as a second guard.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class JourneyDirectory:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        preferences: PreferenceStore | None = None,
+        plans: Mapping[str, PinnedPlan] | None = None,
+    ) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        # With a customer-key codec each journey is encrypted under its customer's
+        # data key (crypto-shredding): the owner is recorded before its first payload.
+        self._customer_keys = customer_keys_of(client)
+        # Without a store, journeys start with the order's own settings and
+        # notify_preferences_changed is unavailable.
+        self._preferences = preferences
+        # The deployment's plans (activities.choose_plan.deployment_plans): a journey
+        # starts with its plan chosen and pinned in its input, so its first workflow
+        # task runs no local activity to choose it. Without, the journey chooses.
+        self._plans = plans
+
+    async def start(self, order: Order) -> StartedJourney:
+        journey_id = journey_id_for(order.order_id)
+        plan = self._plan_for(order)
+        stored = await self._stored_preferences(order)
+        has_other_journeys = await self._register_owner(journey_id, order)
+        try:
+            await self._client.start_workflow(
+                OrderJourney.run,
+                _journey_input(order, plan, stored, has_other_journeys=has_other_journeys),
+                id=journey_id,
+                task_queue=self._task_queue,
+                # A closed journey's id is never reused: the order id is the key.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=initial_search_attributes(order),
+                static_summary=_summary_text(order),
+            )
+        except WorkflowAlreadyStartedError:
+            status = await self._status(order.order_id)
+            if status == WorkflowExecutionStatus.RUNNING:
+                return StartedJourney(journey_id=journey_id, created=False)
+            raise JourneyAlreadyExists(order.order_id) from None
+        return StartedJourney(journey_id=journey_id, created=True)
+
+    async def record_event(
+        self, order_id: str, event: OrderEvent, order: Order | None = None
+    ) -> str:
+        """Deliver ``event``; with ``order`` and a delivery event, start the journey
+        first if it does not exist yet (signal-with-start: one atomic step)."""
+        if order is not None and event.type in EVENTS_THAT_MAY_START:
+            return await self._signal_with_start(order, event)
+        return await self._signal(order_id, event)
+
+    async def _signal(self, order_id: str, event: OrderEvent) -> str:
+        handle = self._handle(order_id)
+        try:
+            await handle.signal(OrderJourney.record_event, event)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # Either no journey, or one that has ended: tell the caller which.
+            status = await self._status(order_id)
+            raise JourneyEnded(order_id, status) from None
+        return handle.id
+
+    async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
+        journey_id = journey_id_for(order.order_id)
+        try:
+            # Checked, not carried: most carrier events find the journey running, and
+            # the plan (8 KB of input: 0.12 ms to encode) would go for nothing. A
+            # journey this starts chooses the same plan in its first workflow task.
+            self._plan_for(order)
+        except NoPlanApplies as no_plan:
+            # A journey started under other plans still takes its events; only a
+            # missing one is refused, as nothing could start it.
+            try:
+                return await self._signal(order.order_id, event)
+            except JourneyNotFound:
+                raise no_plan from None
+        stored = await self._stored_preferences(order)
+        has_other_journeys = await self._register_owner(journey_id, order)
+        try:
+            await self._client.start_workflow(
+                OrderJourney.run,
+                _journey_input(order, None, stored, has_other_journeys=has_other_journeys),
+                id=journey_id,
+                task_queue=self._task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A running journey just receives the signal.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal="record_event",
+                start_signal_args=[event],
+                search_attributes=initial_search_attributes(order),
+                static_summary=_summary_text(order),
+            )
+        except WorkflowAlreadyStartedError:
+            raise JourneyEnded(order.order_id, await self._status(order.order_id)) from None
+        return journey_id
+
+    async def get(self, order_id: str) -> JourneyView:
+        handle = self._handle(order_id)
+        try:
+            description, state = await asyncio.gather(
+                handle.describe(), handle.query(OrderJourney.state)
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise JourneyNotFound(order_id) from None
+            raise
+        status = description.status or WorkflowExecutionStatus.RUNNING
+        return JourneyView(state=state, status=status)
+
+    async def cancel(self, order_id: str, reason: str) -> str:
+        status = await self._status(order_id)
+        if status != WorkflowExecutionStatus.RUNNING:
+            raise JourneyEnded(order_id, status)
+        handle = self._handle(order_id)
+        await handle.cancel(reason=reason or "cancelled through the API")
+        return handle.id
+
+    async def terminate(self, order_id: str, reason: str) -> str:
+        """End the order's journey at once: unlike a cancel, the workflow runs no more
+        code, so it is closed when this returns (erasure needs that before it can
+        destroy the customer's key). JourneyEnded if it had already ended."""
+        status = await self._status(order_id)
+        if status != WorkflowExecutionStatus.RUNNING:
+            raise JourneyEnded(order_id, status)
+        handle = self._handle(order_id)
+        try:
+            await handle.terminate(reason=reason)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # It closed between the describe and the terminate.
+            raise JourneyEnded(order_id, await self._status(order_id)) from None
+        return handle.id
+
+    async def list(
+        self,
+        *,
+        customer_id: str = "",
+        stage: Stage | None = None,
+        page_size: int = 100,
+        page_token: bytes = b"",
+    ) -> JourneyPage:
+        clauses = [f"WorkflowType = {_visibility_literal(OrderJourney.__name__)}"]
+        if customer_id:
+            clauses.append(f"{sa.CUSTOMER_ID.name} = {_visibility_literal(customer_id)}")
+        if stage is not None:
+            clauses.append(f"{sa.JOURNEY_STAGE.name} = {_visibility_literal(stage.value)}")
+        request = ListWorkflowExecutionsRequest(
+            namespace=self._client.namespace,
+            page_size=page_size,
+            next_page_token=page_token,
+            query=" AND ".join(clauses),
+        )
+        # A page token comes from the caller and may be garbage, which Temporal answers
+        # with UNKNOWN; the client retries that answer for about ten seconds, as long
+        # as an API call may take. So a call with a token is not retried: a bad token
+        # is refused at once (and a server hiccup while paging is the caller's to retry).
+        response = await self._client.workflow_service.list_workflow_executions(
+            request, retry=not page_token
+        )
+        return JourneyPage(
+            journeys=[
+                # The SDK's own conversion, as its list_workflows iterator does it.
+                _summary(
+                    WorkflowExecution._from_raw_info(
+                        info, self._client.namespace, self._client.data_converter
+                    )
+                )
+                for info in response.executions
+            ],
+            next_page_token=response.next_page_token,
+        )
+
+    async def notify_preferences_changed(self, customer_id: str) -> int:
+        """Tell every running journey of the customer their current preferences (the
+        ``preferences_changed`` signal: refused categories per channel, quiet hours,
+        preferred channel, time zone, locale; no personal data). Returns how many
+        journeys were signalled. Call it after every change to preferences or consent.
+        """
+        if self._preferences is None:
+            raise RuntimeError("notify_preferences_changed needs a PreferenceStore")
+        # A fresh revision, read with the data: a journey keeps the newest it receives.
+        overrides = overrides_from(await self._preferences.snapshot(customer_id))
+        signalled = 0
+        for summary in await self.customer_journeys(customer_id, running_only=True):
+            handle = self._client.get_workflow_handle_for(OrderJourney.run, summary.journey_id)
+            try:
+                await handle.signal(OrderJourney.preferences_changed, overrides)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # it ended since the listing: nothing left to tell
+            signalled += 1
+        return signalled
+
+    async def customer_journeys(
+        self, customer_id: str, *, running_only: bool = False
+    ) -> builtins.list[JourneySummary]:
+        """Every journey of the customer that visibility knows, newest first."""
+        clauses = [
+            f"WorkflowType = {_visibility_literal(OrderJourney.__name__)}",
+            f"{sa.CUSTOMER_ID.name} = {_visibility_literal(customer_id)}",
+        ]
+        if running_only:
+            clauses.append("ExecutionStatus = 'Running'")
+        return [
+            _summary(execution)
+            async for execution in self._client.list_workflows(" AND ".join(clauses))
+        ]
+
+    def _plan_for(self, order: Order) -> PinnedPlan | None:
+        """The plan the journey pins (None: it chooses in its first workflow task).
+        Chosen before anything is written, so an order no plan covers changes nothing."""
+        if self._plans is None:
+            return None
+        try:
+            return choose_plan(order, self._plans)
+        except PlanError as err:
+            raise NoPlanApplies(str(err)) from None
+
+    async def _stored_preferences(self, order: Order) -> PreferenceSnapshot | None:
+        """The customer's stored preferences (None without a store), read in one go
+        with the erasure check. An erased customer is refused here, before the owner
+        is registered: registering would make them a new data key, and the journey
+        would hold their data again."""
+        if self._preferences is None:
+            return None
+        snapshot = await self._preferences.read_unless_erased(order.customer.id)
+        if snapshot is None:
+            raise CustomerWasErased("order.customer.id")
+        return snapshot
+
+    async def _register_owner(self, journey_id: str, order: Order) -> bool:
+        """Whether the customer has other journeys (True when there is no registry
+        to ask: the journey then searches for them itself)."""
+        if self._customer_keys is None:
+            return True
+        return await self._customer_keys.register_journey(journey_id, order.customer.id)
+
+    def _handle(self, order_id: str) -> WorkflowHandle[OrderJourney, JourneyState]:
+        return self._client.get_workflow_handle_for(OrderJourney.run, journey_id_for(order_id))
+
+    async def status(self, order_id: str) -> WorkflowExecutionStatus:
+        """The status of the order's journey; JourneyNotFound if it has none."""
+        return await self._status(order_id)
+
+    async def _status(self, order_id: str) -> WorkflowExecutionStatus:
+        try:
+            description = await self._handle(order_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise JourneyNotFound(order_id) from None
+            raise
+        return description.status or WorkflowExecutionStatus.RUNNING
+
+
+def overrides_from(snapshot: PreferenceSnapshot) -> CustomerOverrides:
+    """What a journey needs of the stored preferences and consent."""
+    refused: dict[Channel, list[Category]] = {}
+    for (channel, category), event in current_consent(snapshot.consent_events).items():
+        if event is not None and not event.granted:
+            refused.setdefault(Channel(channel), []).append(Category(category))
+    preferences = snapshot.preferences
+    quiet = preferences.quiet_hours
+    return CustomerOverrides(
+        refused=refused,
+        quiet_hours=TimeWindow(start=quiet.start, end=quiet.end) if quiet else None,
+        preferred_channel=(
+            Channel(preferences.preferred_channel) if preferences.preferred_channel else None
+        ),
+        timezone=preferences.timezone or "",
+        locale=preferences.locale or "",
+        revision=preferences.revision,
+    )
+
+
+def initial_search_attributes(order: Order) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.ORDER_ID, order.order_id),
+            SearchAttributePair(sa.CUSTOMER_ID, order.customer.id),
+            SearchAttributePair(sa.JOURNEY_STAGE, Stage.ORDERED.value),
+        ]
+    )
+
+
+def _summary_text(order: Order) -> str:
+    # Shown in the Temporal UI's list: ids and counts only, no personal data.
+    return f"Order {order.order_id} · {order.item_count} item(s)"
+
+
+def _journey_input(
+    order: Order,
+    plan: PinnedPlan | None,
+    stored: PreferenceSnapshot | None,
+    *,
+    has_other_journeys: bool,
+) -> JourneyInput:
+    """The order and its plan, with the customer's stored preferences when there are any."""
+    journey = JourneyInput(order=order, plan=plan, customer_has_other_journeys=has_other_journeys)
+    if stored is None or (stored.preferences.updated_at is None and not stored.consent_events):
+        return journey  # nothing chosen: keep the input small
+    return replace(journey, overrides=overrides_from(stored))
+
+
+def _summary(execution: WorkflowExecution) -> JourneySummary:
+    attributes = execution.typed_search_attributes
+    stage = attributes.get(sa.JOURNEY_STAGE)
+    return JourneySummary(
+        journey_id=execution.id,
+        order_id=attributes.get(sa.ORDER_ID) or order_id_from(execution.id),
+        customer_id=attributes.get(sa.CUSTOMER_ID) or "",
+        stage=Stage(stage) if stage and stage in Stage._value2member_map_ else None,
+        status=execution.status or WorkflowExecutionStatus.RUNNING,
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+    )

@@ -1,0 +1,181 @@
+"""Runtime configuration, read from ``AFTERCARE_*`` environment variables and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workflows.plans.catalogue import FrequencyCaps, parse_frequency_caps
+
+# Everything the embedded dev stack writes (Temporal database, SQLite, mail sink,
+# lock file) lives under one folder so a user can inspect or delete it at once.
+DEFAULT_STATE_DIR = Path(".aftercare")
+
+SmtpSecurity = Literal["none", "starttls", "tls"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AFTERCARE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    state_dir: Path = DEFAULT_STATE_DIR
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "aftercare-journeys"
+    temporal_ui_port: int = 8233
+    # Run journeys in the SDK's sandbox, which refuses non-deterministic calls at
+    # run time. Off trades that net for worker CPU (see engine/sandbox.py); the
+    # replay tests run sandboxed either way.
+    workflow_sandbox: bool = True
+
+    # Our own SQL database (message ledger); SQLite under state_dir unless set.
+    # SecretStr: the URL may carry the database password, and a repr of the
+    # settings (a log line, an error report) must not show it.
+    database_url: SecretStr | None = None
+
+    # Outgoing email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: SmtpSecurity = "none"
+    smtp_timeout_seconds: float = 30.0
+    # Verify the server's TLS certificate (against smtp_ca_file when set).
+    smtp_tls_verify: bool = True
+    smtp_ca_file: str | None = None
+    # SMTP sessions one worker keeps open at most (concurrent sends use one each).
+    smtp_max_connections: int = Field(default=4, ge=1, le=100)
+    sender_address: str = "Aftercare Shop <care@shop.example>"
+
+    # gRPC API
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=1, le=65535)
+    # TLS for the API (PEM files): certificate chain and key; with a client CA the
+    # server also demands a client certificate issued by it (mutual TLS).
+    grpc_tls_cert: Path | None = None
+    grpc_tls_key: Path | None = None
+    grpc_tls_client_ca: Path | None = None
+    # Orders with hundreds of items stay far below 4 MiB; anything bigger is abuse.
+    grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # The longest any API handler may run before it is stopped (DEADLINE_EXCEEDED).
+    grpc_call_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long the API trusts a verified key without asking the database again:
+    # also how long a revocation may take to reach a running server.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # What the CLI (journey commands, demo) uses to call the API: the key (else
+    # state_dir/api-key, made by `aftercare run`), the roots it trusts for TLS (a
+    # self-signed server certificate itself) and its certificate for mutual TLS.
+    api_key: SecretStr | None = None
+    grpc_ca_file: Path | None = None
+    grpc_client_cert: Path | None = None
+    grpc_client_key: Path | None = None
+
+    # Shop-facing links put into messages (tracking falls back to this when the
+    # carrier gives no link).
+    shop_url: str = "https://shop.example"
+
+    # The brand every message wears (name and support address default to the sender's).
+    brand_name: str | None = None
+    brand_logo_url: str | None = None  # default: {shop_url}/static/email-logo.png
+    brand_primary_color: str = "#1a56db"
+    brand_text_color: str = "#1f2937"
+    brand_background_color: str = "#f3f4f6"
+    brand_footer_address: str = "Aftercare Shop GmbH, Musterstraße 1, 10115 Berlin, Germany"
+    support_email: str | None = None
+
+    # SMS and WhatsApp through Twilio's Messages API. Without an account SID
+    # those channels are unavailable and steps fall back to the next channel.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_from_number: str | None = None
+    twilio_whatsapp_from: str | None = None
+    # Point the SDK somewhere else than api.twilio.com (the local fake in dev/tests).
+    twilio_api_base_url: str | None = None
+
+    # The HTTP app: Twilio status callbacks and the links customers click.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    # How the outside world reaches the HTTP app (links in messages, callbacks).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Signs links and tokens; the dev stack makes one under state_dir when unset.
+    secret_key: SecretStr | None = None
+
+    # Payload encryption (AES-GCM) of everything Temporal stores: "kid1:base64key,
+    # kid2:base64key", the first encrypts, the rest still decrypt (rotation). The
+    # dev stack makes state_dir/codec-keys.json when unset.
+    codec_keys: SecretStr | None = None
+    # Bearer token of the codec server that lets ops read journeys in the Temporal UI.
+    codec_token: SecretStr | None = None
+    codec_host: str = "127.0.0.1"
+    codec_port: int = Field(default=8234, ge=1, le=65535)
+
+    # Server-side rate limits per channel (Temporal task queue), messages/second.
+    email_rate_per_second: float | None = None
+    sms_rate_per_second: float | None = 10.0
+    whatsapp_rate_per_second: float | None = 10.0
+
+    # Journey plans (YAML); the ones shipped in workflows/plans unless set.
+    plans_dir: Path | None = None
+    # Where detractor feedback opens a support ticket (JSON POST); none = not told.
+    support_webhook_url: str | None = None
+    # Frequency caps over every plan's, per category, as JSON:
+    # {"marketing": [{"max": 1, "days": 3}]}; [] uncaps a category. NoDecode: our
+    # validator parses it, so a mistake names this setting and the path in it.
+    frequency_caps: Annotated[FrequencyCaps | None, NoDecode] = None
+
+    # Logging
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("temporal_ui_port", "smtp_port")
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
+    @field_validator("frequency_caps", mode="before")
+    @classmethod
+    def _frequency_caps_json(cls, value: object) -> object:
+        return parse_frequency_caps(value)
+
+    @model_validator(mode="after")
+    def _tls_files_in_pairs(self) -> Settings:
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("grpc_tls_cert and grpc_tls_key: set both or neither")
+        if self.grpc_tls_client_ca is not None and self.grpc_tls_cert is None:
+            raise ValueError("grpc_tls_client_ca: mutual TLS needs grpc_tls_cert and _key")
+        if (self.grpc_client_cert is None) != (self.grpc_client_key is None):
+            raise ValueError("grpc_client_cert and grpc_client_key: set both or neither")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL: the configured one, or SQLite under state_dir."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.state_dir / 'aftercare.db').resolve()}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,1 +1,0 @@
-"""Privacy operations on a customer's data: erasure (GDPR / CCPA)."""

@@ -1,0 +1,235 @@
+"""``aftercare run``: the whole service on embedded defaults, stopped cleanly on Ctrl-C.
+
+Order matters: the database is migrated and the mail sink listens before the
+worker can send; the API accepts calls only once Temporal and the worker are up;
+shutdown goes in reverse so no call is accepted that nothing would serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from engine.devstack.dev_key import ensure_dev_key
+from engine.devstack.mail_sink import MailSink
+from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
+from engine.devstack.temporal_server import TemporalDevServer
+from engine.devstack.twilio_fake import serve_twilio_fake
+from engine.platform.codec.customer_codec import customer_keys_of
+from engine.platform.codec.runtime import (
+    TOKEN_FILE_NAME,
+    codec_for,
+    codec_token_for,
+    converter_for,
+    customer_keys_for,
+)
+from engine.platform.codec.server import build_codec_app
+from engine.platform.database.migrate import upgrade_database
+from engine.platform.http_server import serve_http
+from engine.platform.links.secret import load_or_create_secret
+from engine.platform.logging import get_logger
+from engine.platform.settings import Settings
+from engine.platform.temporal.connection import connect
+from engine.processes.api_parts import serving_api
+from engine.processes.http import http_app
+from engine.processes.worker import WorkerGroup, journey_worker
+
+log = get_logger(__name__)
+
+
+# The local Twilio fake's account: well-formed, obviously not a real one.
+DEV_TWILIO_SID = "AC" + "0" * 32
+DEV_TWILIO_TOKEN = "dev-auth-token"
+
+
+def dev_twilio_settings(base_url: str) -> dict[str, object]:
+    return {
+        "twilio_account_sid": DEV_TWILIO_SID,
+        "twilio_auth_token": SecretStr(DEV_TWILIO_TOKEN),
+        "twilio_from_number": "+15005550006",
+        "twilio_whatsapp_from": "+15005550006",
+        "twilio_api_base_url": base_url,
+    }
+
+
+@dataclass(frozen=True)
+class StackAddresses:
+    api: str
+    temporal: str
+    ui: str
+    codec: str
+    codec_token_file: str
+    api_key_file: str
+    mail_dir: str
+    smtp: str
+    sms: str
+    http: str
+    database: str
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def banner(addresses: StackAddresses) -> str:
+    return "\n".join(
+        [
+            "",
+            "Aftercare is running. Ctrl-C stops every part.",
+            f"  gRPC API      {addresses.api}   (reflection and health enabled)",
+            f"  API key       {addresses.api_key_file}   (all scopes; the CLI uses it)",
+            f"                export AFTERCARE_API_KEY=$(cat {addresses.api_key_file})",
+            '                grpcurl -plaintext -H "authorization: Bearer $AFTERCARE_API_KEY"'
+            f" -d '{{}}' {addresses.api} aftercare.v1.JourneyService/ListJourneys",
+            f"  Temporal UI   {addresses.ui}",
+            f"  Temporal      {addresses.temporal}",
+            f"  Codec server  {addresses.codec}   (payloads are encrypted: open"
+            f" {addresses.codec}/login once with the token in {addresses.codec_token_file},",
+            "                then tick 'Include cross-origin credentials' in the UI's codec"
+            " settings)",
+            f"  Mail sink     smtp://{addresses.smtp} -> {addresses.mail_dir}/*.eml",
+            f"  SMS/WhatsApp  {addresses.sms}",
+            f"  HTTP app      {addresses.http}   (Twilio status callbacks, customer links)",
+            f"  Database      {addresses.database}",
+            "",
+            "  Try it:  .venv/bin/aftercare demo",
+            "",
+        ]
+    )
+
+
+async def run_stack(settings: Settings) -> None:
+    state_dir = settings.state_dir
+    lock = InstanceLock(state_dir / "run.lock")
+    lock.acquire()
+    try:
+        temporal_host, temporal_port = _host_port(settings.temporal_address)
+        check_ports(
+            [
+                PortNeed("gRPC API", settings.grpc_host, settings.grpc_port),
+                PortNeed("Temporal frontend", temporal_host, temporal_port),
+                PortNeed("Temporal UI", temporal_host, settings.temporal_ui_port),
+                PortNeed("mail sink (SMTP)", settings.smtp_host, settings.smtp_port),
+                PortNeed("HTTP app", settings.http_host, settings.http_port),
+                PortNeed("codec server", settings.codec_host, settings.codec_port),
+            ]
+        )
+        await _run_parts(settings, temporal_host, temporal_port)
+    finally:
+        lock.release()
+
+
+async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int) -> None:
+    state_dir = settings.state_dir
+    log.info("migrating database")
+    await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
+    api_key_file = await ensure_dev_key(settings)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    settings = settings.model_copy(
+        update={"secret_key": SecretStr(load_or_create_secret(settings))}
+    )
+    sink = MailSink(settings.smtp_host, settings.smtp_port, settings.mail_dir)
+    codec_url = f"http://{settings.codec_host}:{settings.codec_port}"
+    ui_url = f"http://{temporal_host}:{settings.temporal_ui_port}"
+    server = TemporalDevServer(
+        ip=temporal_host,
+        port=temporal_port,
+        ui_port=settings.temporal_ui_port,
+        db_file=state_dir / "temporal.db",
+        namespace=settings.temporal_namespace,
+        log_file=state_dir / "temporal.log",
+        # The UI decodes payloads through our codec server, for ops with the token.
+        extra_args=["--ui-codec-endpoint", codec_url],
+    )
+    async with contextlib.AsyncExitStack() as parts:
+        await sink.start()
+        parts.push_async_callback(sink.stop)
+        # One customer key store for the codec server, the client and the worker, so
+        # an erasure shows at once in what the UI can decode.
+        customer_keys = customer_keys_for(settings)
+        parts.push_async_callback(customer_keys.aclose)
+        codec_app = build_codec_app(
+            codec_for(settings, customer_keys), codec_token_for(settings), ui_origin=ui_url
+        )
+        await parts.enter_async_context(
+            serve_http(codec_app, settings.codec_host, settings.codec_port)
+        )
+        sms_dir = "(Twilio account configured: real SMS)"
+        if not settings.twilio_account_sid:
+            # No Twilio account: SMS and WhatsApp go to a local fake of Twilio's API,
+            # which keeps each message as a JSON file, like the mail sink.
+            fake = await parts.enter_async_context(
+                serve_twilio_fake(
+                    "127.0.0.1", 0, DEV_TWILIO_SID, DEV_TWILIO_TOKEN, folder=state_dir / "sms"
+                )
+            )
+            settings = settings.model_copy(update=dev_twilio_settings(fake.base_url))
+            sms_dir = f"{(state_dir / 'sms').resolve()}/*.json"
+        log.info("starting temporal dev server", address=server.address)
+        await server.start()
+        parts.push_async_callback(server.stop)
+
+        client = await connect(settings, data_converter=converter_for(settings, customer_keys))
+        worker = await parts.enter_async_context(journey_worker(client, settings))
+        worker_task = asyncio.create_task(worker.run(), name="worker")
+        parts.push_async_callback(_stop_worker, worker, worker_task)
+
+        # PreferencesService, and a directory that starts journeys with the
+        # customer's stored preferences and tells running ones of changes.
+        # Erasure destroys keys in the store the client, worker and codec server share.
+        await parts.enter_async_context(
+            serving_api(client, settings, keys=customer_keys_of(client))
+        )
+
+        app = await parts.enter_async_context(http_app(settings))
+        await parts.enter_async_context(serve_http(app, settings.http_host, settings.http_port))
+
+        print(
+            banner(
+                StackAddresses(
+                    api=settings.grpc_target,
+                    temporal=server.address,
+                    ui=ui_url,
+                    codec=codec_url,
+                    codec_token_file=str((state_dir / TOKEN_FILE_NAME).resolve())
+                    if settings.codec_token is None
+                    else "AFTERCARE_CODEC_TOKEN",
+                    api_key_file=str(api_key_file.resolve()),
+                    mail_dir=str(settings.mail_dir.resolve()),
+                    smtp=f"{settings.smtp_host}:{sink.port}",
+                    sms=sms_dir,
+                    http=settings.public_base_url,
+                    database=_redacted(settings.resolved_database_url),
+                )
+            ),
+            flush=True,
+        )
+        stop_wait = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({stop_wait, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+        if worker_task in done and worker_task.exception():
+            log.error("worker stopped unexpectedly", error=str(worker_task.exception()))
+        stop_wait.cancel()
+        log.info("stopping")
+    log.info("stopped")
+
+
+async def _stop_worker(worker: WorkerGroup, task: asyncio.Task[None]) -> None:
+    if not task.done():
+        await worker.shutdown()
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await task
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

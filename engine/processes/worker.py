@@ -1,0 +1,187 @@
+"""The Temporal workers: journey workflows on the main task queue, and one task queue
+per channel for the sends, each with its own server-side rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.channels.base import Channel
+from activities.channels.email import EmailChannel, LinkBuilder
+from activities.channels.sms import SmsChannel
+from activities.choose_plan import PlanActivities
+from activities.email.rendering import EmailRenderer
+from activities.email.smtp import SmtpConfig, SmtpMailer
+from activities.send_message import MessageActivities
+from activities.sms.rendering import SmsRenderer
+from activities.sms.twilio_sender import TwilioConfig, TwilioSender
+from activities.supersede import SupersedeActivities
+from activities.support_ticket import SupportDeskActivities
+from engine.customers.consent import ConsentLedger
+from engine.messaging.frequency_caps import FrequencyCapStore
+from engine.messaging.ledger import MessageLedger
+from engine.messaging.phone_index import PhoneIndex, phone_index_key
+from engine.messaging.suppressions import SuppressionList
+from engine.platform.brand import brand_from_settings
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.links.secret import load_or_create_secret
+from engine.platform.links.tokens import LinkSigner
+from engine.platform.settings import Settings
+from engine.platform.temporal.build_id import worker_build_id
+from engine.platform.temporal.sandbox import workflow_runner, write_bytecode_for
+from workflows.contracts import channel_task_queue
+from workflows.order_journey import OrderJourney
+from workflows.vocabulary import Channel as ChannelName
+
+
+class WorkerGroup:
+    """Several workers run and stop as one (``async with group`` or ``await group.run()``)."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    async def run(self) -> None:
+        await asyncio.gather(*(worker.run() for worker in self.workers))
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers))
+
+    async def __aenter__(self) -> WorkerGroup:
+        self._stack = AsyncExitStack()
+        for worker in self.workers:
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+
+def build_channels(
+    settings: Settings,
+    mailer: SmtpMailer,
+    sender: TwilioSender | None,
+    phones: PhoneIndex | None = None,
+) -> dict[ChannelName, Channel]:
+    """The channels ``send_message`` delivers through. With ``phones``, every SMS and
+    WhatsApp send notes which customer was texted at the number, so an inbound STOP
+    (``/twilio/inbound``) finds them."""
+    links = LinkBuilder(
+        shop_url=settings.shop_url,
+        public_base_url=settings.public_base_url,
+        signer=LinkSigner(load_or_create_secret(settings)),
+    )
+    brand = brand_from_settings(settings)
+    sms_renderer = SmsRenderer(brand)
+    return {
+        ChannelName.EMAIL: EmailChannel(
+            EmailRenderer(brand), mailer, settings.sender_address, links
+        ),
+        ChannelName.SMS: SmsChannel(sender, sms_renderer, links, phones=phones),
+        ChannelName.WHATSAPP: SmsChannel(
+            sender,
+            sms_renderer,
+            links,
+            whatsapp=True,
+            whatsapp_enabled=bool(settings.twilio_whatsapp_from),
+            phones=phones,
+        ),
+    }
+
+
+@asynccontextmanager
+async def message_activities(settings: Settings) -> AsyncIterator[MessageActivities]:
+    """``send_message`` and what it holds open (database engines, pooled SMTP
+    sessions, the Twilio session), closed when the context ends. The worker and
+    the send-path benchmark run the same one."""
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    # A connection of its own for recording what providers accepted: the record must
+    # not queue behind other sends' work, since a crash before it means a resend.
+    recorder_engine = create_engine(settings.resolved_database_url)
+    mailer = SmtpMailer(SmtpConfig.from_settings(settings))
+    twilio = TwilioConfig.from_settings(settings)
+    sender = TwilioSender(twilio) if twilio else None
+    try:
+        # Keyed like the HTTP app's index (engine.http.runtime): the same secret.
+        phones = PhoneIndex(sessions, phone_index_key(load_or_create_secret(settings)))
+        yield MessageActivities(
+            MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
+            SuppressionList(sessions),
+            ConsentLedger(sessions),
+            build_channels(settings, mailer, sender, phones=phones),
+            FrequencyCapStore(sessions),
+        )
+    finally:
+        await mailer.aclose()
+        if sender is not None:
+            await sender.aclose()
+        await engine.dispose()
+        await recorder_engine.dispose()
+
+
+# No payload is kept in external storage here, yet the SDK walks every activation and
+# completion for it too: with a limit above 1 (the default is 3) each payload
+# sequence gets an asyncio task of its own (2.6% of the journey worker's samples under
+# py-spy in make bench); at 1 the walk runs in line. Both workers, ours and the
+# baseline's, take it.
+EXTERNAL_STORAGE_CONCURRENCY = 1
+
+
+def _channel_rates(settings: Settings) -> dict[ChannelName, float | None]:
+    return {
+        ChannelName.EMAIL: settings.email_rate_per_second,
+        ChannelName.SMS: settings.sms_rate_per_second,
+        ChannelName.WHATSAPP: settings.whatsapp_rate_per_second,
+    }
+
+
+@asynccontextmanager
+async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[WorkerGroup]:
+    """Every worker this service runs, plus the resources their activities use.
+
+    Run it with ``await group.run()`` (or ``async with group``); connections are
+    closed when the context ends.
+    """
+    async with message_activities(settings) as messages:
+        plans = PlanActivities(settings.plans_dir, frequency_caps=settings.frequency_caps)
+        support = SupportDeskActivities(settings.support_webhook_url)
+        supersede = SupersedeActivities(client)
+        write_bytecode_for(OrderJourney)
+        workers = [
+            Worker(
+                client,
+                task_queue=settings.task_queue,
+                build_id=worker_build_id(),
+                workflows=[OrderJourney],
+                workflow_runner=workflow_runner(settings),
+                max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
+                activities=[
+                    plans.choose_plan,
+                    support.open_support_ticket,
+                    supersede.supersede_replenishment,
+                ],
+            )
+        ]
+        for channel, rate in _channel_rates(settings).items():
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=channel_task_queue(settings.task_queue, channel),
+                    build_id=worker_build_id(),
+                    activities=[messages.send_message],
+                    # Enforced by the server across every worker of the queue: the
+                    # provider's limit holds however many workers run.
+                    max_task_queue_activities_per_second=rate,
+                )
+            )
+        yield WorkerGroup(workers)

@@ -1,0 +1,109 @@
+"""What a journey asks of its activities: their names, inputs and results.
+
+Activities are called by name, so workflow code never imports their I/O modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from workflows.frequency import CapCheck
+from workflows.orders import Address, Feedback, Order, Shipment
+from workflows.vocabulary import Channel
+
+CHOOSE_PLAN_ACTIVITY = "choose_plan"
+SEND_MESSAGE_ACTIVITY = "send_message"
+OPEN_SUPPORT_TICKET_ACTIVITY = "open_support_ticket"
+SUPERSEDE_REPLENISHMENT_ACTIVITY = "supersede_replenishment"
+
+
+def channel_task_queue(journey_task_queue: str, channel: Channel) -> str:
+    """Sends run on one task queue per channel, so each provider gets its own
+    server-side rate limit and its own workers."""
+    return f"{journey_task_queue}.{channel}"
+
+
+class Delivery(StrEnum):
+    SENT = "sent"  # handed to the provider
+    UNAVAILABLE = "unavailable"  # this channel cannot reach the customer: try the next
+    BOUNCED = "bounced"  # the provider refused the address for good: suppressed
+    UNDELIVERABLE = "undeliverable"  # no channel of the step could reach the customer
+    # Over the customer's frequency cap: not sent; it fits at ``not_before``.
+    DEFERRED = "deferred"
+    # Over the cap until past the message's stale limit: dropped (the ledger says why).
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    step: str
+    channel: Channel | None
+    template: str
+    sent_at: datetime
+    message_id: str
+    status: Delivery = Delivery.SENT
+    detail: str = ""
+    not_before: datetime | None = None  # for DEFERRED: when the message fits the cap
+
+
+@dataclass(frozen=True)
+class ChoosePlanInput:
+    order: Order
+
+
+@dataclass(frozen=True)
+class SendMessageInput:
+    """One message for one step of one journey.
+
+    ``iteration`` tells repeated sends of the same step apart (replenishment
+    cycles); with the journey (workflow) id and step it forms the ledger's
+    idempotency key, so a retried activity never sends twice.
+    """
+
+    journey_id: str
+    step: str
+    template: str
+    category: str
+    channel: Channel
+    order: Order
+    iteration: int = 0
+    shipment: Shipment | None = None
+    focus_sku: str = ""
+    feedback: Feedback | None = None
+    skus: list[str] = field(default_factory=list)
+    new_address: Address | None = None
+    run_out_at: datetime | None = None
+    max_sms_segments: int = 2
+    # The customer's frequency cap for this message; None: not capped.
+    cap: CapCheck | None = None
+
+
+@dataclass(frozen=True)
+class SupportTicketInput:
+    journey_id: str
+    order_id: str
+    customer_id: str
+    score: int
+    comment: str
+
+
+@dataclass(frozen=True)
+class SupportTicketResult:
+    status: str  # "opened" | "not_configured"
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class SupersedeInput:
+    """A new journey tells the customer's older journeys to stop these reminders."""
+
+    journey_id: str
+    customer_id: str
+    skus: list[str]
+
+
+@dataclass(frozen=True)
+class SupersedeResult:
+    notified_journeys: list[str]
