@@ -38,15 +38,15 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped]
 from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
+from engine.messaging.delivery_reports import LEDGER_KEY_PARAM, STATUS_PATH
+
 if TYPE_CHECKING:
     from engine.platform.settings import Settings
 
 WHATSAPP_PREFIX = "whatsapp:"
-STATUS_CALLBACK_PATH = "/twilio/status"
-# The StatusCallback URL names the ledger row of the message (its idempotency key):
-# Twilio reports every accepted message there, so the ledger learns of an acceptance
-# even when the worker that sent it died before recording it.
-LEDGER_KEY_PARAM = "ledger_key"
+# The StatusCallback URL names the ledger row of the message (its idempotency key,
+# LEDGER_KEY_PARAM): Twilio reports every accepted message there, so the ledger
+# learns of an acceptance even when the worker that sent it died before recording it.
 
 # Twilio error codes that say "this address will not work", whatever the HTTP status.
 INVALID_TO = 21211
@@ -124,7 +124,7 @@ class TwilioConfig:
             from_number=settings.twilio_from_number,
             whatsapp_from=settings.twilio_whatsapp_from,
             api_base_url=settings.twilio_api_base_url,
-            status_callback_url=settings.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH,
+            status_callback_url=settings.public_base_url.rstrip("/") + STATUS_PATH,
         )
 
 

@@ -16,8 +16,11 @@ from engine.devstack.temporal_server import TemporalServerError
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.logging import configure_logging
 from engine.platform.settings import Settings
-from engine.processes.commands import run_api, run_http, run_worker
+from engine.processes.api import run_api
+from engine.processes.codec import run_codec
 from engine.processes.dev_stack import run_stack
+from engine.processes.http import run_http
+from engine.processes.worker import run_worker
 
 app = typer.Typer(
     help="Aftercare: post-purchase journeys, one durable Temporal workflow per order.",
@@ -66,6 +69,12 @@ def api() -> None:
 def http() -> None:
     """Run the HTTP app: Twilio status callbacks and the links customers click."""
     asyncio.run(run_http(_settings()))
+
+
+@app.command()
+def codec() -> None:
+    """Run the codec server that lets ops with the codec token read journeys in the UI."""
+    asyncio.run(run_codec(_settings()))
 
 
 @db_app.command("upgrade")

@@ -41,7 +41,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from engine.customers import feedback_responses
 from engine.customers.preferences import PreferenceStore
-from engine.journeys.directory import JourneyDirectory, JourneyEnded, JourneyNotFound
+from engine.journeys.directory import JourneyDirectory
+from engine.journeys.errors import JourneyEnded, JourneyNotFound
 from engine.messaging import phone_index
 from engine.messaging.frequency_caps import delete_slots
 from engine.messaging.ledger import MessageLedger

@@ -25,10 +25,8 @@ START could be replayed later to flip a customer's choice back: each
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
 from xml.sax.saxutils import escape
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -38,9 +36,12 @@ from engine.messaging.phone_index import WHATSAPP_PREFIX, PhoneIndex, normalise_
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import Brand
 from engine.platform.logging import get_logger
+from engine.platform.twilio_signature import TwilioSignature
 
 log = get_logger(__name__)
 
+# Where Twilio posts the texts customers send (the number's messaging webhook).
+INBOUND_PATH = "/twilio/inbound"
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
@@ -49,9 +50,6 @@ SOURCE_START = "sms_start"
 # Prefix of the once-only key of an inbound message (hashed into used_link_tokens).
 _ONCE_PREFIX = "twilio-inbound:"
 TWIML_CONTENT_TYPE = "application/xml"
-
-SignatureCheck = Callable[[Request, FormData], bool]
-"""True when the form is a genuine, signed Twilio request (see ``engine.http.app``)."""
 
 
 def keyword(body: str) -> str:
@@ -69,14 +67,14 @@ class InboundSms:
     def __init__(
         self,
         *,
-        signed: SignatureCheck,
+        signature: TwilioSignature,
         consent: ConsentLedger,
         suppressions: SuppressionList,
         phones: PhoneIndex,
         brand: Brand,
         on_consent_changed: ConsentChanged | None = None,
     ) -> None:
-        self._signed = signed
+        self._signature = signature
         self._consent = consent
         self._suppressions = suppressions
         self._phones = phones
@@ -85,8 +83,9 @@ class InboundSms:
 
     async def receive(self, request: Request) -> Response:
         async with request.form() as form:
-            if not self._signed(request, form):
-                log.warning("inbound message refused: signature missing or wrong")
+            problem = self._signature.problem(request, form)
+            if problem:
+                log.warning("inbound message refused", reason=problem)
                 return PlainTextResponse("forbidden", status_code=403)
             sender = form.get("From")
             body = form.get("Body")

@@ -1,7 +1,7 @@
 """PreferencesService: customers' preferences and consent, opt-outs and erasure.
 
 Every change is saved first and then told to the customer's running journeys
-(:meth:`engine.journeys.JourneyDirectory.notify_preferences_changed`). If Temporal
+(:class:`engine.customers.journey_link.JourneyNotifier`). If Temporal
 cannot be reached for that second part the call answers UNAVAILABLE: the change is
 saved (the send activity checks consent at the moment of sending anyway), and
 repeating the call is safe.
@@ -25,8 +25,8 @@ from engine.customers.consent import (
     current_consent,
 )
 from engine.customers.erasure import CustomerEraser
+from engine.customers.journey_link import JourneyNotifier
 from engine.customers.preferences import PreferenceSnapshot, PreferenceStore, PreferenceUpdate
-from engine.journeys.directory import JourneyDirectory
 from engine.journeys.replies import timestamp
 from engine.platform.logging import get_logger
 from engine.platform.rpc.answers import Refusal, answer
@@ -66,7 +66,7 @@ async def _answer(
 
 class PreferencesServicer(pb_grpc.PreferencesServiceServicer):
     def __init__(
-        self, store: PreferenceStore, journeys: JourneyDirectory, eraser: CustomerEraser
+        self, store: PreferenceStore, journeys: JourneyNotifier, eraser: CustomerEraser
     ) -> None:
         self._store = store
         self._journeys = journeys

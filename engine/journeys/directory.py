@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
 
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import (
     Client,
-    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
 )
@@ -26,11 +27,16 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.converter import decode_typed_search_attributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.customers.consent import current_consent
-from engine.customers.preferences import PreferenceSnapshot, PreferenceStore
+from engine.journeys.errors import (
+    JourneyAlreadyExists,
+    JourneyEnded,
+    JourneyNotFound,
+    NoPlanApplies,
+)
 from engine.platform.codec.customer_codec import customer_keys_of
 from workflows import search_attributes as sa
 from workflows.ids import journey_id_for, order_id_from
@@ -38,9 +44,9 @@ from workflows.order_journey import OrderJourney
 from workflows.orders import Order, OrderEvent
 from workflows.overrides import CustomerOverrides
 from workflows.plans.catalogue import PlanError, choose_plan
-from workflows.plans.model import Category, PinnedPlan, TimeWindow
+from workflows.plans.model import PinnedPlan
 from workflows.state import JourneyInput, JourneyState
-from workflows.vocabulary import Channel, EventType, Stage
+from workflows.vocabulary import EventType, Stage
 
 # Carriers can report a parcel before the order system starts the journey; these
 # events may start it when they bring the order along. Others need a journey.
@@ -49,44 +55,15 @@ EVENTS_THAT_MAY_START = frozenset(
 )
 
 
-class JourneyError(Exception):
-    pass
+class CustomerChoices(Protocol):
+    """What a starting journey learns of its customer (implemented by
+    ``engine.customers.journey_link.StoredChoices``)."""
 
-
-class JourneyNotFound(JourneyError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id!r} has no journey")
-
-
-class JourneyAlreadyExists(JourneyError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(
-            f"order {order_id!r} already had a journey, which has ended; "
-            "an order id cannot be reused"
-        )
-
-
-class CustomerWasErased(JourneyError):
-    """The order's customer was erased (GDPR / CCPA): no journey may start for them,
-    nor a data key be made for them again. ``field`` names the request field."""
-
-    def __init__(self, field: str) -> None:
-        super().__init__(f"{field}: this customer's data was erased; no journey can start for them")
-        self.field = field
-
-
-class NoPlanApplies(JourneyError):
-    """No plan of the deployment's catalogue applies to the order: nothing started."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"order: {reason}")
-        self.field = "order"
-
-
-class JourneyEnded(JourneyError):
-    def __init__(self, order_id: str, status: WorkflowExecutionStatus) -> None:
-        super().__init__(f"the journey of order {order_id!r} has ended ({status.name.lower()})")
-        self.status = status
+    async def at_start(self, customer_id: str) -> CustomerOverrides | None:
+        """The customer's stored choices, None when they made none. Raises
+        CustomerWasErased for a customer whose data was erased: no journey may
+        start for them, nor a data key be made for them again."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +105,7 @@ class JourneyDirectory:
         self,
         client: Client,
         task_queue: str,
-        preferences: PreferenceStore | None = None,
+        customers: CustomerChoices | None = None,
         plans: Mapping[str, PinnedPlan] | None = None,
     ) -> None:
         self._client = client
@@ -136,10 +113,9 @@ class JourneyDirectory:
         # With a customer-key codec each journey is encrypted under its customer's
         # data key (crypto-shredding): the owner is recorded before its first payload.
         self._customer_keys = customer_keys_of(client)
-        # Without a store, journeys start with the order's own settings and
-        # notify_preferences_changed is unavailable.
-        self._preferences = preferences
-        # The deployment's plans (activities.choose_plan.deployment_plans): a journey
+        # Without it, journeys start with the order's own settings and no erasure check.
+        self._customers = customers
+        # The deployment's plans (engine.journeys.plans.deployment_plans): a journey
         # starts with its plan chosen and pinned in its input, so its first workflow
         # task runs no local activity to choose it. Without, the journey chooses.
         self._plans = plans
@@ -147,20 +123,8 @@ class JourneyDirectory:
     async def start(self, order: Order) -> StartedJourney:
         journey_id = journey_id_for(order.order_id)
         plan = self._plan_for(order)
-        stored = await self._stored_preferences(order)
-        has_other_journeys = await self._register_owner(journey_id, order)
         try:
-            await self._client.start_workflow(
-                OrderJourney.run,
-                _journey_input(order, plan, stored, has_other_journeys=has_other_journeys),
-                id=journey_id,
-                task_queue=self._task_queue,
-                # A closed journey's id is never reused: the order id is the key.
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=initial_search_attributes(order),
-                static_summary=_summary_text(order),
-            )
+            await self._start_workflow(order, plan, conflict=WorkflowIDConflictPolicy.FAIL)
         except WorkflowAlreadyStartedError:
             status = await self._status(order.order_id)
             if status == WorkflowExecutionStatus.RUNNING:
@@ -190,11 +154,10 @@ class JourneyDirectory:
         return handle.id
 
     async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
-        journey_id = journey_id_for(order.order_id)
         try:
-            # Checked, not carried: most carrier events find the journey running, and
-            # the plan (8 KB of input: 0.12 ms to encode) would go for nothing. A
-            # journey this starts chooses the same plan in its first workflow task.
+            # Checked, not carried: most carrier events find the journey running, so
+            # the plan's bytes would go for nothing. A journey this starts chooses
+            # the same plan in its first workflow task.
             self._plan_for(order)
         except NoPlanApplies as no_plan:
             # A journey started under other plans still takes its events; only a
@@ -203,25 +166,48 @@ class JourneyDirectory:
                 return await self._signal(order.order_id, event)
             except JourneyNotFound:
                 raise no_plan from None
-        stored = await self._stored_preferences(order)
-        has_other_journeys = await self._register_owner(journey_id, order)
         try:
-            await self._client.start_workflow(
-                OrderJourney.run,
-                _journey_input(order, None, stored, has_other_journeys=has_other_journeys),
-                id=journey_id,
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                # A running journey just receives the signal.
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal="record_event",
-                start_signal_args=[event],
-                search_attributes=initial_search_attributes(order),
-                static_summary=_summary_text(order),
+            # A running journey just receives the signal.
+            await self._start_workflow(
+                order, None, conflict=WorkflowIDConflictPolicy.USE_EXISTING, signal=event
             )
         except WorkflowAlreadyStartedError:
             raise JourneyEnded(order.order_id, await self._status(order.order_id)) from None
-        return journey_id
+        return journey_id_for(order.order_id)
+
+    async def _start_workflow(
+        self,
+        order: Order,
+        plan: PinnedPlan | None,
+        *,
+        conflict: WorkflowIDConflictPolicy,
+        signal: OrderEvent | None = None,
+    ) -> None:
+        """Start the order's journey (with ``signal`` as its first signal): the
+        customer's erasure check and stored choices, the owner of its data key, then
+        the workflow. Raises WorkflowAlreadyStartedError as Temporal does."""
+        journey_id = journey_id_for(order.order_id)
+        overrides = await self._customers.at_start(order.customer.id) if self._customers else None
+        has_other_journeys = await self._register_owner(journey_id, order)
+        journey = JourneyInput(
+            order=order,
+            plan=plan,
+            overrides=overrides,
+            customer_has_other_journeys=has_other_journeys,
+        )
+        await self._client.start_workflow(
+            OrderJourney.run,
+            journey,
+            id=journey_id,
+            task_queue=self._task_queue,
+            # A closed journey's id is never reused: the order id is the key.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=conflict,
+            start_signal="record_event" if signal is not None else None,
+            start_signal_args=[signal] if signal is not None else [],
+            search_attributes=initial_search_attributes(order),
+            static_summary=_summary_text(order),
+        )
 
     async def get(self, order_id: str) -> JourneyView:
         handle = self._handle(order_id)
@@ -288,28 +274,14 @@ class JourneyDirectory:
             request, retry=not page_token
         )
         return JourneyPage(
-            journeys=[
-                # The SDK's own conversion, as its list_workflows iterator does it.
-                _summary(
-                    WorkflowExecution._from_raw_info(
-                        info, self._client.namespace, self._client.data_converter
-                    )
-                )
-                for info in response.executions
-            ],
+            journeys=[_summary(info) for info in response.executions],
             next_page_token=response.next_page_token,
         )
 
-    async def notify_preferences_changed(self, customer_id: str) -> int:
-        """Tell every running journey of the customer their current preferences (the
-        ``preferences_changed`` signal: refused categories per channel, quiet hours,
-        preferred channel, time zone, locale; no personal data). Returns how many
-        journeys were signalled. Call it after every change to preferences or consent.
-        """
-        if self._preferences is None:
-            raise RuntimeError("notify_preferences_changed needs a PreferenceStore")
-        # A fresh revision, read with the data: a journey keeps the newest it receives.
-        overrides = overrides_from(await self._preferences.snapshot(customer_id))
+    async def signal_preferences(self, customer_id: str, overrides: CustomerOverrides) -> int:
+        """Tell every running journey of the customer their current choices (the
+        ``preferences_changed`` signal; no personal data). Returns how many journeys
+        were signalled."""
         signalled = 0
         for summary in await self.customer_journeys(customer_id, running_only=True):
             handle = self._client.get_workflow_handle_for(OrderJourney.run, summary.journey_id)
@@ -333,7 +305,7 @@ class JourneyDirectory:
         if running_only:
             clauses.append("ExecutionStatus = 'Running'")
         return [
-            _summary(execution)
+            _summary(execution.raw_info)
             async for execution in self._client.list_workflows(" AND ".join(clauses))
         ]
 
@@ -346,18 +318,6 @@ class JourneyDirectory:
             return choose_plan(order, self._plans)
         except PlanError as err:
             raise NoPlanApplies(str(err)) from None
-
-    async def _stored_preferences(self, order: Order) -> PreferenceSnapshot | None:
-        """The customer's stored preferences (None without a store), read in one go
-        with the erasure check. An erased customer is refused here, before the owner
-        is registered: registering would make them a new data key, and the journey
-        would hold their data again."""
-        if self._preferences is None:
-            return None
-        snapshot = await self._preferences.read_unless_erased(order.customer.id)
-        if snapshot is None:
-            raise CustomerWasErased("order.customer.id")
-        return snapshot
 
     async def _register_owner(self, journey_id: str, order: Order) -> bool:
         """Whether the customer has other journeys (True when there is no registry
@@ -383,26 +343,6 @@ class JourneyDirectory:
         return description.status or WorkflowExecutionStatus.RUNNING
 
 
-def overrides_from(snapshot: PreferenceSnapshot) -> CustomerOverrides:
-    """What a journey needs of the stored preferences and consent."""
-    refused: dict[Channel, list[Category]] = {}
-    for (channel, category), event in current_consent(snapshot.consent_events).items():
-        if event is not None and not event.granted:
-            refused.setdefault(Channel(channel), []).append(Category(category))
-    preferences = snapshot.preferences
-    quiet = preferences.quiet_hours
-    return CustomerOverrides(
-        refused=refused,
-        quiet_hours=TimeWindow(start=quiet.start, end=quiet.end) if quiet else None,
-        preferred_channel=(
-            Channel(preferences.preferred_channel) if preferences.preferred_channel else None
-        ),
-        timezone=preferences.timezone or "",
-        locale=preferences.locale or "",
-        revision=preferences.revision,
-    )
-
-
 def initial_search_attributes(order: Order) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [
@@ -418,29 +358,17 @@ def _summary_text(order: Order) -> str:
     return f"Order {order.order_id} · {order.item_count} item(s)"
 
 
-def _journey_input(
-    order: Order,
-    plan: PinnedPlan | None,
-    stored: PreferenceSnapshot | None,
-    *,
-    has_other_journeys: bool,
-) -> JourneyInput:
-    """The order and its plan, with the customer's stored preferences when there are any."""
-    journey = JourneyInput(order=order, plan=plan, customer_has_other_journeys=has_other_journeys)
-    if stored is None or (stored.preferences.updated_at is None and not stored.consent_events):
-        return journey  # nothing chosen: keep the input small
-    return replace(journey, overrides=overrides_from(stored))
-
-
-def _summary(execution: WorkflowExecution) -> JourneySummary:
-    attributes = execution.typed_search_attributes
+def _summary(info: WorkflowExecutionInfo) -> JourneySummary:
+    attributes = decode_typed_search_attributes(info.search_attributes)
     stage = attributes.get(sa.JOURNEY_STAGE)
     return JourneySummary(
-        journey_id=execution.id,
-        order_id=attributes.get(sa.ORDER_ID) or order_id_from(execution.id),
+        journey_id=info.execution.workflow_id,
+        order_id=attributes.get(sa.ORDER_ID) or order_id_from(info.execution.workflow_id),
         customer_id=attributes.get(sa.CUSTOMER_ID) or "",
         stage=Stage(stage) if stage and stage in Stage._value2member_map_ else None,
-        status=execution.status or WorkflowExecutionStatus.RUNNING,
-        started_at=execution.start_time,
-        closed_at=execution.close_time,
+        status=WorkflowExecutionStatus(info.status)
+        if info.status
+        else WorkflowExecutionStatus.RUNNING,
+        started_at=info.start_time.ToDatetime(tzinfo=UTC),
+        closed_at=info.close_time.ToDatetime(tzinfo=UTC) if info.HasField("close_time") else None,
     )

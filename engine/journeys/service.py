@@ -13,12 +13,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.journeys import parsing as requests
 from engine.journeys import replies as responses
-from engine.journeys.directory import (
-    CustomerWasErased,
-    JourneyDirectory,
-    JourneyError,
-    NoPlanApplies,
-)
+from engine.journeys.directory import JourneyDirectory
+from engine.journeys.errors import CustomerWasErased, JourneyError, NoPlanApplies
 from engine.platform.logging import get_logger
 from engine.platform.rpc.answers import Refusal, answer
 from engine.platform.rpc.status import customer_erased, journey_error_code, no_plan

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     codec_host: str = "127.0.0.1"
     codec_port: int = Field(default=8234, ge=1, le=65535)
+    # The Temporal UI's origin: the only pages the codec server answers (CORS).
+    # The dev stack sets it to its own UI.
+    codec_ui_origin: str = "http://127.0.0.1:8233"
 
     # Server-side rate limits per channel (Temporal task queue), messages/second.
     email_rate_per_second: float | None = None

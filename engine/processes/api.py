@@ -1,12 +1,12 @@
-"""Building and running the gRPC server: JourneyService, health and reflection.
-
-Every call to our services passes the API-key check (``engine.api.auth``) and is
-bounded in time (``engine.api.deadlines``); TLS or mutual TLS when configured
-(``engine.api.tls``).
-"""
+"""The API process (``aftercare api``): JourneyService and PreferencesService on one
+gRPC server, with health and reflection; every call passes the API-key check
+(``engine.access.auth``) and is bounded in time (``engine.platform.rpc.deadlines``);
+TLS or mutual TLS when configured (``engine.access.tls``)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -15,14 +15,28 @@ from aftercare.v1 import journey_pb2_grpc as pb_grpc
 from aftercare.v1 import preferences_pb2, preferences_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from temporalio.client import Client
 
-from engine.access.auth import ApiKeyInterceptor, Authenticator
+from engine.access.auth import ApiKeyInterceptor, Authenticator, authenticator_for
 from engine.access.tls import server_credentials
+from engine.customers.erasure import CustomerEraser, DataKeys, RecipientHasher
+from engine.customers.journey_link import JourneyNotifier, StoredChoices
+from engine.customers.preferences import PreferenceStore
 from engine.customers.service import PreferencesServicer
 from engine.journeys.directory import JourneyDirectory
+from engine.journeys.plans import deployment_plans
 from engine.journeys.service import JourneyServicer
+from engine.messaging.ledger import MessageLedger
+from engine.platform.codec.customer_codec import customer_keys_of
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.links.secret import load_or_create_secret
+from engine.platform.logging import get_logger
 from engine.platform.rpc.deadlines import HandlerTimeoutInterceptor
 from engine.platform.settings import Settings
+from engine.platform.temporal.connection import connect
+from engine.processes.lifecycle import STARTUP_WAIT, stop_event
+
+log = get_logger(__name__)
 
 JOURNEY_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JourneyService"].full_name
 PREFERENCES_SERVICE_NAME = preferences_pb2.DESCRIPTOR.services_by_name[
@@ -106,3 +120,113 @@ def build_server(
     if port == 0:
         raise PortInUse(f"cannot listen on {address}: the address is in use")
     return ApiServer(server=server, health=health_servicer, port=port)
+
+
+class NoCustomerKeys:
+    """For a client whose codec has no per-customer data keys (payloads encrypted
+    with the service-wide keys only, as in some tests): erasure has no key to
+    destroy. Never the case for ``engine.platform.temporal.connection.connect``'s clients."""
+
+    async def destroy(self, customer_id: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class ApiParts:
+    """What the API server serves: the journey directory (starting journeys with the
+    customer's stored choices), PreferencesService and what it tells journeys with."""
+
+    directory: JourneyDirectory
+    servicer: PreferencesServicer
+    store: PreferenceStore
+    notifier: JourneyNotifier
+
+
+@asynccontextmanager
+async def api_parts(
+    client: Client, settings: Settings, keys: DataKeys | None = None
+) -> AsyncIterator[ApiParts]:
+    """Open the database and build the parts; closed when the context ends.
+
+    ``keys``: the customer key store erasure destroys keys in; by default the one
+    behind the client's codec (:func:`customer_keys_of`), which the client and so
+    the journeys it starts encrypt with. Give the same store the worker and the
+    codec server use, so a destroyed key is evicted from their caches at once.
+    """
+    if keys is None:
+        keys = customer_keys_of(client)
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    try:
+        store = PreferenceStore(sessions)
+        directory = JourneyDirectory(
+            client, settings.task_queue, StoredChoices(store), deployment_plans(settings)
+        )
+        notifier = JourneyNotifier(store, directory)
+        eraser = CustomerEraser(
+            directory,
+            store,
+            MessageLedger(sessions),
+            keys if keys is not None else NoCustomerKeys(),
+            RecipientHasher(load_or_create_secret(settings)),
+            sessions,
+        )
+        servicer = PreferencesServicer(store, notifier, eraser)
+        yield ApiParts(directory, servicer, store, notifier)
+    finally:
+        await engine.dispose()
+
+
+@dataclass(frozen=True)
+class ServingApi:
+    """The started API server and the parts behind it."""
+
+    server: ApiServer
+    parts: ApiParts
+
+
+@asynccontextmanager
+async def serving_api(
+    client: Client,
+    settings: Settings,
+    keys: DataKeys | None = None,
+    *,
+    grace_seconds: float = 5.0,
+) -> AsyncIterator[ServingApi]:
+    """The full API server for ``client`` and ``settings``, started: JourneyService
+    with the preference store behind its directory, PreferencesService, the API-key
+    check, TLS and limits from ``settings``. Stopped (calls in flight given
+    ``grace_seconds``) and its database closed when the context ends.
+
+    ``keys``: as for :func:`api_parts`.
+    """
+    async with (
+        authenticator_for(settings) as authenticator,
+        api_parts(client, settings, keys) as parts,
+    ):
+        server = build_server(
+            parts.directory,
+            settings.grpc_target,
+            parts.servicer,
+            authenticator=authenticator,
+            settings=settings,
+        )
+        await server.start()
+        try:
+            yield ServingApi(server, parts)
+        finally:
+            await server.stop(grace_seconds)
+
+
+async def run_api(settings: Settings) -> None:
+    stop = stop_event()
+    client = await connect(settings, wait=STARTUP_WAIT)
+    # By default erasure destroys keys in the store behind connect()'s codec.
+    async with serving_api(client, settings):
+        log.info(
+            "api listening",
+            address=settings.grpc_target,
+            tls=settings.grpc_tls_cert is not None,
+            mutual_tls=settings.grpc_tls_client_ca is not None,
+        )
+        await stop.wait()

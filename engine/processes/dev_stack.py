@@ -1,4 +1,5 @@
-"""``aftercare run``: the whole service on embedded defaults, stopped cleanly on Ctrl-C.
+"""The dev stack (``aftercare run``): the whole service on embedded defaults, stopped
+cleanly on Ctrl-C.
 
 Order matters: the database is migrated and the mail sink listens before the
 worker can send; the API accepts calls only once Temporal and the worker are up;
@@ -23,19 +24,17 @@ from engine.devstack.twilio_fake import serve_twilio_fake
 from engine.platform.codec.customer_codec import customer_keys_of
 from engine.platform.codec.runtime import (
     TOKEN_FILE_NAME,
-    codec_for,
-    codec_token_for,
     converter_for,
     customer_keys_for,
 )
-from engine.platform.codec.server import build_codec_app
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.http_server import serve_http
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
 from engine.platform.temporal.connection import connect
-from engine.processes.api_parts import serving_api
+from engine.processes.api import serving_api
+from engine.processes.codec import codec_app
 from engine.processes.http import http_app
 from engine.processes.worker import WorkerGroup, journey_worker
 
@@ -159,12 +158,8 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         # an erasure shows at once in what the UI can decode.
         customer_keys = customer_keys_for(settings)
         parts.push_async_callback(customer_keys.aclose)
-        codec_app = build_codec_app(
-            codec_for(settings, customer_keys), codec_token_for(settings), ui_origin=ui_url
-        )
-        await parts.enter_async_context(
-            serve_http(codec_app, settings.codec_host, settings.codec_port)
-        )
+        codec = codec_app(settings.model_copy(update={"codec_ui_origin": ui_url}), customer_keys)
+        await parts.enter_async_context(serve_http(codec, settings.codec_host, settings.codec_port))
         sms_dir = "(Twilio account configured: real SMS)"
         if not settings.twilio_account_sid:
             # No Twilio account: SMS and WhatsApp go to a local fake of Twilio's API,

@@ -1,58 +1,168 @@
-"""The HTTP app wired to its database, for ``aftercare run`` and ``aftercare http``."""
+"""The HTTP process (``aftercare http``): health check, Twilio's status callbacks and
+inbound messages, and the links customers click (unsubscribe, preference centre,
+feedback)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from engine.customers.consent import ConsentLedger
+from engine.customers.consent_changes import ConsentChanged
 from engine.customers.feedback_responses import FeedbackResponses
+from engine.customers.inbound_sms import INBOUND_PATH, InboundSms
+from engine.customers.journey_link import JourneyNotifier
+from engine.customers.pages.common import Pages, SameOrigin
+from engine.customers.pages.feedback import FEEDBACK_PATH, FeedbackPage, JourneyEvents
+from engine.customers.pages.preference_centre import PREFERENCES_PATH, PreferenceCentre
+from engine.customers.pages.unsubscribe import UNSUBSCRIBE_PATH, UnsubscribeLinks
 from engine.customers.preferences import PreferenceStore
 from engine.journeys.directory import JourneyDirectory
+from engine.messaging.delivery_reports import STATUS_PATH, DeliveryReports
 from engine.messaging.ledger import MessageLedger
 from engine.messaging.phone_index import PhoneIndex, phone_index_key
 from engine.messaging.suppressions import SuppressionList
-from engine.platform.brand import brand_from_settings
+from engine.platform.brand import Brand, brand_from_settings, default_brand
 from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.http_server import serve_http
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.links.tokens import LinkSigner
+from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
 from engine.platform.temporal.connection import connect
-from engine.processes.http_app import build_http_app
-from engine.processes.lazy_journeys import ConnectingJourneys
+from engine.platform.twilio_signature import TwilioSignature
+from engine.processes.lifecycle import stop_event
+from workflows.orders import OrderEvent
+from workflows.overrides import CustomerOverrides
+
+log = get_logger(__name__)
+
+
+def build_http_app(
+    *,
+    ledger: MessageLedger,
+    suppressions: SuppressionList,
+    consent: ConsentLedger,
+    signer: LinkSigner,
+    twilio_auth_token: str | None,
+    public_base_url: str,
+    brand: Brand | None = None,
+    journeys: JourneyEvents | None = None,
+    feedback_responses: FeedbackResponses | None = None,
+    phones: PhoneIndex | None = None,
+    on_consent_changed: ConsentChanged | None = None,
+) -> Starlette:
+    """The app. The feedback page needs ``journeys`` and ``feedback_responses``, and
+    inbound messages need ``phones``; without them those routes are not served.
+    ``on_consent_changed(customer_id)`` runs after a page or a text changed consent."""
+    signature = TwilioSignature(twilio_auth_token, public_base_url)
+    base_url = public_base_url.rstrip("/")
+    reports = DeliveryReports(ledger, suppressions, signature)
+    unsubscribe = UnsubscribeLinks(consent, signer, on_consent_changed)
+    pages = Pages(brand or default_brand())
+    same_origin = SameOrigin(base_url)
+    preferences = PreferenceCentre(consent, signer, pages, same_origin, on_consent_changed)
+
+    routes = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route(STATUS_PATH, reports.receive, methods=["POST"]),
+        Route(UNSUBSCRIBE_PATH, unsubscribe.confirm_page, methods=["GET"]),
+        Route(UNSUBSCRIBE_PATH, unsubscribe.unsubscribe, methods=["POST"]),
+        Route(PREFERENCES_PATH, preferences.show, methods=["GET"]),
+        Route(PREFERENCES_PATH, preferences.save, methods=["POST"]),
+    ]
+    if journeys is not None and feedback_responses is not None:
+        feedback = FeedbackPage(journeys, feedback_responses, signer, pages, same_origin)
+        routes.append(Route(FEEDBACK_PATH, feedback.show, methods=["GET"]))
+        routes.append(Route(FEEDBACK_PATH, feedback.answer, methods=["POST"]))
+    if phones is not None:
+        inbound = InboundSms(
+            signature=signature,
+            consent=consent,
+            suppressions=suppressions,
+            phones=phones,
+            brand=pages.brand,
+            on_consent_changed=on_consent_changed,
+        )
+        routes.append(Route(INBOUND_PATH, inbound.receive, methods=["POST"]))
+    return Starlette(routes=routes)
+
+
+async def _healthz(_request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+class ConnectingJourneys:
+    """The HTTP app's way to Temporal: a ``JourneyDirectory`` made at first use.
+
+    The app also takes Twilio's callbacks and the unsubscribe and preference links,
+    none of which needs Temporal: connecting lazily lets it start, and keep serving
+    them, while Temporal is unreachable. A failed connection surfaces as
+    ConnectionError (the feedback page asks to retry; consent changes are recorded
+    and only the journeys' notification is missed) and the next call tries again.
+    """
+
+    def __init__(self, make: Callable[[], Awaitable[JourneyDirectory]]) -> None:
+        self._make = make
+        self._directory: JourneyDirectory | None = None
+        self._lock = asyncio.Lock()
+
+    async def directory(self) -> JourneyDirectory:
+        async with self._lock:
+            if self._directory is None:
+                self._directory = await self._make()
+            return self._directory
+
+    async def record_event(self, order_id: str, event: OrderEvent) -> str:
+        """``JourneyDirectory.record_event`` (what the feedback page needs)."""
+        return await (await self.directory()).record_event(order_id, event)
+
+    async def signal_preferences(self, customer_id: str, overrides: CustomerOverrides) -> int:
+        """``JourneyDirectory.signal_preferences`` (the pages' consent changes)."""
+        return await (await self.directory()).signal_preferences(customer_id, overrides)
 
 
 @asynccontextmanager
 async def http_app(settings: Settings) -> AsyncIterator[Starlette]:
+    """The app wired to the service's database and (lazily) to Temporal."""
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
     token = settings.twilio_auth_token
     secret = load_or_create_secret(settings)
-    signer = LinkSigner(secret)
 
     async def directory() -> JourneyDirectory:
-        # With the preference store, so consent changes made on the pages reach
-        # the customer's running journeys at once.
-        client = await connect(settings)
-        return JourneyDirectory(client, settings.task_queue, PreferenceStore(sessions))
+        return JourneyDirectory(await connect(settings), settings.task_queue)
 
     journeys = ConnectingJourneys(directory)
-
+    # Consent changed on the pages or by text reaches the customer's running
+    # journeys at once.
+    notifier = JourneyNotifier(PreferenceStore(sessions), journeys)
     try:
         yield build_http_app(
             ledger=MessageLedger(sessions),
             suppressions=SuppressionList(sessions),
             consent=ConsentLedger(sessions),
-            signer=signer,
+            signer=LinkSigner(secret),
             twilio_auth_token=token.get_secret_value() if token else None,
             public_base_url=settings.public_base_url,
             brand=brand_from_settings(settings),
             journeys=journeys,
             feedback_responses=FeedbackResponses(sessions),
             phones=PhoneIndex(sessions, phone_index_key(secret)),
-            on_consent_changed=journeys.notify_preferences_changed,
+            on_consent_changed=notifier.notify_preferences_changed,
         )
     finally:
         await engine.dispose()
+
+
+async def run_http(settings: Settings) -> None:
+    stop = stop_event()
+    async with http_app(settings) as app, serve_http(app, settings.http_host, settings.http_port):
+        log.info("http app listening", host=settings.http_host, port=settings.http_port)
+        await stop.wait()

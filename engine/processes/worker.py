@@ -1,5 +1,6 @@
-"""The Temporal workers: journey workflows on the main task queue, and one task queue
-per channel for the sends, each with its own server-side rate limit."""
+"""The worker process (``aftercare worker``): journey workflows on the main task
+queue, and one task queue per channel for the sends, each with its own server-side
+rate limit."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from activities.sms.twilio_sender import TwilioConfig, TwilioSender
 from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
 from engine.customers.consent import ConsentLedger
+from engine.journeys.plans import deployment_plans
 from engine.messaging.frequency_caps import FrequencyCapStore
 from engine.messaging.ledger import MessageLedger
 from engine.messaging.phone_index import PhoneIndex, phone_index_key
@@ -31,12 +33,17 @@ from engine.platform.brand import brand_from_settings
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.links.tokens import LinkSigner
+from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
 from engine.platform.temporal.build_id import worker_build_id
+from engine.platform.temporal.connection import connect
 from engine.platform.temporal.sandbox import workflow_runner, write_bytecode_for
+from engine.processes.lifecycle import STARTUP_WAIT, stop_event
 from workflows.contracts import channel_task_queue
 from workflows.order_journey import OrderJourney
 from workflows.vocabulary import Channel as ChannelName
+
+log = get_logger(__name__)
 
 
 class WorkerGroup:
@@ -153,7 +160,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     closed when the context ends.
     """
     async with message_activities(settings) as messages:
-        plans = PlanActivities(settings.plans_dir, frequency_caps=settings.frequency_caps)
+        plans = PlanActivities(deployment_plans(settings))
         support = SupportDeskActivities(settings.support_webhook_url)
         supersede = SupersedeActivities(client)
         write_bytecode_for(OrderJourney)
@@ -185,3 +192,12 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                 )
             )
         yield WorkerGroup(workers)
+
+
+async def run_worker(settings: Settings) -> None:
+    stop = stop_event()
+    client = await connect(settings, wait=STARTUP_WAIT)
+    async with journey_worker(client, settings) as worker, worker:
+        log.info("worker running", task_queue=settings.task_queue)
+        await stop.wait()
+        log.info("worker stopping")

@@ -15,9 +15,10 @@ from temporalio.testing import ActivityEnvironment
 from activities.channels.base import Channel
 from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.send_message import MessageActivities
-from activities.sms.twilio_sender import STATUS_CALLBACK_PATH, TwilioConfig, TwilioSender
+from activities.sms.twilio_sender import TwilioConfig, TwilioSender
 from engine.customers.consent import ConsentLedger
 from engine.devstack.twilio_fake import TwilioFake, new_account_sid, serve_twilio_fake
+from engine.messaging.delivery_reports import STATUS_PATH
 from engine.messaging.ledger import LedgerEntry, MessageLedger, idempotency_key
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.database.connection import create_engine, create_session_factory
@@ -25,7 +26,7 @@ from engine.platform.database.tables import MessageStatus
 from engine.platform.http_server import serve_http
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.settings import Settings
-from engine.processes.http_app import build_http_app
+from engine.processes.http import build_http_app
 from engine.processes.worker import build_channels
 from tests.support.net import free_port
 from tests.support.orders import domain_order
@@ -123,7 +124,7 @@ async def service(database_url: str) -> AsyncIterator[Service]:
                 auth_token=TOKEN,
                 from_number=FROM_NUMBER,
                 api_base_url=fake.base_url,
-                status_callback_url=public_url + STATUS_CALLBACK_PATH,
+                status_callback_url=public_url + STATUS_PATH,
             )
         )
         mailer = SmtpMailer(SmtpConfig.from_settings(settings))

@@ -19,7 +19,7 @@ from engine.customers.erasure import DataKeys
 from engine.devstack.mail_sink import MailSink
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.settings import Settings
-from engine.processes.api_parts import PreferencesParts, serving_api
+from engine.processes.api import ApiParts, serving_api
 from engine.processes.worker import journey_worker
 from tests.support.net import free_port
 
@@ -28,7 +28,7 @@ from tests.support.net import free_port
 class PreferencesStack:
     settings: Settings
     client: AftercareClient
-    parts: PreferencesParts
+    parts: ApiParts
     temporal: Client
 
 

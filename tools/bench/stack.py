@@ -39,7 +39,7 @@ from engine.platform.codec.runtime import converter_for, customer_keys_for
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
-from engine.processes.api_parts import serving_api as full_api
+from engine.processes.api import serving_api as full_api
 from tools.throwaway_database import throwaway_database
 
 # The machines this runs on have PostgreSQL here, trust auth (see ENVIRONMENT.md).

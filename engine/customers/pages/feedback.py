@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 from engine.customers.consent import CustomerErased, token_hash
 from engine.customers.feedback_responses import FeedbackResponses
 from engine.customers.pages.common import TOKEN_FIELD, LinkGate, Pages, SameOrigin
-from engine.journeys.directory import JourneyError
+from engine.journeys.errors import JourneyError
 from engine.platform.links.tokens import LinkClaims, LinkPurpose, LinkSigner
 from engine.platform.logging import get_logger
 from workflows.ids import order_id_from
@@ -36,6 +36,8 @@ from workflows.vocabulary import EventType
 
 log = get_logger(__name__)
 
+# engine.platform.links.urls.feedback_url makes these addresses.
+FEEDBACK_PATH = "/f/{token}"
 FEEDBACK_MAX_AGE = timedelta(days=60)
 MIN_SCORE, MAX_SCORE = 0, 10
 MAX_COMMENT_LENGTH = 2000

@@ -31,6 +31,8 @@ from engine.platform.logging import get_logger
 
 log = get_logger(__name__)
 
+# engine.platform.links.urls.preferences_url makes these addresses.
+PREFERENCES_PATH = "/p/{token}"
 PREFERENCES_MAX_AGE = timedelta(days=60)
 SOURCE = "preference_centre"
 CHANNELS = ("email", "sms", "whatsapp")

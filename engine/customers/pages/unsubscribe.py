@@ -33,6 +33,8 @@ from engine.platform.logging import get_logger
 
 log = get_logger(__name__)
 
+# engine.platform.links.urls.unsubscribe_url makes these addresses.
+UNSUBSCRIBE_PATH = "/u/{token}"
 UNSUBSCRIBE_MAX_AGE = timedelta(days=60)
 # What an unsubscribe link opts out of: marketing, on every channel.
 UNSUBSCRIBE_CATEGORY = "marketing"

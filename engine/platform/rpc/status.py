@@ -8,7 +8,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from clients.aftercare_client import CUSTOMER_ERASED, NO_PLAN
-from engine.journeys.directory import (
+from engine.journeys.errors import (
     CustomerWasErased,
     JourneyAlreadyExists,
     JourneyEnded,

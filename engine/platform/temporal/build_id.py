@@ -17,7 +17,7 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # What a worker runs: the journey's workflow code and plans, the activities and their
 # templates, and the engine they use (settings, database, codec).
 BUILD_PACKAGES = ("workflows", "activities", "engine")

@@ -20,7 +20,6 @@ import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from activities.sms.twilio_sender import (
-    LEDGER_KEY_PARAM,
     PermanentSmsError,
     SmsReceipt,
     TransientSmsError,
@@ -31,6 +30,7 @@ from activities.sms.twilio_sender import (
     status_callback_for,
 )
 from engine.devstack.twilio_fake import TwilioFake, new_account_sid, serve_twilio_fake
+from engine.messaging.delivery_reports import LEDGER_KEY_PARAM
 from engine.platform.settings import Settings
 from tests.engine.devstack.test_twilio_fake import (
     CallbackReceiver,

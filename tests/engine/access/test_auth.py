@@ -31,7 +31,7 @@ from engine.platform.database.connection import create_engine, create_session_fa
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.database.tables import ApiKeyRecord, Base
 from engine.platform.settings import Settings
-from engine.processes.api_parts import serving_api
+from engine.processes.api import serving_api
 from tests.support.api_keys import bearer, create_key
 from tests.support.api_methods import ApiMethod, api_methods
 from tests.support.databases import sqlite_url

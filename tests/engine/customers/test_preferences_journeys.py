@@ -243,7 +243,7 @@ async def test_a_one_click_unsubscribe_reaches_the_running_journey(
         links = UnsubscribeLinks(
             ConsentLedger(create_session_factory(engine)),
             signer,
-            stack.parts.directory.notify_preferences_changed,
+            stack.parts.notifier.notify_preferences_changed,
         )
         app = Starlette(routes=[Route("/u/{token}", links.unsubscribe, methods=["POST"])])
         async with httpx.AsyncClient(

@@ -17,12 +17,13 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.choose_plan import deployment_plans
 from clients import NoPlanError
 from engine.cli.samples import sample_order, sample_shipment
 from engine.devstack.mail_sink import MailSink
 from engine.journeys import parsing as requests
 from engine.journeys.directory import JourneyDirectory
+from engine.journeys.plans import deployment_plans
+from engine.platform.settings import Settings
 from tests.support.ids import new_order_id
 from tests.support.preferences import preferences_stack
 from tests.support.waiting import eventually
@@ -49,7 +50,7 @@ async def test_the_journey_runs_the_plan_the_api_chose(
     variant: int,
 ) -> None:
     order = sample_order(new_order_id("PLAN"), variant)
-    expected = choose_plan(domain_order(order), deployment_plans())
+    expected = choose_plan(domain_order(order), deployment_plans(Settings.model_construct()))
     async with preferences_stack(temporal_client, database_url, tmp_path, mail_sink) as stack:
         started = await stack.client.start_journey(order)
         handle = temporal_client.get_workflow_handle(started.journey_id)
@@ -106,7 +107,9 @@ async def test_an_order_no_plan_covers_is_refused_and_nothing_starts(
         # events: only a missing journey is refused.
         earlier = sample_order(new_order_id("EARLIER"), T_SHIRTS)
         wider = JourneyDirectory(
-            temporal_client, stack.settings.task_queue, plans=deployment_plans()
+            temporal_client,
+            stack.settings.task_queue,
+            plans=deployment_plans(stack.settings),
         )
         started = await wider.start(domain_order(earlier))
         shipped_earlier = pb.OrderEvent(

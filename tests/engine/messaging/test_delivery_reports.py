@@ -24,7 +24,7 @@ from engine.platform.database.connection import create_engine, create_session_fa
 from engine.platform.database.tables import MessageStatus
 from engine.platform.http_server import HttpServerError, serve_http
 from engine.platform.links.tokens import LinkSigner
-from engine.processes.http_app import build_http_app
+from engine.processes.http import build_http_app
 from tests.support.net import free_port
 
 AUTH_TOKEN = "twilio-test-auth-token"

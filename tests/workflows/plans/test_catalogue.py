@@ -108,7 +108,7 @@ def test_catalogue_has_the_default_and_consumables_plans(
     assert set(catalogue) == {"default", "consumables"}
     assert catalogue["default"].source == "default.yaml"
     assert catalogue["consumables"].source == "consumables.yaml"
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     assert repo / "workflows" / "plans" == DEFAULT_PLAN_FOLDER
     for plan_id, pinned in catalogue.items():
         assert pinned.label == f"{plan_id}@v1"

@@ -17,6 +17,7 @@ from activities.choose_plan import PlanActivities
 from activities.email.rendering import TEMPLATE_NAMES
 from engine.devstack.mail_sink import MailSink
 from engine.journeys.directory import JourneyDirectory
+from engine.journeys.plans import deployment_plans
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
 from engine.processes.worker import journey_worker
@@ -83,7 +84,7 @@ async def test_choose_plan_pins_the_override_over_the_plans_caps(
 ) -> None:
     settings = settings_from_env(monkeypatch, json.dumps({**OVERRIDE, "relationship": []}))
     shipped = load_catalogue(known_templates=TEMPLATE_NAMES)
-    activities = PlanActivities(frequency_caps=settings.frequency_caps)
+    activities = PlanActivities(deployment_plans(settings))
     environment = ActivityEnvironment()
 
     for order in (domain_order(), domain_order(items=[COFFEE])):
@@ -101,7 +102,8 @@ async def test_choose_plan_pins_the_override_over_the_plans_caps(
 
     # Without the setting the shipped caps are pinned, hash and all.
     plain = await environment.run(
-        PlanActivities().choose_plan, ChoosePlanInput(order=domain_order())
+        PlanActivities(deployment_plans(Settings.model_construct())).choose_plan,
+        ChoosePlanInput(order=domain_order()),
     )
     assert plain == shipped[plain.plan.id]
     assert plain.plan.frequency_caps["marketing"] == (

@@ -19,7 +19,7 @@ from engine.platform.database.connection import create_session_factory
 from engine.platform.database.tables import Base
 from engine.platform.http_server import serve_http
 from engine.platform.links.tokens import LinkSigner
-from engine.processes.http_app import build_http_app
+from engine.processes.http import build_http_app
 
 SECRET = "customer-pages-test-secret"
 PUBLIC_BASE_URL = "https://care.shop.example"

@@ -25,7 +25,7 @@ from engine.platform.database.tables import ErasedCustomer, FeedbackResponse
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from engine.platform.settings import Settings
 from engine.platform.temporal.connection import connect
-from engine.processes.lazy_journeys import ConnectingJourneys
+from engine.processes.http import ConnectingJourneys
 from tests.conftest import Service
 from tests.engine.customers.pages.support import (
     SAME_ORIGIN,

@@ -20,7 +20,7 @@ from engine.platform.database.connection import create_engine, create_session_fa
 from engine.platform.database.tables import ConsentRecord, UsedLinkToken
 from engine.platform.http_server import serve_http
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
-from engine.processes.http_app import build_http_app
+from engine.processes.http import build_http_app
 
 SECRET = "unsubscribe-test-secret"
 CUSTOMER = "cus-unsub"
