@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels.base import Channel, PermanentDeliveryError, TransientDeliveryError
-from engine.customers.consent import ALWAYS_ALLOWED_CATEGORIES, ConsentLedger
 from engine.messaging.frequency_caps import CapOutcome, FrequencyCapStore, send_key
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.database.tables import MessageStatus
 from workflows.contracts import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
+from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 from workflows.vocabulary import Channel as ChannelName
 
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
@@ -38,12 +39,18 @@ _UNAVAILABLE = "unavailable: "
 _STALE = "stale: "
 
 
+class ConsentCheck(Protocol):
+    """The customer's consent as recorded now (``engine.customers.consent.ConsentLedger``)."""
+
+    async def allows(self, customer_id: str, channel: str, category: str) -> bool: ...
+
+
 class MessageActivities:
     def __init__(
         self,
         ledger: MessageLedger,
         suppressions: SuppressionList,
-        consent: ConsentLedger,
+        consent: ConsentCheck,
         channels: Mapping[ChannelName, Channel],
         caps: FrequencyCapStore | None = None,
     ) -> None:

@@ -25,16 +25,12 @@ from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
 from aftercare.v1 import preferences_pb2 as preferences_pb
 from aftercare.v1 import preferences_pb2_grpc as preferences_grpc
+from aftercare.v1.failures import CUSTOMER_ERASED as CUSTOMER_ERASED  # re-exported
+from aftercare.v1.failures import NO_PLAN as NO_PLAN  # re-exported
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 Reply = TypeVar("Reply")
-
-# google.rpc.PreconditionFailure.Violation.type of a FAILED_PRECONDITION answer (the
-# server's engine.api.status sets them): a request about an erased customer, and a
-# start for an order that no plan of the deployment applies to.
-CUSTOMER_ERASED = "CUSTOMER_ERASED"
-NO_PLAN = "NO_PLAN"
 
 
 class AftercareError(Exception):

@@ -31,11 +31,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from workflows.plans.model import Category, FrequencyCap, Plan, TimeWindow
+from workflows.plans.model import (
+    ALWAYS_ALLOWED_CATEGORIES,
+    Category,
+    FrequencyCap,
+    Plan,
+    TimeWindow,
+)
 from workflows.timing import defer_out_of, next_open
-
-# Categories whose messages the cap never counts nor holds back.
-NEVER_CAPPED = frozenset({Category.TRANSACTIONAL, Category.SUPPORT})
 
 # A step's priority when the plan gives none. Only messages of one category compete
 # for its cap, so these matter for plans that cap more than marketing.
@@ -73,7 +76,7 @@ class CapCheck:
 
 def caps_for(plan: Plan, category: Category) -> tuple[FrequencyCap, ...]:
     """The plan's caps for ``category``; none for categories never capped."""
-    if category in NEVER_CAPPED:
+    if category in ALWAYS_ALLOWED_CATEGORIES:
         return ()
     for name, caps in plan.frequency_caps.items():
         if name == category.value:

@@ -23,7 +23,7 @@ from activities.email.rendering import TEMPLATE_NAMES, EmailContext, EmailRender
 from activities.rendering.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
 from engine.cli.samples import sample_order, sample_shipment
-from engine.journeys import parsing as requests
+from engine.journeys import parsing
 from engine.platform.brand import brand_from_settings
 from engine.platform.rpc.violations import InvalidRequest
 from engine.platform.settings import Settings
@@ -67,7 +67,7 @@ def load_order(file: Path | None, locale: str) -> Order:
             if file
             else sample_order(SAMPLE_ORDER_ID, SAMPLE_VARIANT)
         )
-        order = requests.valid_order(message, now=datetime.now(UTC))
+        order = parsing.valid_order(message, now=datetime.now(UTC))
     except (OSError, json_format.ParseError, InvalidRequest) as err:
         raise PreviewError(f"cannot use order {file}: {err}") from None
     customer = order.customer

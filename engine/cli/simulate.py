@@ -12,7 +12,7 @@ from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
 from engine.cli.samples import sample_order
-from engine.journeys import parsing as requests
+from engine.journeys import parsing
 from engine.platform.rpc.violations import InvalidRequest
 from engine.platform.settings import Settings
 from engine.simulation.simulate import DEFAULT_EVENTS, load_events, render_table, simulate
@@ -29,7 +29,7 @@ def _order(file: Path | None, plan: str) -> Order:
         if file
         else sample_order("SIM-1", _SAMPLE_VARIANT.get(plan, 1))
     )
-    return requests.valid_order(message, now=datetime.now(UTC))
+    return parsing.valid_order(message, now=datetime.now(UTC))
 
 
 def simulate_command(

@@ -42,9 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.platform.database.tables import ConsentRecord, ErasedCustomer, UsedLinkToken
 from engine.platform.database.upsert import insert_on_conflict
+from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 
-# Categories (see workflows.plan.Category) sent whatever the customer's consent.
-ALWAYS_ALLOWED_CATEGORIES = frozenset({"transactional", "support"})
 # What a customer can decide about (the rest is always allowed), and where.
 CONSENT_CATEGORIES = ("relationship", "feedback", "marketing")
 CONSENT_CHANNELS = ("email", "sms", "whatsapp")

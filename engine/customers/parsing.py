@@ -15,7 +15,7 @@ from aftercare.v1 import preferences_pb2 as pb
 
 from engine.customers.consent import ConsentDecision
 from engine.customers.preferences import KEEP, PreferenceUpdate, QuietHours
-from engine.journeys import parsing as requests
+from engine.platform.rpc import fields
 from engine.platform.rpc.violations import Violations, shown
 from workflows.timing import parse_clock
 
@@ -66,13 +66,13 @@ def update(v: Violations, request: pb.UpdatePreferencesRequest) -> Update:
         if len(request.locale) > MAX_LOCALE_LENGTH:
             v.add("locale", f"must be at most {MAX_LOCALE_LENGTH} characters")
         else:
-            locale = requests._locale(v, "locale", request.locale)
+            locale = fields.locale(v, "locale", request.locale)
     timezone: str | None = None
     if "timezone" in named and request.timezone:
         if len(request.timezone) > MAX_TIMEZONE_LENGTH:
             v.add("timezone", f"must be at most {MAX_TIMEZONE_LENGTH} characters")
         else:
-            timezone = requests._timezone(v, "timezone", request.timezone)
+            timezone = fields.timezone(v, "timezone", request.timezone)
     quiet: QuietHours | None = None
     if "quiet_hours" in named and request.HasField("quiet_hours"):
         quiet = quiet_hours(v, request.quiet_hours)
@@ -196,3 +196,24 @@ def _consent_change(v: Violations, path: str, change: pb.ConsentChange) -> Conse
             v.add(f"{path}.category", _NO_CONSENT_NEEDED)
     channel = _channel(v, f"{path}.channel", change.channel)
     return ConsentDecision(granted=change.granted, channel=channel, category=category)
+
+
+def customer_id_request(value: str) -> str:
+    v = Violations()
+    checked = customer_id(v, value)
+    v.raise_if_any()
+    return checked
+
+
+def update_request(request: pb.UpdatePreferencesRequest) -> Update:
+    v = Violations()
+    checked = update(v, request)
+    v.raise_if_any()
+    return checked
+
+
+def unsubscribe_request(request: pb.UnsubscribeRequest) -> Unsubscription:
+    v = Violations()
+    checked = unsubscription(v, request)
+    v.raise_if_any()
+    return checked

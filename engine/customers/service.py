@@ -9,7 +9,6 @@ repeating the call is safe.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -17,9 +16,8 @@ from aftercare.v1 import journey_pb2 as journey_pb
 from aftercare.v1 import preferences_pb2 as pb
 from aftercare.v1 import preferences_pb2_grpc as pb_grpc
 
-from engine.customers import parsing as requests
+from engine.customers import parsing
 from engine.customers.consent import (
-    ALWAYS_ALLOWED_CATEGORIES,
     ConsentEvent,
     CustomerErased,
     current_consent,
@@ -29,18 +27,18 @@ from engine.customers.journey_link import JourneyNotifier
 from engine.customers.preferences import PreferenceSnapshot, PreferenceStore, PreferenceUpdate
 from engine.journeys.replies import timestamp
 from engine.platform.logging import get_logger
-from engine.platform.rpc.answers import Refusal, answer
-from engine.platform.rpc.violations import Violations
+from engine.platform.rpc.answers import Refusal, answered
+from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 
 log = get_logger(__name__)
 
 Reply = TypeVar("Reply")
 
 _CHANNEL_NUMBERS: dict[str, journey_pb.Channel.ValueType] = {
-    name: journey_pb.Channel.ValueType(number) for number, name in requests.CHANNELS.items()
+    name: journey_pb.Channel.ValueType(number) for number, name in parsing.CHANNELS.items()
 }
 _CATEGORY_NUMBERS: dict[str, pb.MessageCategory.ValueType] = {
-    name: pb.MessageCategory.ValueType(number) for number, name in requests.CATEGORIES.items()
+    name: pb.MessageCategory.ValueType(number) for number, name in parsing.CATEGORIES.items()
 }
 
 
@@ -50,18 +48,12 @@ def _refusal(error: Exception) -> Refusal | None:
     return None
 
 
-async def _answer(
-    context: grpc.aio.ServicerContext, method: str, work: Callable[[], Awaitable[Reply]]
-) -> Reply:
-    return await answer(
-        context,
-        method,
-        work,
-        refuse=_refusal,
-        unavailable=lambda err: (
-            f"saved, but the customer's journeys could not be told ({err}); retrying is safe"
-        ),
-    )
+_answered = answered(
+    refuse=_refusal,
+    unavailable=lambda err: (
+        f"saved, but the customer's journeys could not be told ({err}); retrying is safe"
+    ),
+)
 
 
 class PreferencesServicer(pb_grpc.PreferencesServiceServicer):
@@ -72,89 +64,69 @@ class PreferencesServicer(pb_grpc.PreferencesServiceServicer):
         self._journeys = journeys
         self._eraser = eraser
 
+    @_answered
     async def GetPreferences(
         self, request: pb.GetPreferencesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPreferencesResponse:
-        async def work() -> pb.GetPreferencesResponse:
-            v = Violations()
-            customer_id = requests.customer_id(v, request.customer_id)
-            v.raise_if_any()
-            snapshot = await self._store.read(customer_id)
-            history = (
-                [consent_record(event) for event in snapshot.consent_events]
-                if request.include_history
-                else []
-            )
-            return pb.GetPreferencesResponse(preferences=preferences(snapshot), history=history)
+        snapshot = await self._store.read(parsing.customer_id_request(request.customer_id))
+        history = (
+            [consent_record(event) for event in snapshot.consent_events]
+            if request.include_history
+            else []
+        )
+        return pb.GetPreferencesResponse(preferences=preferences(snapshot), history=history)
 
-        return await _answer(context, "GetPreferences", work)
-
+    @_answered
     async def UpdatePreferences(
         self, request: pb.UpdatePreferencesRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdatePreferencesResponse:
-        async def work() -> pb.UpdatePreferencesResponse:
-            v = Violations()
-            update = requests.update(v, request)
-            v.raise_if_any()
-            await self._store.update(
-                update.customer_id, update.changes, update.consents, source=update.source
-            )
-            notified = await self._journeys.notify_preferences_changed(update.customer_id)
-            log.info("preferences updated", consent_changes=len(update.consents), journeys=notified)
-            snapshot = await self._store.read(update.customer_id)
-            return pb.UpdatePreferencesResponse(
-                preferences=preferences(snapshot), journeys_notified=notified
-            )
+        update = parsing.update_request(request)
+        await self._store.update(
+            update.customer_id, update.changes, update.consents, source=update.source
+        )
+        notified = await self._journeys.notify_preferences_changed(update.customer_id)
+        log.info("preferences updated", consent_changes=len(update.consents), journeys=notified)
+        snapshot = await self._store.read(update.customer_id)
+        return pb.UpdatePreferencesResponse(
+            preferences=preferences(snapshot), journeys_notified=notified
+        )
 
-        return await _answer(context, "UpdatePreferences", work)
-
+    @_answered
     async def Unsubscribe(
         self, request: pb.UnsubscribeRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnsubscribeResponse:
-        async def work() -> pb.UnsubscribeResponse:
-            v = Violations()
-            unsubscription = requests.unsubscription(v, request)
-            v.raise_if_any()
-            customer_id = unsubscription.customer_id
-            await self._store.update(
-                customer_id,
-                PreferenceUpdate(),
-                [unsubscription.decision],
-                source=unsubscription.source,
-            )
-            notified = await self._journeys.notify_preferences_changed(customer_id)
-            log.info(
-                "customer unsubscribed",
-                category=unsubscription.decision.category or "all",
-                channel=unsubscription.decision.channel or "all",
-                journeys=notified,
-            )
-            snapshot = await self._store.read(customer_id)
-            return pb.UnsubscribeResponse(
-                preferences=preferences(snapshot), journeys_notified=notified
-            )
+        unsubscription = parsing.unsubscribe_request(request)
+        customer_id = unsubscription.customer_id
+        await self._store.update(
+            customer_id,
+            PreferenceUpdate(),
+            [unsubscription.decision],
+            source=unsubscription.source,
+        )
+        notified = await self._journeys.notify_preferences_changed(customer_id)
+        log.info(
+            "customer unsubscribed",
+            category=unsubscription.decision.category or "all",
+            channel=unsubscription.decision.channel or "all",
+            journeys=notified,
+        )
+        snapshot = await self._store.read(customer_id)
+        return pb.UnsubscribeResponse(preferences=preferences(snapshot), journeys_notified=notified)
 
-        return await _answer(context, "Unsubscribe", work)
-
+    @_answered
     async def EraseCustomer(
         self, request: pb.EraseCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.EraseCustomerResponse:
-        async def work() -> pb.EraseCustomerResponse:
-            v = Violations()
-            customer_id = requests.customer_id(v, request.customer_id)
-            v.raise_if_any()
-            report = await self._eraser.erase(customer_id)
-            return pb.EraseCustomerResponse(
-                journeys_cancelled=report.journeys_cancelled,
-                preference_rows_deleted=report.preference_rows_deleted,
-                consent_rows_deleted=report.consent_rows_deleted,
-                ledger_rows_anonymised=report.ledger_rows_anonymised,
-                data_key_destroyed=report.data_key_destroyed,
-                already_erased=report.already_erased,
-                erased_at=timestamp(report.erased_at),
-            )
-
-        return await _answer(context, "EraseCustomer", work)
+        report = await self._eraser.erase(parsing.customer_id_request(request.customer_id))
+        return pb.EraseCustomerResponse(
+            journeys_cancelled=report.journeys_cancelled,
+            preference_rows_deleted=report.preference_rows_deleted,
+            consent_rows_deleted=report.consent_rows_deleted,
+            ledger_rows_anonymised=report.ledger_rows_anonymised,
+            data_key_destroyed=report.data_key_destroyed,
+            already_erased=report.already_erased,
+            erased_at=timestamp(report.erased_at),
+        )
 
 
 def preferences(snapshot: PreferenceSnapshot) -> pb.Preferences:

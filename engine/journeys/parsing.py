@@ -1,19 +1,24 @@
-"""Turning API messages into domain objects, naming every field that is wrong."""
+"""Turning JourneyService requests into domain objects, naming every field that is wrong.
+
+Each ``*_request`` function checks a whole request and raises InvalidRequest with
+one violation per bad field; the smaller functions add to a Violations collector.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from aftercare.v1 import journey_pb2 as pb
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 from babel.numbers import is_currency
 from email_validator import EmailNotValidError, validate_email
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from engine.platform.rpc.violations import Violations, shown
+from engine.platform.rpc import fields
+from engine.platform.rpc.violations import FieldViolation, InvalidRequest, Violations, shown
 from workflows.ids import ORDER_ID_PATTERN
 from workflows.orders import (
     Address,
@@ -115,26 +120,6 @@ def _phone(v: Violations, path: str, value: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _locale(v: Violations, path: str, value: str) -> str:
-    if not value:
-        return "en"
-    try:
-        return str(Locale.parse(value.replace("-", "_")))
-    except (UnknownLocaleError, ValueError, TypeError):
-        v.add(path, f"is not a known locale: {shown(value)}")
-        return "en"
-
-
-def _timezone(v: Violations, path: str, value: str) -> str:
-    if not value:
-        return "UTC"
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        v.add(path, f"is not an IANA time zone: {shown(value)}")
-    return value
-
-
 def _country(v: Violations, path: str, value: str) -> str:
     code = value.strip().upper()
     if not code:
@@ -178,8 +163,8 @@ def _customer(v: Violations, message: pb.Customer, country: str) -> Customer:
         name=v.text(f"{path}.name", message.name),
         email=_email(v, f"{path}.email", message.email),
         phone=_phone(v, f"{path}.phone", message.phone, country),
-        locale=_locale(v, f"{path}.locale", message.locale),
-        timezone=_timezone(v, f"{path}.timezone", message.timezone),
+        locale=fields.locale(v, f"{path}.locale", message.locale),
+        timezone=fields.timezone(v, f"{path}.timezone", message.timezone),
         previous_orders=_bounded(
             v, f"{path}.previous_orders", message.previous_orders, 0, MAX_PREVIOUS_ORDERS
         ),
@@ -360,3 +345,88 @@ def event(v: Violations, message: pb.OrderEvent, *, now: datetime) -> OrderEvent
         new_address=new_address,
         skus=skus,
     )
+
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_TOKEN_BYTES = 4096
+MAX_REASON_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    order_id: str
+    event: OrderEvent
+    order: Order | None  # given, the event may start the journey
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    customer_id: str
+    stage: Stage | None
+    page_size: int
+    page_token: bytes
+
+
+def start_request(request: pb.StartJourneyRequest, *, now: datetime) -> Order:
+    v = Violations()
+    if not request.HasField("order"):
+        v.add("order", "is required")
+        v.raise_if_any()
+    converted = order(v, request.order, now=now)
+    v.raise_if_any()
+    return converted
+
+
+def event_request(request: pb.RecordEventRequest, *, now: datetime) -> EventRequest:
+    v = Violations()
+    wanted = order_id(v, "order_id", request.order_id)
+    if not request.HasField("event"):
+        v.add("event", "is required")
+        v.raise_if_any()
+    converted = event(v, request.event, now=now)
+    given = None
+    if request.HasField("order"):
+        given = order(v, request.order, now=now)
+        if request.order.order_id != request.order_id:
+            v.add("order.order_id", "must equal order_id")
+    v.raise_if_any()
+    return EventRequest(wanted, converted, given)
+
+
+def order_id_request(value: str) -> str:
+    v = Violations()
+    wanted = order_id(v, "order_id", value)
+    v.raise_if_any()
+    return wanted
+
+
+def cancel_request(request: pb.CancelJourneyRequest) -> tuple[str, str]:
+    """The order id and the operator's reason."""
+    v = Violations()
+    wanted = order_id(v, "order_id", request.order_id)
+    reason = v.text("reason", request.reason, required=False, max_length=MAX_REASON_LENGTH)
+    v.raise_if_any()
+    return wanted, reason
+
+
+def list_request(request: pb.ListJourneysRequest) -> ListRequest:
+    v = Violations()
+    customer_id = v.identifier("customer_id", request.customer_id) if request.customer_id else ""
+    stage = None
+    if request.stage != pb.JOURNEY_STAGE_UNSPECIFIED:
+        stage = STAGES.get(request.stage)
+        if stage is None:
+            v.add("stage", f"must be a known journey stage, got {request.stage}")
+    if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+        v.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+    if len(request.page_token) > MAX_PAGE_TOKEN_BYTES:
+        v.add("page_token", "is not a token this server issued")
+    v.raise_if_any()
+    return ListRequest(
+        customer_id, stage, request.page_size or DEFAULT_PAGE_SIZE, request.page_token
+    )
+
+
+def bad_page_token() -> InvalidRequest:
+    return InvalidRequest([FieldViolation("page_token", "is not a token this server issued")])

@@ -14,7 +14,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from engine.platform.temporal.connection import DATA_CONVERTER
+from engine.platform.codec.payloads import DATA_CONVERTER
 from workflows import search_attributes as sa
 
 

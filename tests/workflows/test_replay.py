@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from engine.platform.temporal.connection import DATA_CONVERTER
+from engine.platform.codec.payloads import DATA_CONVERTER
 from workflows.order_journey import OrderJourney
 
 HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))

@@ -56,7 +56,7 @@ from temporalio.client import Client
 from activities.email.rendering import TEMPLATE_NAMES
 from clients import AftercareClient, AftercareError
 from engine.devstack.mail_sink import MailboxHandler, MailSink
-from engine.journeys import parsing as requests
+from engine.journeys import parsing
 from engine.journeys.directory import initial_search_attributes
 from engine.platform.logging import configure_logging
 from engine.platform.settings import Settings
@@ -387,7 +387,7 @@ def storm_plan(due: datetime, timezone: str, source: Path = STORM_PLAN_FILE) -> 
 
 
 def _domain_order(order_id: str) -> Order:
-    return requests.valid_order(bench_order(order_id, DEFAULT_PLAN_VARIANT), now=datetime.now(UTC))
+    return parsing.valid_order(bench_order(order_id, DEFAULT_PLAN_VARIANT), now=datetime.now(UTC))
 
 
 async def _count_pinned(client: Client, label: str) -> int:

@@ -19,7 +19,7 @@ from activities.send_message import MessageActivities
 from engine.cli.samples import sample_order
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.twilio_fake import serve_twilio_fake
-from engine.journeys import parsing as requests
+from engine.journeys import parsing
 from engine.platform.http_server import serve_http
 from engine.platform.settings import Settings
 from engine.processes.dev_stack import DEV_TWILIO_SID, DEV_TWILIO_TOKEN, dev_twilio_settings
@@ -41,7 +41,7 @@ class SendPath:
 
 
 def _order(order_id: str, variant: int) -> Order:
-    return requests.valid_order(sample_order(order_id, variant), now=datetime.now(UTC))
+    return parsing.valid_order(sample_order(order_id, variant), now=datetime.now(UTC))
 
 
 async def send_path(settings: Settings, sink: MailSink, sends: int, in_flight: int) -> SendPath:

@@ -34,6 +34,11 @@ class Category(StrEnum):
     MARKETING = "marketing"
 
 
+# Messages that answer the order or the customer: they need no consent, and no
+# frequency cap counts them or holds them back.
+ALWAYS_ALLOWED_CATEGORIES = frozenset({Category.TRANSACTIONAL, Category.SUPPORT})
+
+
 class Segment(StrEnum):
     FIRST_TIME = "first_time"
     REPEAT = "repeat"

@@ -33,7 +33,7 @@ from temporalio.converter import (
 )
 
 from engine.platform.codec.keys import Keyring
-from engine.platform.temporal.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
+from engine.platform.codec.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"

@@ -1,15 +1,17 @@
 """Running one RPC and turning its failures into status codes, for every servicer.
 
-Each method validates its request, calls the directory or a store, and builds the
-reply inside one ``work`` coroutine; :func:`answer` maps what can go wrong that all
-services share (a bad request, Temporal out of reach) and asks the service for the
-rest, so a failure kind is answered the same way wherever it happens.
+Each servicer method parses its request (raising InvalidRequest), calls the
+directory or a store, and builds the reply; :func:`answered` wraps it so that what
+can go wrong for every service (a bad request, Temporal or the database out of
+reach, a bug) is answered the same way wherever it happens, and the service is
+asked about its own failures.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from sqlalchemy import exc as db
@@ -22,6 +24,9 @@ from engine.platform.rpc.violations import InvalidRequest
 log = get_logger(__name__)
 
 Reply = TypeVar("Reply")
+Request = TypeVar("Request")
+Servicer = TypeVar("Servicer")
+Method: TypeAlias = Callable[[Servicer, Request, Any], Awaitable[Reply]]
 
 # A status with details (abort_with_status) or a plain code and message (abort).
 Refusal: TypeAlias = grpc.Status | tuple[grpc.StatusCode, str]
@@ -71,3 +76,27 @@ async def answer(
             code, message = refusal
             await context.abort(code, message)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+def answered(
+    *, refuse: Refuse, unavailable: Callable[[RPCError], str]
+) -> Callable[[Method[Servicer, Request, Reply]], Method[Servicer, Request, Reply]]:
+    """A decorator for servicer methods: the method's failures become status codes
+    (see :func:`answer`), named in logs by the method's name."""
+
+    def decorate(method: Method[Servicer, Request, Reply]) -> Method[Servicer, Request, Reply]:
+        @functools.wraps(method)
+        async def handler(
+            servicer: Servicer, request: Request, context: grpc.aio.ServicerContext
+        ) -> Reply:
+            return await answer(
+                context,
+                method.__name__,
+                lambda: method(servicer, request, context),
+                refuse=refuse,
+                unavailable=unavailable,
+            )
+
+        return handler
+
+    return decorate

@@ -12,12 +12,8 @@ from temporalio.service import RPCError
 from engine.platform.codec.runtime import converter_for, customer_keys_for
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
-from engine.platform.temporal.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
 
 log = get_logger(__name__)
-
-# Re-exported: the plain (unencrypted) converter, for tools that need no keys.
-DATA_CONVERTER = PLAIN_DATA_CONVERTER
 
 
 async def connect(

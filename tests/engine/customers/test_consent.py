@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.customers.consent import ALWAYS_ALLOWED_CATEGORIES, ConsentLedger, token_hash
+from engine.customers.consent import ConsentLedger, token_hash
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.tables import ConsentRecord, UsedLinkToken
-from workflows.plans.model import Category
+from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES, Category
 
 CUSTOMER = "cus-consent"
 

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients import NoPlanError
 from engine.cli.samples import sample_order, sample_shipment
 from engine.devstack.mail_sink import MailSink
-from engine.journeys import parsing as requests
+from engine.journeys import parsing
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
 from engine.platform.settings import Settings
@@ -38,7 +38,7 @@ COFFEE, T_SHIRTS = 0, 1  # sample_order variants: a consumables basket, and one 
 
 
 def domain_order(order: pb.Order) -> Order:
-    return requests.valid_order(order, now=datetime.now(UTC))
+    return parsing.valid_order(order, now=datetime.now(UTC))
 
 
 @pytest.mark.parametrize("variant", [COFFEE, T_SHIRTS])
@@ -109,7 +109,7 @@ async def test_an_order_no_plan_covers_is_refused_and_nothing_starts(
         wider = JourneyDirectory(
             temporal_client,
             stack.settings.task_queue,
-            plans=deployment_plans(stack.settings),
+            plans=deployment_plans(Settings.model_construct()),
         )
         started = await wider.start(domain_order(earlier))
         shipped_earlier = pb.OrderEvent(
