@@ -71,9 +71,10 @@ bench-idle: install
 chaos: install
 	$(BIN)/python -m tools.chaos --journeys 500
 
-# Record one history per journey path (tests/histories/*.json) for the replay tests.
+# Record a history for every journey path that has none (tests/histories/*.json) for
+# the replay tests; FORCE="name ..." records those paths again.
 histories: install
-	$(BIN)/python -m tests.histories.record
+	$(BIN)/python -m tests.histories.record $(if $(FORCE),--force $(FORCE))
 
 # Headless Chromium (Debian's package) for the email screenshots and their test.
 chromium:

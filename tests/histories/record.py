@@ -1,6 +1,7 @@
 """Record one history per released journey path into tests/histories/*.json.
 
-    make histories
+    make histories                      # the paths that have no history yet
+    make histories FORCE="name ..."     # these again (a new plan version, say)
 
 Each path runs the real workflow and activities in virtual time (time-skipping
 server, real SMTP sink, throwaway ledger); every run of the journey (continue-as-
@@ -12,10 +13,12 @@ the replay exists to catch (use ``workflow.patched``, see the README).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import tempfile
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,12 +26,19 @@ from pathlib import Path
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from engine.devstack.mail_sink import MailSink
+from engine.journeys.directory import initial_search_attributes
+from engine.journeys.plans import deployment_plans
 from engine.platform.logging import configure_logging
 from tests.support.orders import COFFEE, domain_order
 from tests.support.virtual_time import VirtualJourneys, virtual_journeys
+from workflows.ids import journey_id_for
 from workflows.order_journey import OrderJourney
-from workflows.state import JourneyState
-from workflows.vocabulary import EventType
+from workflows.orders import Address, LineItem, Order
+from workflows.overrides import CustomerOverrides
+from workflows.plans.catalogue import choose_plan
+from workflows.plans.model import Category
+from workflows.state import JourneyInput, JourneyState
+from workflows.vocabulary import Channel, EventType
 
 HISTORIES = Path(__file__).parent
 DAY = timedelta(days=1)
@@ -100,6 +110,153 @@ async def _replenishment(journeys: VirtualJourneys) -> Handle:
     return handle
 
 
+async def _plan_at_start(journeys: VirtualJourneys) -> Handle:
+    """As the API starts journeys: the plan chosen and pinned in the input."""
+    order = domain_order(order_id="H-PLAN-AT-START")
+    plan = choose_plan(order, deployment_plans(journeys.settings))
+    handle = await journeys.env.client.start_workflow(
+        OrderJourney.run,
+        JourneyInput(order=order, plan=plan, customer_has_other_journeys=False),
+        id=journey_id_for(order.order_id),
+        task_queue=journeys.settings.task_queue,
+        search_attributes=initial_search_attributes(order),
+    )
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.SHIPPED, event_id="shipped-1")
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    return handle
+
+
+async def _cap_stale(journeys: VirtualJourneys) -> Handle:
+    """Two journeys of one customer ask for a review at the same instant: one is sent,
+    the other could only go out three days later, past its stale_after, and is dropped
+    (the one recorded)."""
+    customer = f"cus-{uuid.uuid4().hex[:8]}"
+    handles = [
+        await _delivered_order(journeys, domain_order(order_id=f"H-CAP-{n}", customer_id=customer))
+        for n in (1, 2)
+    ]
+    await journeys.wait(handles[0], 9 * DAY)
+    for handle in handles:
+        await journeys.event(handle, EventType.FEEDBACK, event_id="feedback-1", score=10)
+    states = [
+        await journeys.until(handle, lambda s: "review_request" in s.steps) for handle in handles
+    ]
+    [dropped] = [
+        handle
+        for handle, state in zip(handles, states, strict=True)
+        if state.steps["review_request"].detail.startswith("stale")
+    ]
+    return dropped
+
+
+async def _cap_deferred(journeys: VirtualJourneys) -> Handle:
+    """Two consumables of one customer run out together: one reminder goes, the other
+    waits three days for its slot under the marketing cap (the one recorded)."""
+    customer = f"cus-{uuid.uuid4().hex[:8]}"
+    tea = LineItem(
+        sku="TEA-GRN-100",
+        name="Sencha 100 g",
+        category="tea",
+        quantity=2,
+        unit_price_minor=990,
+        consumption_days=14,
+    )
+    orders = [
+        domain_order(order_id=f"H-CAP-DEFER-{n}", customer_id=customer, items=[item])
+        for n, item in ((1, COFFEE), (2, tea))
+    ]
+    handles = [await journeys.start(order) for order in orders]
+    for handle in handles:
+        await journeys.until(handle, lambda s: "order_confirmation" in s.steps)
+    delivered_at = await journeys.now()
+    for handle in handles:
+        event = await journeys.order_event(
+            EventType.DELIVERED, event_id="delivered-1", occurred_at=delivered_at
+        )
+        await handle.signal(OrderJourney.record_event, event)
+    await journeys.wait(handles[0], 24 * DAY)
+    states = [
+        await journeys.until(handle, lambda s: bool(s.deferred) or bool(s.reminders_sent))
+        for handle in handles
+    ]
+    [waiting] = [h for h, s in zip(handles, states, strict=True) if s.deferred]
+    await journeys.wait(waiting, 4 * DAY)
+    for handle in handles:
+        if handle is not waiting:
+            await handle.cancel()
+    await journeys.event(waiting, EventType.REORDERED, event_id="reordered-1")
+    return waiting
+
+
+async def _cancel_during_send(journeys: VirtualJourneys) -> Handle:
+    """An operator cancels while the confirmation's send waits between attempts."""
+    email = f"busy-{uuid.uuid4().hex[:8]}@example.test"
+    journeys.sink.handler.refusals[email] = "451 4.2.0 mailbox busy, try later"
+    handle = await journeys.start(domain_order(order_id="H-CANCEL-IN-SEND", email=email))
+    for _ in range(600):
+        pending = (await handle.describe()).raw_description.pending_activities
+        if any(activity.attempt >= 2 for activity in pending):
+            break
+        await asyncio.sleep(0.1)
+    await handle.cancel()
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    del journeys.sink.handler.refusals[email]
+    return handle
+
+
+async def _preferences_changed(journeys: VirtualJourneys) -> Handle:
+    """The customer refuses marketing by email after delivery: the review ask is skipped."""
+    handle = await _delivered(journeys, "H-PREFERENCES")
+    await journeys.wait(handle, DAY)
+    refused = CustomerOverrides(refused={Channel.EMAIL: [Category.MARKETING]}, revision=1)
+    await handle.signal(OrderJourney.preferences_changed, refused)
+    await journeys.wait(handle, 8 * DAY)
+    await journeys.event(handle, EventType.FEEDBACK, event_id="feedback-1", score=10)
+    return handle
+
+
+async def _address_changed(journeys: VirtualJourneys) -> Handle:
+    handle = await journeys.start(domain_order(order_id="H-ADDRESS"))
+    await journeys.wait(handle, DAY)
+    moved = Address(
+        name="Jane Doe",
+        line1="Oranienstraße 7",
+        city="Berlin",
+        postal_code="10997",
+        country_code="DE",
+    )
+    await journeys.event(handle, EventType.ADDRESS_CHANGED, event_id="moved-1", new_address=moved)
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.SHIPPED, event_id="shipped-1")
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    return handle
+
+
+async def _sms_fallback(journeys: VirtualJourneys) -> Handle:
+    """A customer with a phone in a deployment without Twilio: the texts the plan
+    prefers are unavailable and the journey falls back to email."""
+    order = domain_order(order_id="H-SMS-FALLBACK", phone="+4915112345678")
+    handle = await journeys.start(order)
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.SHIPPED, event_id="shipped-1")
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.OUT_FOR_DELIVERY, event_id="out-1")
+    await journeys.wait(handle, timedelta(hours=5))
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    return handle
+
+
+async def _delivered_order(journeys: VirtualJourneys, order: Order) -> Handle:
+    handle = await journeys.start(order)
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "default_promoter": _feedback(10),
     "default_passive": _feedback(8),
@@ -110,6 +267,13 @@ SCENARIOS: dict[str, Scenario] = {
     "default_operator_stop": _operator_stop,
     "default_returned": _returned,
     "consumables_replenishment": _replenishment,
+    "default_plan_at_start": _plan_at_start,
+    "default_frequency_cap_stale": _cap_stale,
+    "consumables_frequency_cap_deferred": _cap_deferred,
+    "default_cancel_during_send": _cancel_during_send,
+    "default_preferences_changed": _preferences_changed,
+    "default_address_changed": _address_changed,
+    "default_sms_fallback": _sms_fallback,
 }
 
 
@@ -136,7 +300,21 @@ async def _record(journeys: VirtualJourneys, name: str, scenario: Scenario) -> l
     return written
 
 
+def _recorded(name: str) -> bool:
+    return any(HISTORIES.glob(f"{name}.json")) or any(HISTORIES.glob(f"{name}.run*.json"))
+
+
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", nargs="*", default=[], help="record these paths again")
+    forced = set(parser.parse_args().force)
+    unknown = forced - set(SCENARIOS)
+    if unknown:
+        parser.error(f"no such path: {', '.join(sorted(unknown))}")
+    wanted = {name: run for name, run in SCENARIOS.items() if name in forced or not _recorded(name)}
+    if not wanted:
+        print("every path has a history; --force NAME records one again")
+        return
     configure_logging("WARNING")
     # A fixed start keeps the recorded local times readable: Tue 2027-06-01 09:00 UTC.
     start = datetime(2027, 6, 1, 9, 0, tzinfo=UTC)
@@ -146,7 +324,7 @@ async def main() -> None:
         try:
             async with virtual_journeys(Path(tmp), sink) as journeys:
                 await journeys.travel_to(start)
-                for name, scenario in SCENARIOS.items():
+                for name, scenario in wanted.items():
                     for path in await _record(journeys, name, scenario):
                         print(f"recorded {path.relative_to(HISTORIES.parent.parent)}")
         finally:

@@ -11,11 +11,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from engine.platform.codec.payloads import DATA_CONVERTER
 from workflows.order_journey import OrderJourney
+from workflows.scheduler import PlannedSend
+from workflows.state import JourneyInput, JourneyState
 
 HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 
@@ -32,15 +35,56 @@ def test_every_plan_path_has_a_history() -> None:
         "default_operator_stop",
         "default_returned",
         "consumables_replenishment",
+        # Paths behind workflow.patched, signals and fallbacks.
+        "default_plan_at_start",
+        "default_frequency_cap_stale",
+        "consumables_frequency_cap_deferred",
+        "default_cancel_during_send",
+        "default_preferences_changed",
+        "default_address_changed",
+        "default_sms_fallback",
     } <= names
     # The replenishment path spans continue-as-new: every run is kept.
     assert any(path.name.endswith(".run2.json") for path in HISTORIES)
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
-async def test_history_replays(path: Path) -> None:
+async def replay(path: Path, journey: type = OrderJourney) -> Exception | None:
     text = await asyncio.to_thread(path.read_text)
     history = WorkflowHistory.from_json(f"replay-{path.stem}", text)
-    replayer = Replayer(workflows=[OrderJourney], data_converter=DATA_CONVERTER)
+    replayer = Replayer(workflows=[journey], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+    return result.replay_failure
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    failure = await replay(path)
+    assert failure is None, f"{path.name}: {failure}"
+
+
+@workflow.defn(name="OrderJourney", sandboxed=False)
+class SupersedeFirst(OrderJourney):
+    """The journey with a step moved: a consumables order tells the customer's older
+    journeys to stop their reminders before its confirmation goes out, not after.
+    (Unsandboxed: the sandbox would import this test module again and find two
+    workflows of one name.)"""
+
+    @workflow.run
+    async def run(self, journey: JourneyInput) -> JourneyState:
+        return await super().run(journey)
+
+    async def _perform(self, send: PlannedSend) -> None:
+        plan = self._plan.plan if self._plan else None
+        if plan is not None and plan.replenishment and not self._state.older_journeys_told:
+            self._state.older_journeys_told = True
+            await self._supersede_older_reminders()
+        await super()._perform(send)
+
+
+async def test_a_reordered_step_fails_the_replay() -> None:
+    """The negative control: the replay is not blind to a step moved in the code."""
+    path = next(p for p in HISTORIES if p.stem == "consumables_replenishment.run1")
+    assert await replay(path) is None
+    failure = await replay(path, SupersedeFirst)
+    assert failure is not None
+    assert "nondetermin" in str(failure).lower(), failure
