@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     # Plain data and pure functions: loaded once outside the sandbox, so the
@@ -81,9 +82,23 @@ DEFAULT_SEND_BUDGET = timedelta(days=1)
 # died mid-send is noticed and the send retried on another worker soon.
 SEND_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
-# Sends ask for the customer's frequency cap from this change on; journeys recorded
-# before it replay their sends without it.
+# The support desk is told beside the journey, never in its way: an outage is retried
+# with backoff for this long, then recorded; a refusal is recorded at once.
+SUPPORT_DESK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=30),
+    non_retryable_error_types=["SupportDeskRefused"],
+)
+SUPPORT_DESK_BUDGET = timedelta(days=2)
+# Sends ask for the customer's frequency cap on this branch; journeys whose history
+# has no such marker replay their sends without it.
 FREQUENCY_CAP_PATCH = "frequency-cap"
+# Sends run beside the journey's loop on this branch: events take effect while a send
+# retries (a moot send is cancelled, a confirmation overtakes a marketing message), and
+# the support desk is told whatever became of the apology. Histories without the
+# marker run the sequential loop they were recorded with.
+SENDS_BESIDE_EVENTS_PATCH = "sends-beside-events"
 MAX_TIMELINE = 300
 
 
@@ -111,6 +126,12 @@ class OrderJourney:
             self._adopt(journey.overrides)
         # Set by the preferences_changed signal: wakes the journey to re-plan at once.
         self._overrides_changed = False
+        # Sends under way beside the loop, by (agenda key, iteration); those cancelled
+        # because an event made them moot, with why; the support desk's call.
+        self._in_flight: dict[tuple[str, int], tuple[PlannedSend, asyncio.Task[None]]] = {}
+        self._mooted: dict[tuple[str, int], str] = {}
+        self._desk: asyncio.Task[None] | None = None
+        self._sends_beside = False
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyState:
@@ -123,10 +144,15 @@ class OrderJourney:
                 plan = self._plan
                 if not self._state.plan_id:  # given at start (simulation, or a caller's choice)
                     self._pin(plan)
-            return await self._follow(plan)
+            if workflow.patched(SENDS_BESIDE_EVENTS_PATCH):
+                self._sends_beside = True
+                return await self._follow(plan)
+            return await self._follow_sequentially(plan)
         except (asyncio.CancelledError, ActivityError) as err:
             if not is_cancelled_exception(err):
                 raise
+            for _, task in self._in_flight.values():
+                task.cancel()  # the sends under way are asked to stop too
             # An operator cancelled the journey (API or Temporal UI), while it slept
             # or while an activity ran: record it so the query shows why it ended,
             # send nothing more, end as cancelled.
@@ -191,6 +217,110 @@ class OrderJourney:
         self._note("note", f"plan {pinned.label} ({pinned.content_hash[:12]}) pinned")
 
     async def _follow(self, pinned: PinnedPlan) -> JourneyState:
+        """Sends due now go out one after another, beside this loop, which keeps
+        applying events meanwhile: an event that makes the send under way moot
+        cancels it, and a transactional message due now does not wait for a
+        non-transactional one that is retrying through a provider outage."""
+        while True:
+            self._overrides_changed = False
+            self._apply_pending_events()
+            agenda = self._settled_agenda(pinned)
+            self._cancel_moot_sends()
+            now = workflow.now()
+            self._publish(agenda, now)
+            for send in self._sends_to_start(agenda.due(now)):
+                self._start_send(send)
+            if self._in_flight:
+                await workflow.wait_condition(
+                    lambda: (
+                        bool(self._state.pending_events)
+                        or self._overrides_changed
+                        or any(task.done() for _, task in self._in_flight.values())
+                    )
+                )
+                await self._collect_finished_sends()
+                continue
+            if pinned.plan.replenishment is not None and not self._state.older_journeys_told:
+                # After the confirmation, not before: telling older journeys that
+                # these consumables were reordered must never delay it.
+                self._state.older_journeys_told = True
+                await self._supersede_older_reminders()
+                continue
+            end = self._end_time(agenda, pinned)
+            if end is not None and now >= end:
+                await self._desk_finished()
+                return self._finish()
+            if self._should_continue_as_new():
+                await self._desk_finished()
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    JourneyInput(order=self._order, plan=pinned, state=self._state)
+                )
+            wake = min(t for t in (agenda.next_due(now), end) if t is not None)
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: bool(self._state.pending_events) or self._overrides_changed,
+                    timeout=wake - now,
+                    timeout_summary=self._state.next_step[:100],
+                )
+
+    def _sends_to_start(self, due: list[PlannedSend]) -> list[PlannedSend]:
+        """One send at a time, in the plan's order, as a customer should read them;
+        but a transactional message never waits behind a non-transactional one."""
+        waiting = [send for send in due if _flight_key(send) not in self._in_flight]
+        if not waiting:
+            return []
+        under_way = [send for send, _ in self._in_flight.values()]
+        if not under_way:
+            return waiting[:1]
+        if all(send.category != Category.TRANSACTIONAL for send in under_way):
+            transactional = [s for s in waiting if s.category == Category.TRANSACTIONAL]
+            return transactional[:1]
+        return []
+
+    def _start_send(self, send: PlannedSend) -> None:
+        async def perform() -> None:
+            delivered = await self._perform(send)
+            hooked = send.step is not None and send.step.hook == Hook.SUPPORT_TICKET
+            if hooked and delivered is not None and self._desk is None:
+                # Whether or not the apology reached the customer, the desk hears.
+                self._desk = asyncio.create_task(self._open_support_ticket())
+
+        self._in_flight[_flight_key(send)] = (send, asyncio.create_task(perform()))
+
+    def _cancel_moot_sends(self) -> None:
+        """Cancel the sends under way whose step the latest events or choices ended
+        (the settled agenda recorded them as skipped, with why)."""
+        for key, (send, task) in self._in_flight.items():
+            record = self._state.steps.get(send.key)
+            ended = record is not None and record.outcome == StepOutcome.SKIPPED
+            if ended and key not in self._mooted and not task.done():
+                assert record is not None
+                self._mooted[key] = record.detail
+                task.cancel()
+
+    async def _collect_finished_sends(self) -> None:
+        for key, (send, task) in list(self._in_flight.items()):
+            if not task.done():
+                continue
+            del self._in_flight[key]
+            reason = self._mooted.pop(key, None)
+            try:
+                await task
+            except (asyncio.CancelledError, ActivityError) as err:
+                if reason is None or not is_cancelled_exception(err):
+                    raise
+                label = f"{send.key} #{send.iteration}" if send.iteration else send.key
+                self._note("skip", f"{label}: cancelled while under way ({reason})")
+
+    async def _desk_finished(self) -> None:
+        """The support desk's call ends before the journey does (or continues as new)."""
+        if self._desk is not None:
+            await self._desk
+
+    async def _follow_sequentially(self, pinned: PinnedPlan) -> JourneyState:
+        """The loop of journeys recorded before sends ran beside it: each due send is
+        awaited in turn, and events wait for the send under way."""
         while True:
             self._overrides_changed = False
             self._apply_pending_events()
@@ -200,7 +330,9 @@ class OrderJourney:
             due = agenda.due(now)
             if due:
                 for send in due:
-                    await self._perform(send)
+                    sent = await self._perform(send)
+                    if sent and send.step is not None and send.step.hook == Hook.SUPPORT_TICKET:
+                        await self._open_support_ticket_inline()
                     if self._state.pending_events or self._overrides_changed:
                         break  # events take effect before anything else goes out
                 continue
@@ -271,9 +403,11 @@ class OrderJourney:
             detail = apply_event(state, self._order, event, workflow.now())
             self._note("event", detail)
 
-    async def _perform(self, send: PlannedSend) -> None:
+    async def _perform(self, send: PlannedSend) -> bool | None:
         """Send on the step's channels in order of preference until one reaches the
-        customer; record undeliverable (and why) when none can."""
+        customer; record undeliverable (and why) when none can. True when a channel
+        took the message, False when none could or it failed, None when the frequency
+        cap deferred or dropped it (the step is not over, or not attempted)."""
         refusals: list[str] = []
         for channel in send.channels:
             reason = self._unreachable(channel)
@@ -287,18 +421,16 @@ class OrderJourney:
                 cause = err.cause
                 reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
                 self._resolve(send, StepOutcome.FAILED, f"not delivered by {channel}: {reason}")
-                return
+                return False
             if sent.status in (Delivery.DEFERRED, Delivery.STALE):
                 # The cap is the customer's, not the channel's: no fallback.
                 self._over_cap(send, sent)
-                return
+                return None
             if sent.status == Delivery.SENT:
                 self._state.sent.append(sent)
                 fallback = f" after {'; '.join(refusals)}" if refusals else ""
                 self._resolve(send, StepOutcome.SENT, f"by {channel}{fallback}")
-                if send.step is not None and send.step.hook == Hook.SUPPORT_TICKET:
-                    await self._open_support_ticket()
-                return
+                return True
             refusals.append(f"{channel}: {sent.status}: {sent.detail}")
         detail = "; ".join(refusals) or "no channel listed"
         self._state.sent.append(
@@ -313,6 +445,7 @@ class OrderJourney:
             )
         )
         self._resolve(send, StepOutcome.SKIPPED, f"undeliverable: {detail}")
+        return False
 
     def _unreachable(self, channel: Channel) -> str:
         """What the order alone says about a channel, to spare a pointless activity."""
@@ -356,6 +489,11 @@ class OrderJourney:
             if transactional
             else (stale_after or DEFAULT_SEND_BUDGET),
             retry_policy=DELIVERY_RETRY,
+            # Beside the loop a send may be cancelled as moot; waiting for the
+            # activity's answer tells whether the provider had taken it already.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            if self._sends_beside
+            else ActivityCancellationType.TRY_CANCEL,
             summary=f"{send.step_id} by {channel}",
         )
         return sent
@@ -426,22 +564,54 @@ class OrderJourney:
         kind = {StepOutcome.SENT: "message", StepOutcome.FAILED: "failure"}.get(outcome, "skip")
         self._note(kind, f"{label}: {detail}")
 
-    async def _open_support_ticket(self) -> None:
+    def _support_ticket_input(self) -> SupportTicketInput:
         feedback = self._state.feedback
+        return SupportTicketInput(
+            journey_id=self._state.journey_id,
+            order_id=self._order.order_id,
+            customer_id=self._order.customer.id,
+            score=feedback.score if feedback else -1,
+            comment=feedback.comment if feedback else "",
+        )
+
+    async def _open_support_ticket_inline(self) -> None:
+        """As journeys on the sequential loop did: awaited, retried without end."""
         result = await workflow.execute_activity(
             OPEN_SUPPORT_TICKET_ACTIVITY,
-            SupportTicketInput(
-                journey_id=self._state.journey_id,
-                order_id=self._order.order_id,
-                customer_id=self._order.customer.id,
-                score=feedback.score if feedback else -1,
-                comment=feedback.comment if feedback else "",
-            ),
+            self._support_ticket_input(),
             result_type=SupportTicketResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
             summary="open support ticket",
         )
+        self._note("note", f"support ticket {result.status} {result.reference}".strip())
+
+    async def _open_support_ticket(self) -> None:
+        """Tell the desk about an unhappy customer, beside the journey: a refusal or an
+        outage longer than SUPPORT_DESK_BUDGET is recorded on the timeline, never
+        raised, so the desk can neither fail nor hold up the journey."""
+        try:
+            result = await workflow.execute_activity(
+                OPEN_SUPPORT_TICKET_ACTIVITY,
+                self._support_ticket_input(),
+                result_type=SupportTicketResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=SUPPORT_DESK_BUDGET,
+                retry_policy=SUPPORT_DESK_RETRY,
+                summary="open support ticket",
+            )
+        except ActivityError as err:
+            _reraise_cancellation(err)
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "SupportDeskRefused":
+                self._note("failure", f"support ticket not opened: {cause.message}")
+            else:
+                self._note(
+                    "failure",
+                    "support ticket not opened: the desk could not be reached for "
+                    f"{_days(SUPPORT_DESK_BUDGET)} ({cause or err})",
+                )
+            return
         self._note("note", f"support ticket {result.status} {result.reference}".strip())
 
     async def _supersede_older_reminders(self) -> None:
@@ -578,10 +748,19 @@ class OrderJourney:
         return [send.focus_sku] if send.focus_sku else []
 
 
+def _flight_key(send: PlannedSend) -> tuple[str, int]:
+    return send.key, send.iteration
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day{'s' if days != 1 else ''}"
+
+
 def _reraise_cancellation(err: ActivityError) -> None:
     """An activity cancelled because the journey was cancelled is not a failed
     step to note and move past: the cancellation must reach ``run``, or the journey
-    would carry on as if nobody had asked it to stop. (Before this patch such a
-    cancel was swallowed; journeys recorded then replay as they ran.)"""
+    would carry on as if nobody had asked it to stop. Histories without the
+    ``cancel-during-activity`` marker swallowed such a cancel, and replay as they ran."""
     if is_cancelled_exception(err) and workflow.patched("cancel-during-activity"):
         raise err

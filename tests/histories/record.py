@@ -250,6 +250,27 @@ async def _sms_fallback(journeys: VirtualJourneys) -> Handle:
     return handle
 
 
+async def _refund_during_retry(journeys: VirtualJourneys) -> Handle:
+    """The cross-sell retries through a mail server deferring for hours when a refund
+    arrives: it is cancelled, the refund confirmed."""
+    email = f"retrying-{uuid.uuid4().hex[:8]}@example.test"
+    handle = await journeys.start(domain_order(order_id="H-REFUND-IN-RETRY", email=email))
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    await journeys.wait(handle, 19 * DAY)
+    journeys.sink.handler.refusals[email] = "451 4.2.0 mailbox busy, try later"
+    await journeys.wait(handle, 2 * DAY)
+    for _ in range(600):
+        pending = (await handle.describe()).raw_description.pending_activities
+        if any(activity.attempt >= 2 for activity in pending):
+            break
+        await asyncio.sleep(0.1)
+    await journeys.event(handle, EventType.REFUNDED, event_id="refund-1")
+    await journeys.until(handle, lambda s: "cross_sell" in s.steps)
+    del journeys.sink.handler.refusals[email]
+    return handle
+
+
 async def _delivered_order(journeys: VirtualJourneys, order: Order) -> Handle:
     handle = await journeys.start(order)
     await journeys.wait(handle, DAY)
@@ -274,6 +295,12 @@ SCENARIOS: dict[str, Scenario] = {
     "default_preferences_changed": _preferences_changed,
     "default_address_changed": _address_changed,
     "default_sms_fallback": _sms_fallback,
+    # Journeys whose sends run beside the loop (the sends-beside-events patch).
+    "beside_plan_at_start": _plan_at_start,
+    "beside_detractor": _feedback(3),
+    "beside_returned": _returned,
+    "beside_refund_during_retry": _refund_during_retry,
+    "beside_replenishment": _replenishment,
 }
 
 
