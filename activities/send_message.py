@@ -13,27 +13,60 @@ the slot is reserved in the same transaction that checks it, released if the
 provider refuses the address, and kept by a retry. Over the cap the answer is
 DEFERRED (with the instant it fits; the ledger row stays open for that later
 attempt) or, past the message's stale limit, STALE (the ledger row says so).
+
+An attempt can outlive its start-to-close timeout (a slow provider, a full
+connection pool), and Temporal then starts the next attempt while the first still
+runs. So each attempt claims the row as its owner with a lease shorter than the
+timeout, renews it (and heartbeats) while it works, and bounds the whole delivery
+by one deadline inside the timeout; an attempt that finds another's live lease
+waits for it instead of sending. The residual risk is a provider that took the
+message in the last moment before the deadline, or a worker that died between the
+provider's acceptance and the record (for texts, Twilio's delivery report records
+the acceptance: see ``engine.messaging.delivery_reports``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.channels.base import Channel, PermanentDeliveryError, TransientDeliveryError
+from activities.channels.base import (
+    DeliveryChannel,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from activities.handover import Handover
 from engine.messaging.frequency_caps import CapOutcome, FrequencyCapStore, send_key
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.database.tables import MessageStatus
 from workflows.contracts import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
-from workflows.vocabulary import Channel as ChannelName
+from workflows.vocabulary import Channel
 
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
+# Another attempt of the same message holds a live lease: this one waits for it.
+DELIVERY_IN_PROGRESS = "DeliveryInProgress"
+# A claim's lease: well inside an attempt's start-to-close timeout (30 s), renewed
+# while the attempt works, so a worker that dies frees the row within this long.
+CLAIM_LEASE = timedelta(seconds=20)
+LEASE_RENEWAL = timedelta(seconds=5)
+# Of an attempt's start-to-close timeout, what is kept back for recording the
+# outcome after the provider answered (the record retries a dropped connection).
+RECORD_RESERVE = timedelta(seconds=10)
+DEFAULT_ATTEMPT_TIMEOUT = timedelta(seconds=30)
+# A message the provider may have taken before an attempt lost track of it (no answer
+# came): the row stays held this long, so a late delivery report can settle it before
+# a retry would send it again.
+REPORT_GRACE = timedelta(minutes=5)
+_CANCELLED = "cancelled: the journey no longer needed it"
 # Ledger reasons are kept with the outcome they explain.
 _UNAVAILABLE = "unavailable: "
 _STALE = "stale: "
@@ -51,10 +84,13 @@ class MessageActivities:
         ledger: MessageLedger,
         suppressions: SuppressionList,
         consent: ConsentCheck,
-        channels: Mapping[ChannelName, Channel],
+        channels: Mapping[Channel, DeliveryChannel],
         caps: FrequencyCapStore | None = None,
+        *,
+        report_grace: timedelta = REPORT_GRACE,
     ) -> None:
         self._ledger = ledger
+        self._report_grace = report_grace
         self._suppressions = suppressions
         self._consent = consent
         self._channels = channels
@@ -66,7 +102,10 @@ class MessageActivities:
         channel = self._channels.get(request.channel)
         address = channel.address_of(request) if channel else ""
         claim = claim_for(request, address)
-        entry = await self._ledger.claim(claim)
+        attempt = Attempt.current()
+        entry = await self._ledger.claim(
+            claim, owner=attempt.owner, lease=CLAIM_LEASE, now=datetime.now(UTC)
+        )
         if entry.is_final:
             # An earlier attempt already settled this message: answer with what was
             # recorded instead of sending it again.
@@ -76,36 +115,94 @@ class MessageActivities:
                 # delivery report recorded the send): the slot it reserved is taken.
                 await caps.confirm(_slot_key(request), entry.sent_at)
             return _outcome(entry, request)
+        if not entry.held_by(attempt.owner):
+            raise _wait_for(entry)
+        try:
+            async with self._leased(claim.key, attempt.owner) as lease:
+                return await self._send_claimed(
+                    request, channel, address, claim.key, attempt, lease
+                )
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is not None and details.cancel_requested:
+                # The journey asked (the step became moot) before the provider had it.
+                await self._ledger.mark_skipped(claim.key, _CANCELLED)
+                await self._release_slot(request)
+            raise
+
+    async def _send_claimed(
+        self,
+        request: SendMessageInput,
+        channel: DeliveryChannel | None,
+        address: str,
+        key: str,
+        attempt: Attempt,
+        lease: Lease,
+    ) -> SentMessage:
         reason = self._unavailable(request, channel, address)
         if not reason and await self._suppressions.is_suppressed(request.channel, address):
             reason = "address suppressed after an earlier permanent failure"
         if not reason:
             reason = await self._consent_refusal(request)
         if reason:
-            await self._ledger.mark_skipped(claim.key, _UNAVAILABLE + reason)
+            await self._ledger.mark_skipped(key, _UNAVAILABLE + reason)
             await self._release_slot(request)  # held or reserved by an earlier attempt
             return _result(request, Delivery.UNAVAILABLE, detail=reason)
-        capped = await self._over_cap(request, claim.key)
+        capped = await self._over_cap(request, key)
         if capped is not None:
             return capped
         assert channel is not None
+        handover = Handover(start_by=attempt.deliver_by)
+        delivery = asyncio.create_task(
+            self._deliver(request, channel, address, key, handover, lease)
+        )
         try:
-            provider_id = await channel.deliver(request, address, claim.key)
+            return await asyncio.shield(delivery)
+        except asyncio.CancelledError:
+            # Cancelled: the step became moot, the attempt timed out, the worker is
+            # stopping. Before the handover began nothing went out: stop. After, the
+            # provider may have the message: let the delivery end and be recorded, so
+            # the ledger and a journey waiting for the answer tell the truth.
+            if not handover.begun:
+                delivery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivery
+                if not handover.begun:
+                    raise
+            result = await delivery
+            details = activity.cancellation_details()
+            if details is not None and details.cancel_requested:
+                return result
+            raise
+
+    async def _deliver(
+        self,
+        request: SendMessageInput,
+        channel: DeliveryChannel,
+        address: str,
+        key: str,
+        handover: Handover,
+        lease: Lease,
+    ) -> SentMessage:
+        try:
+            provider_id = await channel.deliver(request, address, key, handover)
         except PermanentDeliveryError as err:
             await self._suppressions.add(request.channel, address, str(err))
-            await self._ledger.mark_failed(claim.key, str(err))
+            await self._ledger.mark_failed(key, str(err))
             await self._release_slot(request)  # the next channel may take it
             return _result(request, Delivery.BOUNCED, detail=str(err))
         except TransientDeliveryError as err:
             # The row stays claimed: the retry (same key) sends it.
-            delay = err.retry_after_seconds
+            delay = timedelta(seconds=err.retry_after_seconds or 0)
+            if err.maybe_delivered:
+                # Held while a late delivery report may still settle it.
+                await lease.hold(self._report_grace)
+                delay = max(delay, self._report_grace)
             raise ApplicationError(
-                str(err),
-                type=TRANSIENT_FAILURE,
-                next_retry_delay=timedelta(seconds=delay) if delay else None,
+                str(err), type=TRANSIENT_FAILURE, next_retry_delay=delay or None
             ) from err
         sent_at = datetime.now(UTC)
-        await self._ledger.mark_sent(claim.key, provider_message_id=provider_id, sent_at=sent_at)
+        await self._ledger.mark_sent(key, provider_message_id=provider_id, sent_at=sent_at)
         caps = self._caps_for(request)
         if caps is not None:
             await caps.confirm(_slot_key(request), sent_at)
@@ -113,6 +210,30 @@ class MessageActivities:
             "message sent", extra={"step": request.step, "channel": request.channel}
         )
         return _result(request, Delivery.SENT, message_id=provider_id, at=sent_at)
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, key: str, owner: str) -> AsyncIterator[Lease]:
+        """Keep ``owner``'s lease on the row (and tell Temporal the attempt lives) while
+        the attempt works; end it when the attempt stops, settled or not, so a retry
+        need not wait for it to run out, unless the attempt holds it on."""
+        lease = Lease(self._ledger, key, owner)
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(LEASE_RENEWAL.total_seconds())
+                activity.heartbeat()
+                if not await self._ledger.renew(key, owner, datetime.now(UTC) + CLAIM_LEASE):
+                    return  # settled, or (after a stall past the lease) another's now
+
+        renewal = asyncio.create_task(renew())
+        try:
+            yield lease
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+            if not lease.held:
+                await self._ledger.release(key, owner)
 
     def _caps_for(self, request: SendMessageInput) -> FrequencyCapStore | None:
         """The cap store when this message counts against the customer's caps."""
@@ -168,12 +289,60 @@ class MessageActivities:
         return f"no consent: customer opted out of {category}"
 
     @staticmethod
-    def _unavailable(request: SendMessageInput, channel: Channel | None, address: str) -> str:
+    def _unavailable(
+        request: SendMessageInput, channel: DeliveryChannel | None, address: str
+    ) -> str:
         if channel is None:
             return f"no {request.channel} channel in this deployment"
         return channel.unavailable_reason(request) or (
             "" if address else f"no {request.channel} address"
         )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """This attempt of the activity: who it is, and by when its message must be on its
+    way (an attempt must not outlive its start-to-close timeout waiting for a provider)."""
+
+    owner: str
+    deliver_by: float  # event-loop time
+
+    @classmethod
+    def current(cls) -> Attempt:
+        info = activity.info()
+        timeout = info.start_to_close_timeout or DEFAULT_ATTEMPT_TIMEOUT
+        reserve = min(RECORD_RESERVE, timeout / 3)
+        budget = (timeout - reserve).total_seconds()
+        return cls(
+            owner=f"{info.workflow_run_id}/{info.activity_id}/{info.attempt}",
+            deliver_by=asyncio.get_running_loop().time() + budget,
+        )
+
+
+@dataclass
+class Lease:
+    """An attempt's lease on its row, which it may hold on after it stops."""
+
+    ledger: MessageLedger
+    key: str
+    owner: str
+    held: bool = False
+
+    async def hold(self, span: timedelta) -> None:
+        """Keep the row for ``span`` past this attempt (other attempts wait)."""
+        self.held = await self.ledger.renew(self.key, self.owner, datetime.now(UTC) + span)
+
+
+def _wait_for(entry: LedgerEntry) -> ApplicationError:
+    """Retry once the other attempt's lease has run out (or it settled the row)."""
+    now = datetime.now(UTC)
+    remaining = (entry.lease_until - now) if entry.lease_until else CLAIM_LEASE
+    delay = max(remaining, timedelta(0)) + timedelta(seconds=1)
+    return ApplicationError(
+        "another attempt of this message is still under way; waiting for it",
+        type=DELIVERY_IN_PROGRESS,
+        next_retry_delay=delay,
+    )
 
 
 def _result(

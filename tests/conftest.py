@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from clients import AftercareClient
@@ -18,6 +19,7 @@ from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys.directory import JourneyDirectory
 from engine.platform.codec.aes_gcm import data_converter
 from engine.platform.codec.keys import generate_keyring
+from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
 from engine.processes.api import ApiServer, build_server
@@ -40,6 +42,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with postgres_database() as url:
         upgrade_database(url)
         yield url
+
+
+@pytest.fixture
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on ``database_url`` (so on SQLite, then on PostgreSQL), disposed after."""
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def db_sessions(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The session factory on ``db_engine``, made as the service makes its own."""
+    return create_session_factory(db_engine)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Payloads per second through the codec: master keyring alone vs per-customer keys.
 
-``python -m engine.codec.microbench [--payloads N] [--database-url URL]`` encodes and
+``python -m tools.codec_microbench [--payloads N] [--database-url URL]`` encodes and
 decodes journey-sized payloads (an order with a customer and an address, about 1 KB
 of JSON) the way the worker does: one serialization context per call, keys cached.
 It also times ``DataConverter.with_context``, which the SDK calls for every

@@ -1,6 +1,6 @@
 """Screenshots of rendered emails in headless Chromium, at a phone's and a desktop's width.
 
-    python -m engine.devstack.screenshots [--out .aftercare/screenshots]
+    python -m tools.screenshots [--out .aftercare/screenshots]
 
 renders the order confirmation (en and de) with the real renderer and writes
 ``order_confirmation.<locale>.<375|1200>.png`` next to the HTML it was taken from.
@@ -93,7 +93,7 @@ def screenshot_email(html_path: Path, png_path: Path, width: int, height: int = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.devstack.screenshots",
+        prog="python -m tools.screenshots",
         description=f"Screenshot the {TEMPLATE} email (en, de) at phone and desktop width.",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for HTML and PNGs")

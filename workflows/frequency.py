@@ -2,7 +2,7 @@
 get, across all their journeys, and when the next one fits.
 
 Pure and deterministic (no clock, no I/O): the send activity runs it inside the
-database transaction that records the send (``engine.database.frequency_caps``),
+database transaction that records the send (``engine.messaging.frequency_caps``),
 and the journey uses the same definitions to ask for it.
 
 **A cap** ``FrequencyCap(max=m, days=d)`` holds when no stretch of ``d`` x 24 hours

@@ -81,6 +81,9 @@ DEFAULT_SEND_BUDGET = timedelta(days=1)
 # One attempt: long enough for a slow SMTP exchange, short enough that a worker that
 # died mid-send is noticed and the send retried on another worker soon.
 SEND_ATTEMPT_TIMEOUT = timedelta(seconds=30)
+# A send heartbeats while it works (every few seconds): a worker that died is
+# noticed this soon, and a cancelled send hears of it.
+SEND_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
 # The support desk is told beside the journey, never in its way: an outage is retried
 # with backoff for this long, then recorded; a refusal is recorded at once.
@@ -483,6 +486,7 @@ class OrderJourney:
             result_type=SentMessage,
             task_queue=channel_task_queue(workflow.info().task_queue, channel),
             start_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
+            heartbeat_timeout=SEND_HEARTBEAT_TIMEOUT,
             # Transactional messages keep trying; anything else has a wall-clock
             # budget, after which it is stale and dropped (recorded as failed).
             schedule_to_close_timeout=None

@@ -5,7 +5,7 @@ wall clock, no randomness, no state of its own, and no I/O beyond the time zone
 files ``zoneinfo`` reads. Datetimes go in and come out timezone-aware in UTC
 (``datetime.UTC``); the customer's zone is an IANA name such as
 ``"Pacific/Auckland"``. Times of day are ``"HH:MM"`` (24-hour) strings as in
-:mod:`workflows.plan`.
+:mod:`workflows.plans.model`.
 
 Daylight saving time, when a wall time is asked for:
 

@@ -1,9 +1,13 @@
-"""What every channel shares: the outcome vocabulary and the failure classes."""
+"""What every channel shares: the protocol, the outcome vocabulary and the failure
+classes, and the context a message is rendered from."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
+from activities.handover import Handover
+from activities.rendering.context import MessageContext
 from workflows.contracts import SendMessageInput
 
 
@@ -17,14 +21,28 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class TransientDeliveryError(DeliveryError):
-    """Try again later (4xx, rate limits, outages); ``retry_after`` when the provider said."""
+    """Try again later (4xx, rate limits, outages); ``retry_after`` when the provider said.
 
-    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+    ``maybe_delivered``: the message was on its way when the failure came (a timeout
+    or a dropped connection after the provider got it), so the provider may have
+    taken it after all."""
+
+    def __init__(
+        self,
+        message: str,
+        retry_after_seconds: float | None = None,
+        *,
+        maybe_delivered: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+        self.maybe_delivered = maybe_delivered
 
 
-class Channel(Protocol):
+class DeliveryChannel(Protocol):
+    """One way of reaching a customer (email, SMS, WhatsApp); ``send_message`` picks one
+    by the request's ``workflows.vocabulary.Channel``."""
+
     def address_of(self, request: SendMessageInput) -> str:
         """The recipient address on this channel ('' when the customer has none)."""
         ...
@@ -33,6 +51,33 @@ class Channel(Protocol):
         """Why this channel cannot carry this message here ('' when it can)."""
         ...
 
-    async def deliver(self, request: SendMessageInput, address: str, key: str) -> str:
-        """Send; returns the provider's message id. Raises DeliveryError subclasses."""
+    async def deliver(
+        self, request: SendMessageInput, address: str, key: str, handover: Handover
+    ) -> str:
+        """Send; returns the provider's message id. Raises DeliveryError subclasses.
+
+        The handover must begin by ``handover.start_by`` or the channel gives up
+        (transient) without sending; the channel sets ``handover.begun`` when the
+        message starts on its way."""
         ...
+
+
+def referral_code(customer_id: str) -> str:
+    """A stable code per customer, with no personal data in it."""
+    return "REF-" + hashlib.sha256(customer_id.encode()).hexdigest()[:8].upper()
+
+
+def message_context(request: SendMessageInput, links: dict[str, str]) -> MessageContext:
+    """What the journey's request tells the templates, with the links the message carries."""
+    focus = next((i for i in request.order.items if i.sku == request.focus_sku), None)
+    return MessageContext(
+        order=request.order,
+        shipment=request.shipment,
+        links=links,
+        focus_item=focus,
+        feedback=request.feedback,
+        skus=tuple(request.skus),
+        new_address=request.new_address,
+        run_out_at=request.run_out_at,
+        referral_code=referral_code(request.order.customer.id),
+    )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
-from activities.channels.base import PermanentDeliveryError, TransientDeliveryError
+from activities.channels.base import (
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    message_context,
+)
 from activities.email.message import build_email, domain_of
-from activities.email.rendering import EmailContext, EmailRenderer
+from activities.email.rendering import EmailRenderer
 from activities.email.smtp import PermanentSmtpError, SmtpMailer, TransientSmtpError
+from activities.handover import Handover
 from engine.messaging.ledger import message_id_for
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from engine.platform.links.urls import feedback_url, preferences_url, unsubscribe_url
@@ -47,26 +51,6 @@ class LinkBuilder:
         return links
 
 
-def referral_code(customer_id: str) -> str:
-    """A stable code per customer, with no personal data in it."""
-    return "REF-" + hashlib.sha256(customer_id.encode()).hexdigest()[:8].upper()
-
-
-def email_context(request: SendMessageInput, links: dict[str, str]) -> EmailContext:
-    focus = next((i for i in request.order.items if i.sku == request.focus_sku), None)
-    return EmailContext(
-        order=request.order,
-        shipment=request.shipment,
-        links=links,
-        focus_item=focus,
-        feedback=request.feedback,
-        skus=tuple(request.skus),
-        new_address=request.new_address,
-        run_out_at=request.run_out_at,
-        referral_code=referral_code(request.order.customer.id),
-    )
-
-
 class EmailChannel:
     def __init__(
         self, renderer: EmailRenderer, mailer: SmtpMailer, sender: str, links: LinkBuilder
@@ -82,10 +66,12 @@ class EmailChannel:
     def unavailable_reason(self, request: SendMessageInput) -> str:
         return ""
 
-    async def deliver(self, request: SendMessageInput, address: str, key: str) -> str:
+    async def deliver(
+        self, request: SendMessageInput, address: str, key: str, handover: Handover
+    ) -> str:
         message_id = message_id_for(key, domain_of(self._sender))
         links = self._links.for_request(request)
-        rendered = self._renderer.render(request.template, email_context(request, links))
+        rendered = self._renderer.render(request.template, message_context(request, links))
         # Marketing carries one-click unsubscribe (RFC 8058), which mail providers
         # show next to the sender; transactional mail must not look optional.
         unsubscribe = links.get("unsubscribe") if request.category == Category.MARKETING else None
@@ -100,9 +86,9 @@ class EmailChannel:
             list_unsubscribe_url=unsubscribe,
         )
         try:
-            await self._mailer.send(email)
+            await self._mailer.send(email, handover)
         except PermanentSmtpError as err:
             raise PermanentDeliveryError(str(err)) from err
         except TransientSmtpError as err:
-            raise TransientDeliveryError(str(err)) from err
+            raise TransientDeliveryError(str(err), maybe_delivered=err.maybe_delivered) from err
         return message_id

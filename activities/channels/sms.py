@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from activities.channels.base import PermanentDeliveryError, TransientDeliveryError
-from activities.channels.email import LinkBuilder, email_context
+from activities.channels.base import (
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    message_context,
+)
+from activities.channels.email import LinkBuilder
+from activities.handover import Handover
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer
 from activities.sms.twilio_sender import PermanentSmsError, TransientSmsError, TwilioSender
 from engine.messaging.phone_index import PhoneIndex
@@ -45,11 +50,13 @@ class SmsChannel:
             return f"no {self._name} text for {request.template}"
         return ""
 
-    async def deliver(self, request: SendMessageInput, address: str, key: str) -> str:
+    async def deliver(
+        self, request: SendMessageInput, address: str, key: str, handover: Handover
+    ) -> str:
         assert self._sender is not None
         text = self._renderer.render(
             request.template,
-            email_context(request, self._links.for_request(request)),
+            message_context(request, self._links.for_request(request)),
             max_segments=request.max_sms_segments,
         )
         if self._phones is not None:
@@ -57,10 +64,12 @@ class SmsChannel:
             await self._phones.remember(address, request.order.customer.id)
         try:
             receipt = await self._sender.send(
-                address, text.body, whatsapp=self._whatsapp, ledger_key=key
+                address, text.body, whatsapp=self._whatsapp, ledger_key=key, handover=handover
             )
         except PermanentSmsError as err:
             raise PermanentDeliveryError(f"{self._name} refused: {err}") from err
         except TransientSmsError as err:
-            raise TransientDeliveryError(str(err), err.retry_after_seconds) from err
+            raise TransientDeliveryError(
+                str(err), err.retry_after_seconds, maybe_delivered=err.maybe_delivered
+            ) from err
         return receipt.sid

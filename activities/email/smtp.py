@@ -27,6 +27,7 @@ from typing import Any
 
 import aiosmtplib
 
+from activities.handover import NOT_STARTED, Handover
 from engine.platform.settings import Settings
 
 SECURITY_MODES = ("none", "starttls", "tls")
@@ -48,7 +49,10 @@ class PermanentSmtpError(SmtpError):
 
 
 class TransientSmtpError(SmtpError):
-    pass
+    """Try again later; ``maybe_delivered`` when the message's DATA had begun, so the
+    server may have taken it."""
+
+    maybe_delivered = False
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,6 @@ class SmtpConfig:
             username=settings.smtp_user,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             timeout_seconds=settings.smtp_timeout_seconds,
-            # Read when Settings has them (smtp_tls_verify, smtp_ca_file); defaults until then.
             verify=settings.smtp_tls_verify,
             ca_file=settings.smtp_ca_file,
             max_connections=settings.smtp_max_connections,
@@ -100,12 +103,19 @@ class SmtpConfig:
 
 
 class _Connection(aiosmtplib.SMTP):
-    """An aiosmtplib client that remembers whether the current message's DATA began."""
+    """An aiosmtplib client that remembers whether the current message's DATA began,
+    and lifts the send's start bound then (an interrupted DATA could have arrived)."""
 
     data_started = False
+    start_bound: asyncio.Timeout | None = None
+    handover: Handover | None = None
 
     async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
         self.data_started = True
+        if self.handover is not None:
+            self.handover.begun = True
+        if self.start_bound is not None:
+            self.start_bound.reschedule(None)
         return await super().data(*args, **kwargs)
 
 
@@ -122,24 +132,39 @@ class SmtpMailer:
         self._slots = asyncio.Semaphore(config.max_connections)
         self._closed = False
 
-    async def send(self, message: EmailMessage) -> str:
-        """Hand the message to the server; returns the server's acceptance reply."""
+    async def send(self, message: EmailMessage, handover: Handover | None = None) -> str:
+        """Hand the message to the server; returns the server's acceptance reply.
+
+        Unless the message's DATA has begun by ``handover.start_by`` (waiting for a
+        free connection, connecting, the envelope), give up with a TransientSmtpError
+        and send nothing; ``handover.begun`` is set when DATA begins."""
+        handover = handover or Handover()
+        try:
+            async with asyncio.timeout_at(handover.start_by) as bound:
+                return await self._send(message, _Held(None, bound, handover))
+        except TimeoutError:
+            raise TransientSmtpError(f"{NOT_STARTED} (all connections busy)") from None
+
+    async def _send(self, message: EmailMessage, holder: _Held) -> str:
         async with self._slots:
-            kept = self._idle.pop() if self._idle else None
-            holder = _Held(kept)
+            holder.connection = self._idle.pop() if self._idle else None
             try:
                 reply = await self._deliver(holder, message)
             except _SMTP_FAILURES as err:
+                data_started = holder.connection is not None and holder.connection.data_started
                 if _still_usable_after(holder.connection, err):
                     self._release(holder.connection)
                 else:
                     _close(holder.connection)
-                raise _classified(err) from err
+                raise _classified(err, data_started=data_started) from err
             except BaseException:
                 # Cancelled mid-conversation (or a bug): the session's state is
                 # unknown, so never reuse it.
                 _close(holder.connection)
                 raise
+            finally:
+                if holder.connection is not None:
+                    holder.connection.start_bound = holder.connection.handover = None
             self._release(holder.connection)
             return reply
 
@@ -163,6 +188,7 @@ class SmtpMailer:
     async def _deliver(self, holder: _Held, message: EmailMessage) -> str:
         kept = holder.connection
         if kept is not None and kept.is_connected:
+            kept.start_bound, kept.handover = holder.bound, holder.handover
             try:
                 return await _transaction(kept, message)
             except _SMTP_FAILURES as err:
@@ -174,6 +200,8 @@ class SmtpMailer:
         _close(kept)
         holder.connection = None
         holder.connection = await self._connect()
+        holder.connection.start_bound = holder.bound
+        holder.connection.handover = holder.handover
         return await _transaction(holder.connection, message)
 
     async def _connect(self) -> _Connection:
@@ -201,9 +229,12 @@ class SmtpMailer:
 
 @dataclass
 class _Held:
-    """The connection one send is using (replaced when it reconnects)."""
+    """The connection one send is using (replaced when it reconnects), and the bound
+    on starting that send."""
 
     connection: _Connection | None
+    bound: asyncio.Timeout
+    handover: Handover
 
 
 def _still_usable_after(connection: _Connection | None, err: BaseException) -> bool:
@@ -230,7 +261,16 @@ def _is_dropped_connection(err: BaseException) -> bool:
     return isinstance(err, aiosmtplib.SMTPResponseException) and err.code == _CLOSING_CHANNEL
 
 
-def _classified(err: BaseException) -> SmtpError:
+def _classified(err: BaseException, *, data_started: bool = False) -> SmtpError:
+    classified = _classify(err)
+    if isinstance(classified, TransientSmtpError) and data_started:
+        # A refusal of the DATA is an answer; anything else (a timeout, a drop)
+        # came while the server may have been taking the message.
+        classified.maybe_delivered = not isinstance(err, aiosmtplib.SMTPResponseException)
+    return classified
+
+
+def _classify(err: BaseException) -> SmtpError:
     if isinstance(err, aiosmtplib.SMTPRecipientsRefused):
         refusals = err.recipients
         if refusals and all(r.code >= 500 for r in refusals):

@@ -71,8 +71,7 @@ def formatting_locale(tag: str | None, template_locale: str) -> str:
     return template_locale
 
 
-# Babel applies the locale's number pattern afresh for every amount (a fortieth of
-# the journey worker's time in ``make bench``), and a shop's prices repeat.
+# Babel applies the locale's number pattern afresh for every amount, and prices repeat.
 @lru_cache(maxsize=8192)
 def format_money(amount_minor: int, currency: str, locale: str) -> str:
     """Format an amount given in the currency's minor unit (cents, or yen for JPY)."""

@@ -1,4 +1,4 @@
-"""Turn an order (and maybe a shipment) into a short localised text for SMS or WhatsApp.
+"""Turn a message's context into a short localised text for SMS or WhatsApp.
 
 Templates live under ``templates/<locale>/<name>.txt.j2`` next to this module,
 one per message a plan may send by SMS or WhatsApp (``SMS_TEMPLATE_NAMES``), in
@@ -14,14 +14,13 @@ block is flattened to one line, so a line break in customer data cannot reshape
 the text. ``render`` then fits the text into ``max_segments`` with
 :func:`activities.sms.segments.fit_to_segments`, keeping link and opt-out whole.
 
-The conventions are the email ones and so are the variables: templates see
-exactly what the email templates see (``brand``, ``order``, ``first_name``,
-``links`` with the brand's defaults and unsafe URLs replaced, ``focus_item``,
-``shipment``, the ``money``/``date`` filters, ...), built by the email
-renderer itself. Customer data reaches templates only as variables, undefined
-names fail loudly (``StrictUndefined``), and the locale falls back to English.
-Unlike HTML email nothing is autoescaped: an SMS is plain text, and "&amp;"
-would reach the customer's phone as it is.
+The conventions are those of ``activities.rendering.templating`` (plain template
+names, ``StrictUndefined``, English when a text is not yet translated) and the
+variables those of ``activities.rendering.context``: exactly what the email
+templates see (``brand``, ``order``, ``first_name``, ``links`` with the brand's
+defaults and unsafe URLs replaced, ``focus_item``, ``shipment``, the
+``money``/``date`` filters, ...). Unlike HTML email nothing is autoescaped: an
+SMS is plain text, and "&amp;" would reach the customer's phone as it is.
 """
 
 from __future__ import annotations
@@ -30,24 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import (
-    BaseLoader,
-    Environment,
-    FileSystemLoader,
-    StrictUndefined,
-    Template,
-    TemplateError,
-    TemplateNotFound,
-)
+from jinja2 import BaseLoader, Environment, FileSystemLoader, Template, TemplateError
 
-from activities.email.rendering import (
-    _TEMPLATE_NAME,
-    EmailContext,
-    EmailRenderer,
-    _render_block,
-    header_safe,
-)
-from activities.rendering.formatting import DEFAULT_LOCALE, register_filters, resolve_locale
+from activities.rendering.context import MessageContext, template_variables
+from activities.rendering.templating import localised_template, render_block, template_environment
+from activities.rendering.text import header_safe
 from activities.sms.segments import SegmentInfo, fit_to_segments, segment_info
 from engine.platform.brand import Brand
 
@@ -120,37 +106,26 @@ class SmsRenderer:
     """Renders the journey's SMS/WhatsApp texts for one brand; safe to share."""
 
     def __init__(self, brand: Brand, *, loader: BaseLoader | None = None) -> None:
-        # Builds the template variables, so both channels get the same links,
-        # names and formatting; its own (email) templates are never loaded here.
-        self._email = EmailRenderer(brand)
-        self._env = Environment(
-            loader=loader or default_sms_loader(),
-            autoescape=False,
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        register_filters(self._env)
+        self._brand = brand
+        self._env = template_environment(loader or default_sms_loader(), autoescape=False)
 
     @property
     def environment(self) -> Environment:
         return self._env
 
-    def render(self, template: str, context: EmailContext, *, max_segments: int) -> SmsText:
+    def render(self, template: str, context: MessageContext, *, max_segments: int) -> SmsText:
         """The text for ``template``, shortened to ``max_segments`` if need be.
 
         Raises ValueError for a malformed template name or when the link and
         opt-out alone do not fit ``max_segments``; TemplateNotFound when the
         message has no SMS template.
         """
-        if not _TEMPLATE_NAME.fullmatch(template):
-            raise ValueError(f"invalid template name {template!r}")
-        sms_template, locale = self._load(template, resolve_locale(context.order.customer.locale))
-        # EmailRenderer._variables is private; it is used rather than copied so
-        # that SMS and email can never disagree about links or names.
-        variables = self._email._variables(context, locale)
+        sms_template, locale = localised_template(
+            self._env, template, context.order.customer.locale
+        )
+        variables = template_variables(self._brand, context, locale)
 
-        message = plain_line(_render_block(sms_template, MESSAGE_BLOCK, variables))
+        message = plain_line(render_block(sms_template, MESSAGE_BLOCK, variables))
         if not message:
             raise TemplateError(f"{sms_template.name} rendered an empty message")
         link = _optional_block(sms_template, LINK_BLOCK, variables)
@@ -161,17 +136,8 @@ class SmsRenderer:
         body = fit_to_segments(message + suffix, max_segments, keep_suffix=suffix)
         return SmsText(body=body, info=segment_info(body))
 
-    def _load(self, template: str, locale: str) -> tuple[Template, str]:
-        # A message not yet translated goes out in English rather than not at all.
-        try:
-            return self._env.get_template(f"{locale}/{template}.txt.j2"), locale
-        except TemplateNotFound:
-            if locale == DEFAULT_LOCALE:
-                raise
-            return self._env.get_template(f"{DEFAULT_LOCALE}/{template}.txt.j2"), DEFAULT_LOCALE
-
 
 def _optional_block(template: Template, block: str, variables: dict[str, Any]) -> str:
     if block not in template.blocks:
         return ""
-    return plain_line(_render_block(template, block, variables))
+    return plain_line(render_block(template, block, variables))

@@ -38,6 +38,7 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped]
 from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
+from activities.handover import NOT_STARTED, Handover
 from engine.messaging.delivery_reports import LEDGER_KEY_PARAM, STATUS_PATH
 
 if TYPE_CHECKING:
@@ -72,12 +73,21 @@ class PermanentSmsError(Exception):
 
 
 class TransientSmsError(Exception):
-    """Twilio could not take the message now; ``retry_after_seconds`` if it said when."""
+    """Twilio could not take the message now; ``retry_after_seconds`` if it said when;
+    ``maybe_delivered`` when the request went out but no answer came back (Twilio may
+    have taken the message: its status callback will tell)."""
 
-    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after_seconds: float | None = None,
+        *,
+        maybe_delivered: bool = False,
+    ) -> None:
         super().__init__(message, retry_after_seconds)
         self.message = message
         self.retry_after_seconds = retry_after_seconds
+        self.maybe_delivered = maybe_delivered
 
     def __str__(self) -> str:
         return self.message
@@ -255,13 +265,23 @@ class TwilioSender:
         raise PermanentSmsError(None, "no SMS sender configured")
 
     async def send(
-        self, to_e164: str, body: str, *, whatsapp: bool = False, ledger_key: str | None = None
+        self,
+        to_e164: str,
+        body: str,
+        *,
+        whatsapp: bool = False,
+        ledger_key: str | None = None,
+        handover: Handover | None = None,
     ) -> SmsReceipt:
         """Hand one message to Twilio; returns what Twilio answered (status ``queued``).
 
         With ``ledger_key``, Twilio's status callbacks for this message carry it
-        (``LEDGER_KEY_PARAM`` in the callback URL's query).
+        (``LEDGER_KEY_PARAM`` in the callback URL's query). Past
+        ``handover.start_by`` nothing is sent: TransientSmsError.
         """
+        handover = handover or Handover()
+        if handover.start_by is not None and asyncio.get_running_loop().time() >= handover.start_by:
+            raise TransientSmsError(NOT_STARTED)
         arguments: dict[str, str] = {**self._addresses(to_e164, whatsapp), "body": body}
         if self.config.status_callback_url:
             arguments["status_callback"] = status_callback_for(
@@ -271,6 +291,7 @@ class TwilioSender:
         token = _last_response.set(box)
         try:
             async with asyncio.timeout(self.timeout_seconds):
+                handover.begun = True
                 message = await self._client().messages.create_async(**arguments)
         except TwilioRestException as err:
             raise _classify(int(err.status), err.code, str(err.msg), box) from err
@@ -279,10 +300,17 @@ class TwilioSender:
             raise _classify(int(err.status), err.code, text, box) from err
         except TimeoutError as err:
             raise TransientSmsError(
-                f"Twilio did not answer within {self.timeout_seconds:g} s", None
+                f"Twilio did not answer within {self.timeout_seconds:g} s",
+                None,
+                maybe_delivered=True,
             ) from err
-        except aiohttp.ClientError as err:
+        except aiohttp.ClientConnectorError as err:
             raise TransientSmsError(f"cannot reach Twilio: {err}", None) from err
+        except aiohttp.ClientError as err:
+            # The request may have reached Twilio before the connection failed.
+            raise TransientSmsError(
+                f"no answer from Twilio: {err}", None, maybe_delivered=True
+            ) from err
         finally:
             _last_response.reset(token)
         segments = message.num_segments

@@ -3,7 +3,7 @@
 :class:`ApiKeyInterceptor` runs before every handler. A call to one of our
 services without a usable key ends UNAUTHENTICATED (missing, malformed, unknown
 or revoked key: the message says which, and never repeats the key); a key
-without the scopes the method needs (``engine.api.scopes``) ends
+without the scopes the method needs (``engine.access.scopes``) ends
 PERMISSION_DENIED naming them. Either way the handler never runs and the request
 is not even parsed, so a refused call changes nothing.
 

@@ -19,7 +19,8 @@ import typer
 from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
-from activities.email.rendering import TEMPLATE_NAMES, EmailContext, EmailRenderer, RenderedEmail
+from activities.email.rendering import TEMPLATE_NAMES, EmailRenderer, RenderedEmail
+from activities.rendering.context import MessageContext
 from activities.rendering.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
 from engine.cli.samples import sample_order, sample_shipment
@@ -77,13 +78,13 @@ def load_order(file: Path | None, locale: str) -> Order:
     return order
 
 
-def preview_context(template: str, order: Order) -> EmailContext:
+def preview_context(template: str, order: Order) -> MessageContext:
     """Everything a journey could tell ``template`` about ``order``, made up where needed."""
     consumable = next((item for item in order.items if item.consumption_days > 0), None)
     focus = consumable or (order.items[0] if order.items else None)
     lasts_days = focus.consumption_days * focus.quantity if focus and consumable else 30
     shipment = sample_shipment(order.order_id)
-    return EmailContext(
+    return MessageContext(
         order=order,
         shipment=Shipment(
             carrier=shipment.carrier,

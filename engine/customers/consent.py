@@ -25,7 +25,7 @@ One-time link actions (unsubscribing through a signed link) are made replay-safe
 by ``used_link_tokens``, which keeps only the SHA-256 of each used token.
 
 The one exception to "never deleted": erasing a customer (GDPR / CCPA, see
-``engine.privacy``) deletes their events; ``erased_customers`` then keeps a hash
+``engine.customers.erasure``) deletes their events; ``erased_customers`` then keeps a hash
 of the id, and every later write about them raises :class:`CustomerErased`.
 """
 
@@ -217,7 +217,7 @@ async def events_of(session: AsyncSession, customer_id: str) -> list[ConsentEven
 
 
 # Read for every journey start and every send that needs consent: built once, on
-# the table (see engine.database.ledger for what building ORM statements cost).
+# the table (see engine.messaging.ledger for what building ORM statements cost).
 _CONSENT = cast(Table, ConsentRecord.__table__)
 _EVENTS_OF = (
     select(_CONSENT)

@@ -4,8 +4,8 @@ In this order, so that nothing can write about the customer again while we work:
 
 1. their preferences and consent events are deleted and a hash of their id is kept
    in ``erased_customers`` (from then on any write about them is refused, see
-   :class:`engine.database.consent.CustomerErased`, and no journey starts for them,
-   see :class:`engine.journeys.CustomerWasErased`);
+   :class:`engine.customers.consent.CustomerErased`, and no journey starts for them,
+   see :class:`engine.journeys.errors.CustomerWasErased`);
 2. their running journeys are **terminated**: closed at once by the server, running
    no more workflow code. (A cancel lets each journey run to its end, which can take
    longer than the API gives a call; the key must outlive every journey that could
@@ -54,7 +54,7 @@ ERASURE_REASON = "customer erased (GDPR / CCPA request)"
 
 
 class DataKeys(Protocol):
-    """The per-customer key store (``engine.codec.customer_keys.CustomerKeys``)."""
+    """The per-customer key store (``engine.platform.codec.customer_keys.CustomerKeys``)."""
 
     async def destroy(self, customer_id: str) -> bool:
         """Destroy the customer's key; True if there was one to destroy."""

@@ -71,7 +71,7 @@ class FeedbackResponses:
     ) -> bool:
         """Keep the answer given through ``token``; False, keeping nothing, when the
         link was already answered (concurrent callers: exactly one gets True).
-        Raises :class:`~engine.database.consent.CustomerErased`, keeping nothing,
+        Raises :class:`~engine.customers.consent.CustomerErased`, keeping nothing,
         for an erased customer."""
         if not 0 <= score <= 10:
             raise ValueError("score must be between 0 and 10")

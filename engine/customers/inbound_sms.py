@@ -7,7 +7,7 @@ status callbacks; an unsigned or forged request gets 403 and changes nothing.
 Keywords, as carriers and Twilio define them (the whole message, any case):
 
 * STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT: the number is put on the SMS
-  suppression list and every customer texted at it (``engine.database.phone_index``)
+  suppression list and every customer texted at it (``engine.messaging.phone_index``)
   refuses every category that needs consent on SMS; a reply from WhatsApp does
   the same for WhatsApp too. Recorded with source ``sms_stop``. No reply: the
   number has just opted out (Twilio sends the carrier-mandated confirmation).

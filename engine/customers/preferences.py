@@ -2,7 +2,7 @@
 record of erased customers.
 
 Consent (what a customer agreed to receive) is not kept here but in the
-append-only ``consent_events`` (:mod:`engine.database.consent`); an update that
+append-only ``consent_events`` (:mod:`engine.customers.consent`); an update that
 changes both writes both in one transaction, so a refused request changes nothing.
 
 Every snapshot taken for the customer's journeys (:meth:`PreferenceStore.snapshot`)
@@ -224,7 +224,7 @@ class PreferenceStore:
 
 
 # What every journey start reads: built once, on the tables (see
-# engine.database.ledger for what building ORM statements cost).
+# engine.messaging.ledger for what building ORM statements cost).
 _PREFERENCES = cast(Table, CustomerPreferenceRecord.__table__)
 _ERASED = cast(Table, ErasedCustomer.__table__)
 _PREFERENCES_OF = select(_PREFERENCES).where(_PREFERENCES.c.customer_id == bindparam("customer_id"))

@@ -26,7 +26,6 @@ import contextlib
 import hmac
 import itertools
 import json
-import math
 import os
 import re
 import uuid
@@ -47,6 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from activities.sms.segments import segment_info
 from engine.platform.http_server import serve_http
 from engine.platform.logging import get_logger
 
@@ -54,9 +54,8 @@ log = get_logger(__name__)
 
 API_VERSION = "2010-04-01"
 # Status callbacks posted at once, at most; the rest wait their turn (Twilio, too,
-# delivers callbacks from a bounded pool). Unbounded, a burst of thousands of texts
-# queued thousands of requests in the HTTP client, whose pool rescans its whole queue
-# for every request: quadratic, and most of the send-path bench's CPU at 1,000 texts.
+# delivers callbacks from a bounded pool). The HTTP client's pool rescans its whole
+# queue for every request, so a burst of texts must not all queue there at once.
 CALLBACKS_IN_FLIGHT = 16
 
 # Every form field the published OpenAPI description lists for CreateMessageRequest
@@ -113,24 +112,6 @@ INVALID_TO = 21211
 UNSUBSCRIBED = 21610
 BODY_TOO_LONG = 21617
 UNREACHABLE = 30003
-
-# GSM 03.38: the default alphabet (one septet) and the extension table (two septets).
-_GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
-
-
-def count_segments(body: str) -> int:
-    """How many SMS segments Twilio bills for ``body`` (GSM-7 160/153, else UCS-2 70/67)."""
-    if all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in body):
-        units, single, multi = sum(2 if ch in _GSM_EXTENDED else 1 for ch in body), 160, 153
-    else:
-        units, single, multi = len(body.encode("utf-16-le")) // 2, 70, 67
-    if units <= single:
-        return 1
-    return math.ceil(units / multi)
 
 
 def _rfc2822(moment: datetime | None) -> str | None:
@@ -275,6 +256,10 @@ def twilio_error(
     )
 
 
+def _resource_not_found(request: Request) -> JSONResponse:
+    return twilio_error(404, NOT_FOUND, f"The requested resource {request.url.path} was not found")
+
+
 def _form_fields(form: FormData) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     for key, value in form.multi_items():
@@ -309,6 +294,7 @@ class TwilioFake:
         callback_delay_seconds: float = 0.0,
         callback_timeout_seconds: float = 10.0,
         callbacks_in_flight: int = CALLBACKS_IN_FLIGHT,
+        answer_delay_seconds: float = 0.0,
     ) -> None:
         if not ACCOUNT_SID_PATTERN.fullmatch(account_sid):
             raise ValueError(f"an account SID is 'AC' and 32 hex digits, got {account_sid!r}")
@@ -321,6 +307,9 @@ class TwilioFake:
         self.undeliverable: set[str] = set(undeliverable)
         self.callback_delay_seconds = callback_delay_seconds
         self.callback_timeout_seconds = callback_timeout_seconds
+        # A slow Twilio: each message is taken (and reported on) at once, but the
+        # answer to its create request comes this much later.
+        self.answer_delay_seconds = answer_delay_seconds
         if callbacks_in_flight < 1:
             raise ValueError(f"callbacks_in_flight must be at least 1, got {callbacks_in_flight}")
         self.callbacks_in_flight = callbacks_in_flight
@@ -498,6 +487,8 @@ class TwilioFake:
             self._changed.notify_all()
         self._write(message)
         self._start_progress(message)
+        if self.answer_delay_seconds:
+            await asyncio.sleep(self.answer_delay_seconds)
         return await self._answer(request, params, JSONResponse(message.resource(), 201))
 
     async def _fetch(self, request: Request) -> Response:
@@ -506,16 +497,11 @@ class TwilioFake:
             return await self._answer(request, {}, refused)
         message = self._by_sid.get(request.path_params["sid"])
         if message is None:
-            missing = twilio_error(
-                404, NOT_FOUND, f"The requested resource {request.url.path} was not found"
-            )
-            return await self._answer(request, {}, missing)
+            return await self._answer(request, {}, _resource_not_found(request))
         return await self._answer(request, {}, JSONResponse(message.resource(), 200))
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
-        return twilio_error(
-            404, NOT_FOUND, f"The requested resource {request.url.path} was not found"
-        )
+        return _resource_not_found(request)
 
     async def _method_not_allowed(self, request: Request, exc: Exception) -> Response:
         return twilio_error(405, METHOD_NOT_ALLOWED, "Method not allowed")
@@ -592,7 +578,8 @@ class TwilioFake:
             status_callback=optional("StatusCallback"),
             media=media,
             params={key: list(values) for key, values in params.items()},
-            num_segments=1 if to.startswith(_WHATSAPP) else count_segments(body),
+            # A WhatsApp message is not split into SMS segments.
+            num_segments=1 if to.startswith(_WHATSAPP) else segment_info(body).segments,
             date_created=datetime.now(UTC),
         )
 
@@ -690,27 +677,11 @@ class TwilioFake:
 
 
 def build_twilio_fake(
-    account_sid: str,
-    auth_token: str,
-    folder: Path | None = None,
-    *,
-    unsubscribed: Iterable[str] = (),
-    undeliverable: Iterable[str] = (),
-    callback_delay_seconds: float = 0.0,
-    callback_timeout_seconds: float = 10.0,
-    callbacks_in_flight: int = CALLBACKS_IN_FLIGHT,
+    account_sid: str, auth_token: str, folder: Path | None = None, **options: Any
 ) -> TwilioFake:
-    """A fake Twilio for one account; serve ``fake.app`` or use ``serve_twilio_fake``."""
-    return TwilioFake(
-        account_sid,
-        auth_token,
-        folder,
-        unsubscribed=unsubscribed,
-        undeliverable=undeliverable,
-        callback_delay_seconds=callback_delay_seconds,
-        callback_timeout_seconds=callback_timeout_seconds,
-        callbacks_in_flight=callbacks_in_flight,
-    )
+    """A fake Twilio for one account; serve ``fake.app`` or use ``serve_twilio_fake``.
+    ``options`` are those of :class:`TwilioFake`."""
+    return TwilioFake(account_sid, auth_token, folder, **options)
 
 
 @contextlib.asynccontextmanager
@@ -745,7 +716,6 @@ __all__ = [
     "StatusCallbackAttempt",
     "TwilioFake",
     "build_twilio_fake",
-    "count_segments",
     "new_account_sid",
     "serve_twilio_fake",
     "twilio_error",

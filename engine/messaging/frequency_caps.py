@@ -23,7 +23,7 @@ The lock: on PostgreSQL a transaction-scoped advisory lock on the customer
 (``pg_advisory_xact_lock``), taken before anything is read, so two journeys of one
 customer whose timers fire in the same second queue for it and the second sees
 what the first recorded. SQLite has one writer at a time: our engines begin every
-transaction with ``BEGIN IMMEDIATE`` (``engine.database.connection``), which takes
+transaction with ``BEGIN IMMEDIATE`` (``engine.platform.database.connection``), which takes
 that write lock up front. A reservation whose delivery never ends (the step gave up
 after its retry budget) keeps counting: the cap errs towards fewer messages.
 """

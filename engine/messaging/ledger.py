@@ -12,8 +12,7 @@ an error here would make the activity's retry send it a second time.
 For the same reason the recording should not wait: until it is written, a crash of
 the worker means a resend. Given a ``recorder`` (sessions on a connection of their
 own), outcomes are written there instead of queueing behind the claims and reads of
-every other send in flight (``make chaos`` measured a median 0.8 s in that queue with
-500 journeys and SQLite's single connection).
+every other send in flight (on SQLite's single connection that queue is long).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
@@ -31,9 +30,9 @@ from sqlalchemy import (
     Row,
     Table,
     Update,
+    and_,
     bindparam,
     case,
-    func,
     literal,
     or_,
     select,
@@ -104,10 +103,17 @@ class LedgerEntry:
     # The provider's latest delivery report (see DELIVERY_STATUS_RANK); None until one arrives.
     delivery_status: str | None = None
     delivery_updated_at: datetime | None = None
+    # The attempt holding a claimed row, and until when (see MessageLedger.claim).
+    claim_owner: str | None = None
+    lease_until: datetime | None = None
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    def held_by(self, owner: str) -> bool:
+        """Whether ``owner`` holds this claimed row."""
+        return not self.is_final and self.claim_owner == owner
 
     @classmethod
     def of(cls, row: Row[Any]) -> LedgerEntry:
@@ -126,6 +132,8 @@ class LedgerEntry:
             error=row.error,
             delivery_status=row.delivery_status,
             delivery_updated_at=_aware(row.delivery_updated_at),
+            claim_owner=row.claim_owner,
+            lease_until=_aware(row.lease_until),
         )
 
 
@@ -161,13 +169,26 @@ class MessageLedger:
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         return self._sessions
 
-    async def claim(self, claim: Claim) -> LedgerEntry:
-        """Create the row for this send, or return the existing one.
+    async def claim(
+        self,
+        claim: Claim,
+        *,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> LedgerEntry:
+        """Create the row for this send, or return the existing one; ``owner`` (one
+        attempt of the send) holds it until ``now + lease`` unless it is held already.
 
-        A returned entry that ``is_final`` must not be sent again; a ``claimed``
-        one belongs to an earlier attempt that stopped before recording an outcome
-        (this claim counts as its next attempt).
+        A returned entry that ``is_final`` must not be sent again. A claimed one is
+        the caller's when ``entry.held_by(owner)``: new, or taken over from an attempt
+        whose lease ran out (it stopped, or its worker died; this claim counts as the
+        next attempt). Otherwise another attempt holds a live lease and may still be
+        delivering: the caller must wait for ``entry.lease_until`` and claim again.
+        Without an owner every claim of a row still claimed counts as an attempt and
+        takes it (tools that send single messages).
         """
+        now = now or datetime.now(UTC)
         async with self._sessions() as session, session.begin():
             statement = _claim_statement(session.get_bind().dialect.name)
             row = (
@@ -183,10 +204,28 @@ class MessageLedger:
                         "recipient": claim.recipient,
                         "status": MessageStatus.CLAIMED,
                         "attempts": 1,
+                        "claim_owner": owner,
+                        "lease_until": _utc(now + lease) if owner and lease else None,
+                        "updated_at": _utc(now),
                     },
                 )
             ).one()
         return LedgerEntry.of(row)
+
+    async def renew(self, key: str, owner: str, lease_until: datetime) -> bool:
+        """Extend ``owner``'s lease on a claimed row; False when it is not theirs any
+        more (settled, or taken over after the lease ran out)."""
+        async with self._recorder() as session, session.begin():
+            result = await session.execute(
+                _RENEW, {"ledger_key": key, "owner": owner, "lease_until": _utc(lease_until)}
+            )
+        return cast(CursorResult[Any], result).rowcount > 0
+
+    async def release(self, key: str, owner: str) -> None:
+        """End ``owner``'s lease at once (its attempt stops without an outcome), so the
+        next attempt need not wait for it to run out."""
+        async with self._recorder() as session, session.begin():
+            await session.execute(_RELEASE, {"ledger_key": key, "owner": owner})
 
     async def mark_sent(self, key: str, provider_message_id: str, sent_at: datetime) -> bool:
         """Record the provider's acceptance, unless an attempt already settled the row;
@@ -324,34 +363,59 @@ class MessageLedger:
 
 # The statements every send runs are built once, on the table rather than the ORM
 # class: building an ORM statement and flushing an ORM object cost more CPU than the
-# round trip itself (a send's claim, suppression check and record, 50 sends in
-# flight on PostgreSQL: 8-11 ms of CPU through the ORM, 4-5 ms with these).
+# round trip itself (docs/performance.md).
 _MESSAGES = cast(Table, Message.__table__)
 _BY_KEY = select(_MESSAGES).where(_MESSAGES.c.idempotency_key == bindparam("ledger_key"))
 _FINISH: Update = update(_MESSAGES).where(
     _MESSAGES.c.idempotency_key == bindparam("ledger_key"),
     _MESSAGES.c.status == MessageStatus.CLAIMED,
 )
+_HELD: Any = (
+    _MESSAGES.c.idempotency_key == bindparam("ledger_key"),
+    _MESSAGES.c.status == MessageStatus.CLAIMED,
+    _MESSAGES.c.claim_owner == bindparam("owner"),
+)
+_RENEW: Update = update(_MESSAGES).where(*_HELD).values(lease_until=bindparam("lease_until"))
+_RELEASE: Update = update(_MESSAGES).where(*_HELD).values(lease_until=None)
 
 
 @cache
 def _claim_statement(dialect: str) -> ReturningInsert[Any]:
-    """One statement for a claim, new or repeated: insert the row, or count another
-    attempt on a row still claimed; either way the row comes back. A final row
-    comes back unchanged (a retry after success is not another attempt)."""
+    """One statement for a claim, new or repeated: insert the row, or take over a row
+    still claimed whose lease ran out (another attempt); either way the row comes
+    back. A final row, or one another attempt holds a live lease on, comes back
+    unchanged (a retry after success, or beside a live attempt, is not an attempt).
+
+    The claiming attempt's owner, lease and clock come in as the proposed row's
+    ``claim_owner``, ``lease_until`` and ``updated_at``."""
     messages = _MESSAGES.c
-    still_claimed = messages.status == MessageStatus.CLAIMED
-    return (
-        insert_on_conflict(dialect, _MESSAGES)
-        .on_conflict_do_update(
-            index_elements=[messages.idempotency_key],
-            set_={
-                "attempts": case((still_claimed, messages.attempts + 1), else_=messages.attempts),
-                "updated_at": case((still_claimed, func.now()), else_=messages.updated_at),
-            },
-        )
-        .returning(*_MESSAGES.c)
+    insert = insert_on_conflict(dialect, _MESSAGES)
+    proposed = insert.excluded
+    free = and_(
+        messages.status == MessageStatus.CLAIMED,
+        or_(
+            messages.claim_owner.is_(None),
+            messages.claim_owner == proposed.claim_owner,
+            messages.lease_until.is_(None),
+            messages.lease_until <= proposed.updated_at,
+        ),
     )
+    taken_over = and_(
+        free,
+        or_(
+            proposed.claim_owner.is_(None),
+            messages.claim_owner.is_distinct_from(proposed.claim_owner),
+        ),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[messages.idempotency_key],
+        set_={
+            "attempts": case((taken_over, messages.attempts + 1), else_=messages.attempts),
+            "claim_owner": case((free, proposed.claim_owner), else_=messages.claim_owner),
+            "lease_until": case((free, proposed.lease_until), else_=messages.lease_until),
+            "updated_at": case((free, proposed.updated_at), else_=messages.updated_at),
+        },
+    ).returning(*_MESSAGES.c)
 
 
 def _connection_trouble(err: DBAPIError) -> bool:

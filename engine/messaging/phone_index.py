@@ -5,7 +5,7 @@ before each send, that this customer was texted at this number; an inbound
 message then finds the customers to record the opt-out for.
 
 Numbers are never stored: each row keeps HMAC-SHA256(key, number), the key being
-derived from the service's secret (``engine.links.secret``), so a copy of the
+derived from the service's secret (``engine.platform.links.secret``), so a copy of the
 table does not list anyone's phone and cannot be reversed by hashing every
 possible number without the secret. Changing the secret orphans the rows: later
 sends fill the index again.

@@ -115,7 +115,7 @@ class SuppressionList:
             return [Suppression.of(row) for row in rows]
 
 
-# Asked before every send: built once, on the table (see engine.database.ledger).
+# Asked before every send: built once, on the table (see engine.messaging.ledger).
 _SUPPRESSIONS = cast(Table, SuppressedAddress.__table__)
 _IS_SUPPRESSED = select(
     exists().where(

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     task_queue: str = "aftercare-journeys"
     temporal_ui_port: int = 8233
     # Run journeys in the SDK's sandbox, which refuses non-deterministic calls at
-    # run time. Off trades that net for worker CPU (see engine/sandbox.py); the
+    # run time. Off trades that net for worker CPU (see engine/platform/temporal/sandbox.py); the
     # replay tests run sandboxed either way.
     workflow_sandbox: bool = True
 
@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str | None = None
     # Point the SDK somewhere else than api.twilio.com (the local fake in dev/tests).
     twilio_api_base_url: str | None = None
+    # How long a send waits for Twilio's answer. Without one the text may or may not
+    # have been taken: the ledger row is then held for the delivery-report grace,
+    # so Twilio's status callback can settle it before a retry would send again.
+    twilio_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    delivery_report_grace_seconds: float = Field(default=300.0, ge=0, le=86_400)
 
     # The HTTP app: Twilio status callbacks and the links customers click.
     http_host: str = "127.0.0.1"

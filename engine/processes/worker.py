@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from types import TracebackType
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.channels.base import Channel
+from activities.channels.base import DeliveryChannel
 from activities.channels.email import EmailChannel, LinkBuilder
 from activities.channels.sms import SmsChannel
 from activities.choose_plan import PlanActivities
@@ -41,7 +42,7 @@ from engine.platform.temporal.sandbox import workflow_runner, write_bytecode_for
 from engine.processes.lifecycle import STARTUP_WAIT, stop_event
 from workflows.contracts import channel_task_queue
 from workflows.order_journey import OrderJourney
-from workflows.vocabulary import Channel as ChannelName
+from workflows.vocabulary import Channel
 
 log = get_logger(__name__)
 
@@ -78,7 +79,7 @@ def build_channels(
     mailer: SmtpMailer,
     sender: TwilioSender | None,
     phones: PhoneIndex | None = None,
-) -> dict[ChannelName, Channel]:
+) -> dict[Channel, DeliveryChannel]:
     """The channels ``send_message`` delivers through. With ``phones``, every SMS and
     WhatsApp send notes which customer was texted at the number, so an inbound STOP
     (``/twilio/inbound``) finds them."""
@@ -90,11 +91,9 @@ def build_channels(
     brand = brand_from_settings(settings)
     sms_renderer = SmsRenderer(brand)
     return {
-        ChannelName.EMAIL: EmailChannel(
-            EmailRenderer(brand), mailer, settings.sender_address, links
-        ),
-        ChannelName.SMS: SmsChannel(sender, sms_renderer, links, phones=phones),
-        ChannelName.WHATSAPP: SmsChannel(
+        Channel.EMAIL: EmailChannel(EmailRenderer(brand), mailer, settings.sender_address, links),
+        Channel.SMS: SmsChannel(sender, sms_renderer, links, phones=phones),
+        Channel.WHATSAPP: SmsChannel(
             sender,
             sms_renderer,
             links,
@@ -117,9 +116,11 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
     recorder_engine = create_engine(settings.resolved_database_url)
     mailer = SmtpMailer(SmtpConfig.from_settings(settings))
     twilio = TwilioConfig.from_settings(settings)
-    sender = TwilioSender(twilio) if twilio else None
+    sender = (
+        TwilioSender(twilio, timeout_seconds=settings.twilio_timeout_seconds) if twilio else None
+    )
     try:
-        # Keyed like the HTTP app's index (engine.http.runtime): the same secret.
+        # Keyed like the HTTP app's index (engine.processes.http): the same secret.
         phones = PhoneIndex(sessions, phone_index_key(load_or_create_secret(settings)))
         yield MessageActivities(
             MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
@@ -127,6 +128,7 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
             ConsentLedger(sessions),
             build_channels(settings, mailer, sender, phones=phones),
             FrequencyCapStore(sessions),
+            report_grace=timedelta(seconds=settings.delivery_report_grace_seconds),
         )
     finally:
         await mailer.aclose()
@@ -137,18 +139,17 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
 
 
 # No payload is kept in external storage here, yet the SDK walks every activation and
-# completion for it too: with a limit above 1 (the default is 3) each payload
-# sequence gets an asyncio task of its own (2.6% of the journey worker's samples under
-# py-spy in make bench); at 1 the walk runs in line. Both workers, ours and the
+# completion for it too, and above 1 each payload sequence gets an asyncio task of its
+# own; at 1 the walk runs in line (docs/performance.md). Both workers, ours and the
 # baseline's, take it.
 EXTERNAL_STORAGE_CONCURRENCY = 1
 
 
-def _channel_rates(settings: Settings) -> dict[ChannelName, float | None]:
+def _channel_rates(settings: Settings) -> dict[Channel, float | None]:
     return {
-        ChannelName.EMAIL: settings.email_rate_per_second,
-        ChannelName.SMS: settings.sms_rate_per_second,
-        ChannelName.WHATSAPP: settings.whatsapp_rate_per_second,
+        Channel.EMAIL: settings.email_rate_per_second,
+        Channel.SMS: settings.sms_rate_per_second,
+        Channel.WHATSAPP: settings.whatsapp_rate_per_second,
     }
 
 

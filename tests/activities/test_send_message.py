@@ -108,8 +108,13 @@ def key_of(request: SendMessageInput) -> str:
     return idempotency_key(request.journey_id, request.step, request.iteration, Channel.EMAIL)
 
 
-async def send(activities: MessageActivities, request: SendMessageInput) -> SentMessage:
-    return await ActivityEnvironment().run(activities.send_message, request)
+async def send(
+    activities: MessageActivities, request: SendMessageInput, *, attempt: int = 1
+) -> SentMessage:
+    """Run the activity as Temporal's attempt number ``attempt`` would."""
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, attempt=attempt)
+    return await environment.run(activities.send_message, request)
 
 
 def mails_for(sink: MailSink, journey_id: str) -> list[ReceivedMail]:
@@ -265,7 +270,8 @@ async def test_a_deferred_recipient_is_retryable_and_a_retry_delivers(
     assert entry.status == MessageStatus.CLAIMED
     assert not entry.is_final
 
-    result = await send(email_activities(database_url, ledger, mail_sink.port), request)
+    retried = email_activities(database_url, ledger, mail_sink.port)
+    result = await send(retried, request, attempt=2)
     [mail] = await settled_mails_for(mail_sink, request.journey_id)
     assert mail.message["Message-ID"] == result.message_id
     entry = await ledger.get(key_of(request))

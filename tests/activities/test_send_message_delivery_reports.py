@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.channels.base import Channel
+from activities.channels.base import DeliveryChannel
 from activities.email.smtp import SmtpConfig, SmtpMailer
+from activities.handover import Handover
 from activities.send_message import MessageActivities
 from activities.sms.twilio_sender import TwilioConfig, TwilioSender
 from engine.customers.consent import ConsentLedger
@@ -31,7 +32,7 @@ from engine.processes.worker import build_channels
 from tests.support.net import free_port
 from tests.support.orders import domain_order
 from workflows.contracts import Delivery, SendMessageInput, SentMessage
-from workflows.vocabulary import Channel as ChannelName
+from workflows.vocabulary import Channel
 
 TOKEN = "twilio-test-auth-token"
 FROM_NUMBER = "+15005550006"
@@ -51,7 +52,7 @@ class WorkerKilled(BaseException):
 class DiesAfterTheProviderAccepts:
     """The SMS channel of a worker killed right after Twilio took the message."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: DeliveryChannel) -> None:
         self._channel = channel
 
     def address_of(self, request: SendMessageInput) -> str:
@@ -60,8 +61,10 @@ class DiesAfterTheProviderAccepts:
     def unavailable_reason(self, request: SendMessageInput) -> str:
         return self._channel.unavailable_reason(request)
 
-    async def deliver(self, request: SendMessageInput, address: str, key: str) -> str:
-        await self._channel.deliver(request, address, key)
+    async def deliver(
+        self, request: SendMessageInput, address: str, key: str, handover: Handover
+    ) -> str:
+        await self._channel.deliver(request, address, key, handover)
         raise WorkerKilled
 
 
@@ -69,9 +72,11 @@ class DiesAfterTheProviderAccepts:
 class Service:
     fake: TwilioFake
     ledger: MessageLedger
-    channels: dict[ChannelName, Channel]
+    channels: dict[Channel, DeliveryChannel]
 
-    def activities(self, channels: dict[ChannelName, Channel] | None = None) -> MessageActivities:
+    def activities(
+        self, channels: dict[Channel, DeliveryChannel] | None = None
+    ) -> MessageActivities:
         return MessageActivities(
             self.ledger,
             SuppressionList(self.ledger.sessions),
@@ -81,7 +86,7 @@ class Service:
 
     def dying_activities(self) -> MessageActivities:
         channels = dict(self.channels)
-        channels[ChannelName.SMS] = DiesAfterTheProviderAccepts(channels[ChannelName.SMS])
+        channels[Channel.SMS] = DiesAfterTheProviderAccepts(channels[Channel.SMS])
         return self.activities(channels)
 
     async def entry(self, request: SendMessageInput) -> LedgerEntry:
@@ -143,7 +148,7 @@ def text_request() -> SendMessageInput:
         step="order_confirmation",
         template="order_confirmation",
         category="transactional",
-        channel=ChannelName.SMS,
+        channel=Channel.SMS,
         order=domain_order(phone=CUSTOMER),
     )
 

@@ -2,7 +2,7 @@
 measured in the same run, and as a ratio to it.
 
     make bench
-    .venv/bin/python -m engine.bench --runs 100 --concurrency 2000
+    .venv/bin/python -m tools.bench --runs 100 --concurrency 2000
 
 Latency: sequential StartJourney -> confirmation email and RecordEvent(shipped) ->
 shipping email. Throughput: ``--concurrency`` journeys started at once (``--in-flight``
@@ -11,7 +11,7 @@ activities, timers, signals, upserts and payload bytes per recorded journey path
 Send path: ``send_message`` called directly, without Temporal, emails and SMS. Idle capacity:
 ``--idle-journeys`` sleeping journeys (20,000; 100,000 with ``--large``; 0 skips it)
 with worker and server memory, then a wake storm of ``--storm`` timers due at one
-instant (engine/bench/idle.py). ``--workflow-sandbox off`` runs both workers without
+instant (tools/bench/idle.py). ``--workflow-sandbox off`` runs both workers without
 the SDK sandbox. The table is also written as JSON (``--json``, default
 .aftercare/bench.json).
 """
@@ -310,7 +310,7 @@ async def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.bench",
+        prog="python -m tools.bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

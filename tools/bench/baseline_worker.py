@@ -2,7 +2,7 @@
 (``aftercare worker``): both sides of a comparison get the same topology, a worker
 process beside the process that drives the load.
 
-    python -m engine.bench.baseline_worker QUEUE   (settings from AFTERCARE_* variables)
+    python -m tools.bench.baseline_worker QUEUE   (settings from AFTERCARE_* variables)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 carries, and how fast it drains thousands of timers falling due at one instant.
 
     make bench-idle
-    .venv/bin/python -m engine.bench.idle --journeys 20000 --storm 5000 [--large]
+    .venv/bin/python -m tools.bench.idle --journeys 20000 --storm 5000 [--large]
 
 1. **Sleeping journeys.** ``--journeys`` default-plan journeys are started through
    the gRPC API (``--in-flight`` calls at a time); each sends its order confirmation
@@ -14,14 +14,14 @@ carries, and how fast it drains thousands of timers falling due at one instant.
    should stay bounded by its workflow cache (``max_cached_workflows``), not grow
    with the number of journeys, which live on the server.
 2. **Wake storm.** ``--storm`` more journeys are started with the bench plan
-   ``engine/bench/plans/wake_storm.yaml``: one step at a local time of day, moved to
+   ``tools/bench/plans/wake_storm.yaml``: one step at a local time of day, moved to
    a whole minute by which all of them are asleep (starts paced to the worker), so
    every timer falls due at the same instant, as "at 08:00 local" does every
    morning for the orders of the day before. Reported: the time from that instant
    until the last email is in the sink, the drain rate, and the delay from due to
    arrival (p50, p95, p99).
 3. Rates are also given as a ratio to the bare-Temporal baseline's completions per
-   second (engine/bench/baseline.py) measured on the same stack in the same run.
+   second (tools/bench/baseline.py) measured on the same stack in the same run.
 
 Memory and CPU come from ``/proc`` (Linux).
 """
@@ -354,7 +354,7 @@ def memory_marks(journeys: int) -> list[int]:
 
 
 async def worker_cache_size(client: Client, settings: Settings) -> int | None:
-    """The workflow cache the journey worker is built with (engine/worker.py decides)."""
+    """The workflow cache the journey worker is built with (engine/processes/worker.py decides)."""
     async with journey_worker(client, settings) as group:
         for worker in group.workers:
             if worker.config().get("workflows"):
@@ -618,7 +618,7 @@ async def idle_capacity(
     )
 
 
-# --- alone: python -m engine.bench.idle -------------------------------------------------
+# --- alone: python -m tools.bench.idle -------------------------------------------------
 
 
 def _progress(since: float) -> Callable[[str], None]:
@@ -692,7 +692,7 @@ def journeys_from(args: argparse.Namespace) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.bench.idle",
+        prog="python -m tools.bench.idle",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

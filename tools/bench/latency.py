@@ -2,7 +2,7 @@
 the latency part of ``make bench`` alone, on the same stack.
 
     make bench-latency            # 300 runs each
-    .venv/bin/python -m engine.bench.latency --runs 50
+    .venv/bin/python -m tools.bench.latency --runs 50
 
 Starts its own stack as ``make bench`` does (dev server on a file database, each
 side's worker as a process of its own, the gRPC API, aiosmtpd sink, PostgreSQL

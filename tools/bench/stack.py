@@ -61,8 +61,8 @@ class Stack:
     server: TemporalDevServer
     sink: MailSink
     settings: Settings
-    # As the service connects (``engine.temporal.connect``): payloads sealed under
-    # each customer's data key, so journeys are measured as they run in production.
+    # As the service connects (``engine.platform.temporal.connection.connect``):
+    # payloads sealed under each customer's data key, as journeys run in production.
     client: Client
     # Bare Temporal's: the same codec with the master keyring only, and no lookup
     # of a customer key per workflow, which the baseline has no use for.

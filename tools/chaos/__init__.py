@@ -2,7 +2,7 @@
 every journey ended where it should and every due message went out exactly once.
 
     make chaos                                   # 500 journeys, every scenario
-    .venv/bin/python -m engine.chaos --journeys 40 --short --scenario worker_kill
+    .venv/bin/python -m tools.chaos --journeys 40 --short --scenario worker_kill
 
 One module per scenario (``worker_kill``, ``server_restart``, ``smtp_outage``,
 ``twilio_faults``, ``postgres_kill``, ``event_storm``); ``harness`` builds the stack

@@ -1,4 +1,4 @@
-"""``python -m engine.chaos``: run the chaos scenarios, print what each injected and
+"""``python -m tools.chaos``: run the chaos scenarios, print what each injected and
 checked, exit non-zero when any failed."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ async def run_all(names: Sequence[str], config: ChaosConfig) -> list[ScenarioRes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.chaos", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.chaos", description=__doc__)
     parser.add_argument("--journeys", type=int, default=None, help="journeys in flight")
     parser.add_argument(
         "--short", action="store_true", help="fault windows of seconds (as in make test)"

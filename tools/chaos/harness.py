@@ -1,5 +1,5 @@
 """The stack a chaos scenario runs on, built like a deployment: the dev server on its
-persistent database (engine.bench.stack), the journey worker as a separate process
+persistent database (tools.bench.stack), the journey worker as a separate process
 (``aftercare worker``, so it can be SIGKILLed), the gRPC API, the HTTP app (which
 takes the provider's delivery reports), the aiosmtpd sink and the Twilio fake, each
 with the fault switches the scenarios pull.
@@ -30,7 +30,7 @@ from tools.chaos.config import ChaosConfig
 
 CHAOS_PLANS_DIR = Path(__file__).resolve().parent / "plans"
 AFTERCARE = Path(sys.executable).parent / "aftercare"
-# The worker logs this once its pollers run (engine.cli.processes.run_worker).
+# The worker logs this once its pollers run (engine.processes.run_worker).
 _READY_LINE = b"worker running"
 # Above the default 10/s: the run is about faults, not about the provider's rate limit.
 _SMS_RATE_PER_SECOND = 50.0

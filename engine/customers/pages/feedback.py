@@ -3,7 +3,7 @@
 Feedback emails link each score (0-10) to this page. The GET only shows the
 score the customer picked, with a comment box: mail scanners open every link in
 a message, and a scanner must not answer for the customer. The POST records the
-answer (``engine.database.feedback_responses``) and delivers it to the order's
+answer (``engine.customers.feedback_responses``) and delivers it to the order's
 journey as a ``feedback`` event, which starts the follow-up for the score.
 
 One answer per link. The event id is derived from the token, so two submits
@@ -46,7 +46,7 @@ COMMENT_FIELD = "comment"
 
 
 class JourneyEvents(Protocol):
-    """Delivers an event to an order's journey (``engine.journeys.JourneyDirectory``);
+    """Delivers an event to an order's journey (``engine.journeys.directory.JourneyDirectory``);
     raises JourneyError when the order has no running journey."""
 
     async def record_event(self, order_id: str, event: OrderEvent) -> str: ...

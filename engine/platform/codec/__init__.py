@@ -1,7 +1,7 @@
 """Payload encryption: customer data never reaches Temporal in plaintext.
 
-:mod:`engine.codec.keys` holds the AES-256 keyring, :mod:`engine.codec.aes_gcm`
-the payload codec and the data converter built on it, :mod:`engine.codec.server`
+:mod:`engine.platform.codec.keys` holds the AES-256 keyring, :mod:`engine.platform.codec.aes_gcm`
+the payload codec and the data converter built on it, :mod:`engine.platform.codec.server`
 the HTTP codec server the Temporal UI and CLI use to show decrypted payloads.
 """
 

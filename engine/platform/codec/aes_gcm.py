@@ -12,7 +12,7 @@ that encoding pass through untouched: history written before encryption was
 switched on still replays.
 
 Journeys with an owner are encrypted under their customer's own data key instead
-(:mod:`engine.codec.customer_codec`); such payloads also carry
+(:mod:`engine.platform.codec.customer_codec`); such payloads also carry
 ``encryption-key-kind: customer``, and this codec, which has no customer keys,
 refuses them with a clear error.
 """
@@ -130,7 +130,7 @@ class AesGcmCodec(PayloadCodec):
         if payload.metadata.get(KEY_KIND_METADATA) == CUSTOMER_KEY_KIND:
             raise CodecError(
                 f"payload was encrypted with customer data key {key_id!r}; decoding it "
-                "needs the customer key store (engine.codec.customer_codec)"
+                "needs the customer key store (engine.platform.codec.customer_codec)"
             )
         cipher = self._ciphers.get(key_id)
         if cipher is None:

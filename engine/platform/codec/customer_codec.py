@@ -4,14 +4,14 @@ Temporal tells a codec whose payloads it is handling through a serialization
 context (``WithSerializationContext``; temporalio 1.35). We read the workflow id from
 it (:class:`~temporalio.converter.WorkflowSerializationContext`, or an
 :class:`~temporalio.converter.ActivitySerializationContext` of an activity a
-workflow started) and, when that journey has an owner (:mod:`engine.codec.customer_keys`),
+workflow started) and, when that journey has an owner (:mod:`engine.platform.codec.customer_keys`),
 encrypt under the owner's key::
 
     metadata: {encoding: binary/encrypted, encryption-key-id: ck-<24 hex>,
                encryption-key-kind: customer}
 
 Without a context, or for a journey without an owner, the master keyring encrypts
-as :class:`~engine.codec.aes_gcm.AesGcmCodec` always did. Decoding needs no context:
+as :class:`~engine.platform.codec.aes_gcm.AesGcmCodec` always did. Decoding needs no context:
 the key id and kind are in the metadata, so the codec server decodes for the UI.
 A customer key that was destroyed (the customer erased) makes decoding fail with
 :class:`CustomerKeyDestroyed`, never with plaintext.
@@ -96,14 +96,14 @@ class CustomerKeyCodec(AesGcmCodec, WithSerializationContext):
 
     def with_context(self, context: SerializationContext) -> Self:
         workflow_id: str | None = None
-        # The exact-type test first: isinstance against these ABCs costs 2 us a call.
+        # The exact-type test first: isinstance against these ABCs is slow.
         if type(context) in _JOURNEY_CONTEXTS or isinstance(context, _JOURNEY_CONTEXTS):
             journey = cast(WorkflowSerializationContext | ActivitySerializationContext, context)
             workflow_id = journey.workflow_id or None
         if workflow_id == self._workflow_id:
             return self
-        # Shallow, and by hand (copy.copy costs 9 us, this 1): the SDK binds a context
-        # for every activation. Ciphers, keyring and key store (with its cache) are shared.
+        # Shallow, and by hand (copy.copy is several times slower): the SDK binds a
+        # context for every activation. Ciphers, keyring and key store (with its cache) are shared.
         bound = object.__new__(type(self))
         bound.__dict__.update(self.__dict__)
         bound._workflow_id = workflow_id
@@ -158,11 +158,10 @@ class ContextDataConverter(DataConverter):
     """A DataConverter whose :meth:`with_context` is cheap.
 
     The SDK's copies itself with ``dataclasses.replace``, which runs ``__post_init__``
-    and so builds a new pydantic payload converter (58 us) only to overwrite it. With
-    a codec that takes the context that happened on every activation, and for every
-    activity a workflow task schedules. This one does what the SDK's does (each part
-    that takes a context gets it; nothing changed, the same converter) with a plain
-    shallow copy instead (1 us).
+    and so builds a new pydantic payload converter only to overwrite it; with a codec
+    that takes the context, that happens on every activation and for every activity a
+    workflow task schedules. This one does what the SDK's does (each part that takes a
+    context gets it; nothing changed, the same converter) with a plain shallow copy.
     """
 
     def with_context(self, context: SerializationContext) -> Self:

@@ -1,14 +1,14 @@
 """Per-customer data keys: crypto-shredding for journey history.
 
 Every journey's payloads are encrypted under a data key of its customer (see
-:mod:`engine.codec.customer_codec`). Destroying that key is how a customer is erased
+:mod:`engine.platform.codec.customer_codec`). Destroying that key is how a customer is erased
 from Temporal's history, which we cannot rewrite: the ciphertext stays, and nobody,
 us included, can read it any more.
 
 What is stored (``customer_keys`` and ``journey_owners``, migration 0005):
 
 * per customer, a random 256-bit key, **wrapped**: AES-GCM-encrypted under the
-  current master key of the payload keyring (:mod:`engine.codec.keys`), with that
+  current master key of the payload keyring (:mod:`engine.platform.codec.keys`), with that
   master key's id. A database dump alone reveals no key; rotating the master keyring
   keeps old wrappings readable (the retired master key stays configured) and
   :meth:`CustomerKeys.rewrap` moves them all to the current master key;
@@ -374,10 +374,9 @@ class CustomerKeys:
             del self._owners[workflow_id]
 
 
-# The statements of registration and lookup are built once, on the tables: a
-# journey start registers its owner (py-spy: a quarter of the API process's samples
-# during the starts), and the five ORM-attribute statements it built per call took
-# 5.0 ms of CPU; these three, 2.3-2.6 ms.
+# The statements of registration and lookup are built once, on the tables: every
+# journey start registers its owner, and building ORM statements per call cost twice
+# the CPU of these (docs/performance.md).
 _OWNERS = cast(Table, JourneyOwnerRecord.__table__)
 _KEYS = cast(Table, CustomerKeyRecord.__table__)
 _OWNER_OF = select(_OWNERS.c.customer_id).where(_OWNERS.c.workflow_id == bindparam("workflow_id"))
@@ -448,7 +447,7 @@ def key_store_engine(database_url: str) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Writers take the lock up front (a deferred read-then-write transaction
-        # cannot wait for it; see engine.database.connection); readers need none.
+        # cannot wait for it; see engine.platform.database.connection); readers need none.
         read_only = connection.get_execution_options().get(_READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 

@@ -15,8 +15,8 @@ from temporalio.converter import DataConverter
 
 # One pydantic TypeAdapter per type for the whole process. The SDK makes a payload
 # converter per workflow instance inside the sandbox, each with its own empty cache,
-# so every new journey paid again for generating the schemas of its dataclasses:
-# a third of the worker's CPU under load (py-spy, `make bench`).
+# so every new journey would generate the schemas of its dataclasses again, the
+# largest single cost of a journey worker under load (docs/performance.md).
 _shared_type_adapters: functools._lru_cache_wrapper[TypeAdapter[Any]] = functools.lru_cache(
     maxsize=1024
 )(TypeAdapter)

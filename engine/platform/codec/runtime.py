@@ -1,10 +1,10 @@
 """The codec as the service uses it: keys and token from settings (or the state dir).
 
-Crypto-shredding (per-customer data keys, :mod:`engine.codec.customer_keys`) needs
+Crypto-shredding (per-customer data keys, :mod:`engine.platform.codec.customer_keys`) needs
 the database: a process that uses it makes one :class:`CustomerKeys` with
 :func:`customer_keys_for` and hands it to :func:`converter_for` and :func:`codec_for`,
 so its client, worker and codec server share one key cache (a destroy then shows at
-once in all of them). :func:`engine.temporal.connect` does that by default.
+once in all of them). :func:`engine.platform.temporal.connection.connect` does that by default.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ Without the token the server answers 401, so someone who can open the UI but doe
 not have the token sees only ciphertext.
 
 A payload it cannot decode (altered, or of an erased customer, whose data key was
-destroyed: see :mod:`engine.codec.customer_codec`) gets a 400 whose ``error`` says
+destroyed: see :mod:`engine.platform.codec.customer_codec`) gets a 400 whose ``error`` says
 why, e.g. "data key destroyed (customer erased): ...", which the UI shows in place of
 the payload; the batch it came in is refused whole, so nothing is half-answered.
 """

@@ -62,6 +62,10 @@ class Message(Base):
     # Twilio's message SID or the email's Message-ID; status callbacks look rows up by it.
     provider_message_id: Mapped[str | None] = mapped_column(String(300), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The send attempt holding a claimed row, and until when: another attempt of the
+    # same message waits while the lease lives, and takes the row over once it ran out.
+    claim_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -77,7 +81,7 @@ class Message(Base):
 class SuppressedAddress(Base):
     """An address no message may go to on one channel (unsubscribed, unreachable).
 
-    Addresses are stored normalised (see ``engine.database.suppressions``), so the
+    Addresses are stored normalised (see ``engine.messaging.suppressions``), so the
     unique constraint makes one row per channel and address.
     """
 
@@ -92,7 +96,7 @@ class SuppressedAddress(Base):
 
 
 class CustomerKeyRecord(Base):
-    """A customer's data key (crypto-shredding, see ``engine.codec.customer_keys``).
+    """A customer's data key (crypto-shredding, see ``engine.platform.codec.customer_keys``).
 
     ``wrapped_key`` is the key AES-GCM-encrypted under the payload keyring's master
     key ``master_key_id``, so a dump of this table alone decrypts nothing. ``key_id``
@@ -126,7 +130,7 @@ class ConsentRecord(Base):
     ``channel`` None means every channel, ``category`` None every category that
     needs consent (all but transactional and support). Rows are never updated or
     deleted: the newest matching row is the customer's current decision (see
-    ``engine.database.consent``).
+    ``engine.customers.consent``).
     """
 
     __tablename__ = "consent_events"
@@ -154,7 +158,7 @@ class UsedLinkToken(Base):
 
 
 class ApiKeyRecord(Base):
-    """A key of the gRPC API (see ``engine.database.api_keys``). The secret part of
+    """A key of the gRPC API (see ``engine.access.api_keys``). The secret part of
     the key is never stored: ``secret_hash`` is its SHA-256, bound to the id."""
 
     __tablename__ = "api_keys"
@@ -175,7 +179,7 @@ class CustomerPreferenceRecord(Base):
     ``consent_events``). A None column means "as the order and the plan say".
 
     ``revision`` grows with every change the customer's journeys are told about
-    (see ``engine.database.preferences``), so a journey can tell a newer
+    (see ``engine.customers.preferences``), so a journey can tell a newer
     notification from an older one that overtook it.
     """
 
@@ -194,7 +198,7 @@ class CustomerPreferenceRecord(Base):
 
 class ErasedCustomer(Base):
     """That a customer was erased (GDPR / CCPA), and when; keyed by a hash of the
-    customer id (``engine.database.consent.erased_customer_hash``), so the table
+    customer id (``engine.customers.consent.erased_customer_hash``), so the table
     lists no id yet still recognises one when a late or replayed request tries to
     write about that customer again."""
 
@@ -214,7 +218,7 @@ class CapSlotState:
 
 class CappedSend(Base):
     """One message that counts against a customer's frequency cap (see
-    ``engine.database.frequency_caps``): sent, reserved while it is being delivered,
+    ``engine.messaging.frequency_caps``): sent, reserved while it is being delivered,
     or held for the slot it was deferred to.
 
     ``send_key`` is journey/step/iteration (no channel: a step that falls back to
@@ -236,7 +240,7 @@ class CappedSend(Base):
 
 class PhoneCustomer(Base):
     """That a customer was texted at a phone number, so an inbound STOP / START from
-    that number finds them (see ``engine.database.phone_index``).
+    that number finds them (see ``engine.messaging.phone_index``).
 
     The number is stored only as a keyed hash (HMAC-SHA256 under the service's
     secret): the table alone does not reveal anyone's number. A shared number (a

@@ -24,10 +24,10 @@ async def connect(
 ) -> Client:
     """Connect to the configured server, retrying for up to ``wait`` while it starts.
 
-    Payloads are encrypted with the service's keys (:mod:`engine.codec`), each journey
+    Payloads are encrypted with the service's keys (:mod:`engine.platform.codec`), each journey
     under its customer's data key (so the database must be migrated), unless another
     ``data_converter`` is given; workers made from the client use it too. The key
-    store is ``engine.codec.customer_codec.customer_keys_of(client)``.
+    store is ``engine.platform.codec.customer_codec.customer_keys_of(client)``.
     """
     converter = data_converter or converter_for(settings, customer_keys_for(settings))
     deadline = asyncio.get_running_loop().time() + wait.total_seconds()

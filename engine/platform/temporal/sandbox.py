@@ -6,21 +6,19 @@ that no state leaks between instances (the journey's pure building blocks are
 already shared: ``workflows.order_journey`` imports them through
 ``workflow.unsafe.imports_passed_through``). Without a .pyc on disk
 (PYTHONDONTWRITEBYTECODE is common in containers and CI) each of those imports
-compiles the module's source again; py-spy on ``make bench`` put that at 40% of
-the cost of starting a workflow instance.
+compiles the module's source again, most of the cost of starting an instance.
 
 The SDK's sandbox also runs every activation, and every question about a payload's
 serialization context (several per activation), as ``exec`` of a short source
-string, compiling it again each time (about 24 us a call) and applying its import
-hooks around it; py-spy put that at a tenth of the journey worker's time holding the
-interpreter during ``make bench``. ``PrecompiledSandboxRunner`` is the same sandbox
-with those strings compiled once, and the context questions (SDK code that reads the
-instance's pending commands; no workflow code runs in it) asked directly.
+string, compiling it again each time and applying its import hooks around it.
+``PrecompiledSandboxRunner`` is the same sandbox with those strings compiled once,
+and the context questions (SDK code that reads the instance's pending commands; no
+workflow code runs in it) asked directly.
 
 What is left of the sandbox's cost (a module import per new instance, an import
-hook around every activation and every payload conversion) was a quarter of the
-journey worker's CPU in ``make bench``. ``AFTERCARE_WORKFLOW_SANDBOX=false`` runs
-journeys without it; the determinism it guards is still checked where it is
+hook around every activation and every payload conversion) is still a large share
+of the journey worker's CPU (docs/performance.md). ``AFTERCARE_WORKFLOW_SANDBOX=false``
+runs journeys without it; the determinism it guards is still checked where it is
 cheap: the recorded histories replay in the sandbox in ``make test``.
 """
 

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.email.rendering import EmailContext, EmailRenderer, RenderedEmail
+from activities.email.rendering import EmailRenderer, RenderedEmail
+from activities.rendering.context import MessageContext
 from engine.platform.brand import Brand
 from workflows.orders import Address, Customer, Feedback, LineItem, Order, Recommendation, Shipment
 
@@ -111,10 +112,10 @@ def make_order(
     )
 
 
-def full_context(order: Order, **changes: Any) -> EmailContext:
+def full_context(order: Order, **changes: Any) -> MessageContext:
     """Everything a journey can tell a message: the last item in focus, feedback, a new
     address, a run-out date and a referral code; ``changes`` override any field."""
-    context = EmailContext(
+    context = MessageContext(
         order=order,
         shipment=SHIPMENT,
         focus_item=order.items[-1] if order.items else None,
@@ -134,7 +135,7 @@ def render(
     links: dict[str, str] | None = None,
 ) -> RenderedEmail:
     return renderer.render(
-        template, EmailContext(order=order, shipment=shipment, links=links or {})
+        template, MessageContext(order=order, shipment=shipment, links=links or {})
     )
 
 

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from activities.email.rendering import EmailContext, EmailRenderer
+from activities.email.rendering import EmailRenderer
+from activities.rendering.context import MessageContext
 from engine.platform.brand import default_brand
 from tests.activities.email.samples import make_order
 
@@ -34,7 +35,7 @@ def hrefs(html: str) -> list[str]:
 def test_feedback_emails_offer_every_score_as_a_link(
     renderer: EmailRenderer, template: str, locale: str
 ) -> None:
-    email = renderer.render(template, EmailContext(order=make_order(locale=locale), links=LINKS))
+    email = renderer.render(template, MessageContext(order=make_order(locale=locale), links=LINKS))
 
     scored = [href for href in hrefs(email.html) if "?score=" in href]
     assert scored == [f"{LINKS['feedback']}?score={score}" for score in range(11)]
@@ -46,7 +47,7 @@ def test_feedback_emails_offer_every_score_as_a_link(
 def test_a_feedback_link_that_has_a_query_gets_the_score_appended() -> None:
     renderer = EmailRenderer(default_brand(SHOP))
     links = {**LINKS, "feedback": "https://shop.test/rate?order=A-1"}
-    email = renderer.render("feedback_request", EmailContext(order=make_order(), links=links))
+    email = renderer.render("feedback_request", MessageContext(order=make_order(), links=links))
     assert "https://shop.test/rate?order=A-1&score=10" in hrefs(email.html)
 
 
@@ -55,7 +56,7 @@ def test_a_feedback_link_that_has_a_query_gets_the_score_appended() -> None:
 def test_the_footer_links_the_preference_centre_and_unsubscribe(
     renderer: EmailRenderer, template: str, locale: str
 ) -> None:
-    email = renderer.render(template, EmailContext(order=make_order(locale=locale), links=LINKS))
+    email = renderer.render(template, MessageContext(order=make_order(locale=locale), links=LINKS))
 
     assert LINKS["preferences"] in hrefs(email.html)
     assert LINKS["unsubscribe"] in hrefs(email.html)
@@ -63,5 +64,5 @@ def test_the_footer_links_the_preference_centre_and_unsubscribe(
 
 
 def test_without_signed_links_the_footer_falls_back_to_the_shop(renderer: EmailRenderer) -> None:
-    email = renderer.render("order_confirmation", EmailContext(order=make_order()))
+    email = renderer.render("order_confirmation", MessageContext(order=make_order()))
     assert f"{SHOP}/account/email-preferences" in hrefs(email.html)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from activities.email.rendering import EmailContext, EmailRenderer
+from activities.email.rendering import EmailRenderer
 from activities.rendering.formatting import SUPPORTED_LOCALES
 from tests.activities.email.samples import (
     BRAND,
@@ -367,13 +367,3 @@ def test_shipping_delay_apologises_and_needs_no_action(
         assert apology in body
         assert no_action in body
     cta_tag(email.html, f"{SHOP}/help")
-
-
-def test_context_defaults_keep_existing_callers_working() -> None:
-    context = EmailContext(order=make_order())
-    assert context.focus_item is None
-    assert context.feedback is None
-    assert context.skus == ()
-    assert context.new_address is None
-    assert context.run_out_at is None
-    assert context.referral_code == ""

@@ -8,15 +8,8 @@ from dataclasses import replace
 import pytest
 from jinja2 import ChoiceLoader, DictLoader, TemplateNotFound, UndefinedError
 
-from activities.email.rendering import (
-    TEMPLATE_DIR,
-    TEMPLATE_NAMES,
-    EmailContext,
-    EmailRenderer,
-    default_loader,
-    first_name,
-    header_safe,
-)
+from activities.email.rendering import TEMPLATE_DIR, TEMPLATE_NAMES, EmailRenderer, default_loader
+from activities.rendering.context import MessageContext
 from activities.rendering.formatting import SUPPORTED_LOCALES
 from engine.platform.brand import default_brand
 from tests.activities.email.samples import (
@@ -117,7 +110,7 @@ def test_every_template_renders_from_the_order_alone(
 ) -> None:
     # What existing callers pass: no shipment, focus item, feedback, dates or codes.
     order = make_order(locale=locale, discount_minor=0)
-    email = renderer.render(template, EmailContext(order=order))
+    email = renderer.render(template, MessageContext(order=order))
     assert "A-10023" in email.text
     assert "A-10023" in email.html
     assert email.preheader
@@ -129,7 +122,7 @@ def test_every_template_renders_an_order_without_items(
     renderer: EmailRenderer, template: str, locale: str
 ) -> None:
     order = replace(make_order(locale=locale), items=[], recommendations=[])
-    email = renderer.render(template, EmailContext(order=order))
+    email = renderer.render(template, MessageContext(order=order))
     assert email.subject
     assert email.preheader
     assert not EMPTY_TABLE.search(email.html)
@@ -278,7 +271,7 @@ def test_shipping_notice_shows_carrier_tracking_number_and_eta(renderer: EmailRe
         assert "Wednesday, March 5, 2025" in body
 
 
-def _hostile_context(value: str, *, name: str) -> EmailContext:
+def _hostile_context(value: str, *, name: str) -> MessageContext:
     """Customer and catalogue data carrying ``value`` everywhere a message can show it."""
     items = [
         LineItem(sku="X-1", name=f"{value} Deluxe", quantity=1, unit_price_minor=1000),
@@ -354,20 +347,6 @@ def test_line_breaks_in_customer_data_never_reach_the_subject(
         assert "\r" not in header
         assert "\n" not in header
         assert not re.search(r"[\x00-\x1f\x7f]", header)
-
-
-def test_header_safe_collapses_control_characters() -> None:
-    assert header_safe("Hello\r\nBcc: x") == "Hello Bcc: x"
-    assert header_safe("  a\t\tb\x00c\x7f  ") == "a b c"
-    assert header_safe("line\u2028sep\u2029para\x85") == "line sep para"
-    assert header_safe("invoice\u202egpj.exe") == "invoicegpj.exe"
-    assert header_safe("12,50\xa0€") == "12,50\xa0€"
-
-
-def test_first_name() -> None:
-    assert first_name("Jane Doe") == "Jane"
-    assert first_name("  ") == ""
-    assert first_name("\r\nEve\nBcc") == "Eve"
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
@@ -503,4 +482,4 @@ def test_default_brand_uses_the_given_shop_url() -> None:
     assert brand.shop_url == "https://example.test"
     assert brand.sender_name
     assert brand.support_email
-    EmailRenderer(brand).render("delivered", EmailContext(order=make_order()))
+    EmailRenderer(brand).render("delivered", MessageContext(order=make_order()))

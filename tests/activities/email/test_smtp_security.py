@@ -8,7 +8,7 @@ import datetime as dt
 import ipaddress
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -221,6 +221,13 @@ def starttls_options(certificate: Certificate) -> dict[str, Any]:
     return {"tls_context": certificate.server_context(), "require_starttls": True}
 
 
+def starttls_with_login(
+    certificate: Certificate, accounts: Accounts
+) -> AbstractAsyncContextManager[Server]:
+    """A server that wants STARTTLS, then a login that ``accounts`` accepts."""
+    return smtp_server(authenticator=accounts, auth_required=True, **starttls_options(certificate))
+
+
 def mailer_for(server: Server, **config: Any) -> SmtpMailer:
     return SmtpMailer(SmtpConfig(host="127.0.0.1", port=server.port, timeout_seconds=5, **config))
 
@@ -381,9 +388,7 @@ async def test_refused_credentials_are_retryable_and_a_retry_after_the_fix_deliv
 ) -> None:
     accounts = Accounts()
     async with (
-        smtp_server(
-            authenticator=accounts, auth_required=True, **starttls_options(certificate)
-        ) as server,
+        starttls_with_login(certificate, accounts) as server,
         mailer_for(
             server, username=username, password=password, **trusted(certificate, "starttls")
         ) as mailer,
@@ -429,9 +434,7 @@ async def test_messages_share_kept_authenticated_connections(
     limit (each logs in once) and the fifth message reuses one of them."""
     accounts = Accounts()
     async with (
-        smtp_server(
-            authenticator=accounts, auth_required=True, **starttls_options(certificate)
-        ) as server,
+        starttls_with_login(certificate, accounts) as server,
         mailer_for(
             server,
             username=USER,

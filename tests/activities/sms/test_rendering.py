@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 from jinja2 import DictLoader, TemplateError, TemplateNotFound, UndefinedError
 
-from activities.email.rendering import TEMPLATE_NAMES, EmailContext
+from activities.email.rendering import TEMPLATE_NAMES
+from activities.rendering.context import MessageContext
 from activities.rendering.formatting import SUPPORTED_LOCALES
 from activities.sms.rendering import SMS_TEMPLATE_DIR, SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
 from activities.sms.segments import segment_info
@@ -327,24 +328,24 @@ def custom_renderer(brand: Brand, source: str) -> SmsRenderer:
 def test_an_undefined_variable_fails_loudly(brand: Brand) -> None:
     renderer = custom_renderer(brand, "{% block message %}Hi {{ frist_name }}{% endblock %}")
     with pytest.raises(UndefinedError):
-        renderer.render("custom", EmailContext(order=make_order()), max_segments=2)
+        renderer.render("custom", MessageContext(order=make_order()), max_segments=2)
 
 
 def test_a_template_without_message_is_an_error(brand: Brand) -> None:
     renderer = custom_renderer(brand, "{% block link %}{{ links.shop }}{% endblock %}")
     with pytest.raises(TemplateError, match="'message'"):
-        renderer.render("custom", EmailContext(order=make_order()), max_segments=2)
+        renderer.render("custom", MessageContext(order=make_order()), max_segments=2)
 
 
 def test_an_empty_message_is_an_error(brand: Brand) -> None:
     renderer = custom_renderer(brand, "{% block message %}\n  \n{% endblock %}")
     with pytest.raises(TemplateError, match="empty message"):
-        renderer.render("custom", EmailContext(order=make_order()), max_segments=2)
+        renderer.render("custom", MessageContext(order=make_order()), max_segments=2)
 
 
 def test_a_text_may_have_no_link(brand: Brand) -> None:
     renderer = custom_renderer(brand, "{% block message %}{{ brand.name }}: hi{% endblock %}")
-    sms = renderer.render("custom", EmailContext(order=make_order()), max_segments=1)
+    sms = renderer.render("custom", MessageContext(order=make_order()), max_segments=1)
     assert sms.body == f"{brand.name}: hi"
 
 
@@ -352,6 +353,6 @@ def test_the_item_in_focus_defaults_to_the_first(renderer: SmsRenderer) -> None:
     order = make_order(
         items=[LineItem(sku="TE-1", name="Green tea", quantity=1, unit_price_minor=900)]
     )
-    sms = renderer.render("replenishment_reminder", EmailContext(order=order), max_segments=2)
+    sms = renderer.render("replenishment_reminder", MessageContext(order=order), max_segments=2)
     assert "your Green tea may be running low by now." in sms.body
     assert sms.body.endswith(f"{SHOP}/reorder/TE-1\nReply STOP to opt out")

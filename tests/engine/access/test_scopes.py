@@ -21,7 +21,7 @@ def test_the_protos_have_the_services_we_know_of() -> None:
 @pytest.mark.parametrize("method", METHODS, ids=str)
 def test_every_method_has_a_scope_entry(method: object) -> None:
     path = str(method)
-    assert path in METHOD_SCOPES, f"{path} has no entry in engine/api/scopes.py METHOD_SCOPES"
+    assert path in METHOD_SCOPES, f"{path} has no entry in engine/access/scopes.py METHOD_SCOPES"
     requirement = requirement_for(path)
     assert requirement.known
     assert not requirement.open

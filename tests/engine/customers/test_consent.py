@@ -4,12 +4,11 @@ categories that need no consent, and one-time link tokens under concurrency."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.customers.consent import ConsentLedger, token_hash
 from engine.platform.database.connection import create_engine, create_session_factory
@@ -20,15 +19,8 @@ CUSTOMER = "cus-consent"
 
 
 @pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def consent(db_engine: AsyncEngine) -> ConsentLedger:
-    return ConsentLedger(create_session_factory(db_engine))
+def consent(db_sessions: async_sessionmaker[AsyncSession]) -> ConsentLedger:
+    return ConsentLedger(db_sessions)
 
 
 async def count(engine: AsyncEngine, table: type[ConsentRecord] | type[UsedLinkToken]) -> int:

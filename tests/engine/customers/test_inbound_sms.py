@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
@@ -30,7 +30,7 @@ from engine.messaging.ledger import MessageLedger
 from engine.messaging.phone_index import PhoneIndex, forget_customer, phone_index_key
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import default_brand
-from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.connection import create_session_factory
 from engine.platform.database.tables import ConsentRecord, PhoneCustomer, SuppressedAddress
 from tests.engine.customers.pages.support import SECRET, Served, served_app
 from tests.support.orders import domain_order
@@ -68,15 +68,8 @@ def inbound(body: str, sender: str, sid: str | None = None) -> dict[str, str]:
 
 
 @pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def phones(db_engine: AsyncEngine) -> PhoneIndex:
-    return PhoneIndex(create_session_factory(db_engine), phone_index_key(SECRET))
+def phones(db_sessions: async_sessionmaker[AsyncSession]) -> PhoneIndex:
+    return PhoneIndex(db_sessions, phone_index_key(SECRET))
 
 
 @pytest.fixture

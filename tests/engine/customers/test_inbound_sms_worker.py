@@ -1,6 +1,6 @@
 """STOP by SMS through the parts as ``aftercare run`` wires them: the journey worker
 (``journey_worker``) texts the customer through the Twilio fake and, on the way,
-notes the number in the phone index; the HTTP app (``engine.http.runtime.http_app``,
+notes the number in the phone index; the HTTP app (``engine.processes.http.http_app``,
 keyed from the same service secret) then finds the customer from the number alone
 when they text STOP. Real dev server, SQLite and PostgreSQL."""
 

@@ -32,7 +32,6 @@ from engine.devstack.twilio_fake import (
     RecordedRequest,
     TwilioFake,
     build_twilio_fake,
-    count_segments,
     new_account_sid,
     serve_twilio_fake,
 )
@@ -539,17 +538,55 @@ async def test_fetching_an_unknown_message_is_404(api: httpx.AsyncClient, bare: 
     assert error_problems(404, answer.json()) == []
 
 
-def test_segments_follow_gsm7_and_ucs2_limits() -> None:
-    assert count_segments("a" * 160) == 1
-    assert count_segments("a" * 161) == 2
-    assert count_segments("a" * 306) == 2
-    assert count_segments("a" * 307) == 3
-    assert count_segments("€" * 80) == 1  # extension characters take two septets
-    assert count_segments("€" * 81) == 2
-    assert count_segments("ą" * 70) == 1
-    assert count_segments("ą" * 71) == 2
-    assert count_segments("👍" * 35) == 1  # two UTF-16 units each
-    assert count_segments("👍" * 36) == 2
+@pytest.mark.parametrize(
+    ("body", "segments"),
+    [
+        ("a" * 160, "1"),
+        ("a" * 161, "2"),
+        ("a" * 306, "2"),
+        ("a" * 307, "3"),
+        ("€" * 80, "1"),  # extension characters take two septets
+        ("€" * 81, "2"),
+        ("ą" * 70, "1"),
+        ("ą" * 71, "2"),
+        ("👍" * 35, "1"),  # two UTF-16 units each
+        ("👍" * 36, "2"),
+        # 306 septets, but the euro sign's escape sequence is not split after 152 letters.
+        ("a" * 152 + "€" + "a" * 152, "3"),
+    ],
+    ids=[
+        "160",
+        "161",
+        "306",
+        "307",
+        "euro80",
+        "euro81",
+        "ucs70",
+        "ucs71",
+        "emoji35",
+        "emoji36",
+        "escape-not-split",
+    ],
+)
+async def test_num_segments_follow_gsm7_and_ucs2_limits(
+    api: httpx.AsyncClient, bare: TwilioFake, body: str, segments: str
+) -> None:
+    answer = await api.post(
+        _create_url(bare.account_sid), data={"To": CUSTOMER, "From": SENDER, "Body": body}
+    )
+    assert answer.status_code == 201
+    assert answer.json()["num_segments"] == segments
+
+
+async def test_a_long_whatsapp_message_is_one_segment(
+    api: httpx.AsyncClient, bare: TwilioFake
+) -> None:
+    answer = await api.post(
+        _create_url(bare.account_sid),
+        data={"To": f"whatsapp:{CUSTOMER}", "From": "whatsapp:+14155238886", "Body": "a" * 400},
+    )
+    assert answer.status_code == 201
+    assert answer.json()["num_segments"] == "1"
 
 
 # -- forced answers ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from activities.sms.twilio_sender import status_callback_for
 from engine.customers.consent import ConsentLedger
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
 from engine.messaging.suppressions import SuppressionList
-from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.connection import create_session_factory
 from engine.platform.database.tables import MessageStatus
 from engine.platform.http_server import HttpServerError, serve_http
 from engine.platform.links.tokens import LinkSigner
@@ -103,13 +103,6 @@ class Harness:
         entry = await self.ledger.get(claim.key)
         assert entry is not None
         return entry
-
-
-@pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def serve(db_engine: AsyncEngine, token: str | None) -> AsyncIterator[Harness]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.messaging.ledger import (
     Claim,
@@ -27,15 +26,8 @@ from tests.support.databases import POSTGRES_ADMIN_DSN, postgres_available, post
 
 
 @pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def ledger(db_engine: AsyncEngine) -> MessageLedger:
-    return MessageLedger(create_session_factory(db_engine))
+def ledger(db_sessions: async_sessionmaker[AsyncSession]) -> MessageLedger:
+    return MessageLedger(db_sessions)
 
 
 def new_claim(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
 from engine.platform.database.connection import create_engine, create_session_factory
@@ -18,15 +17,8 @@ from engine.platform.database.tables import Message, MessageStatus
 
 
 @pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def ledger(db_engine: AsyncEngine) -> MessageLedger:
-    return MessageLedger(create_session_factory(db_engine))
+def ledger(db_sessions: async_sessionmaker[AsyncSession]) -> MessageLedger:
+    return MessageLedger(db_sessions)
 
 
 def at(minute: int) -> datetime:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.messaging.suppressions import SuppressionList, normalise_address
 from engine.platform.database.connection import create_engine, create_session_factory
@@ -16,15 +15,8 @@ from engine.platform.database.tables import SuppressedAddress
 
 
 @pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def suppressions(db_engine: AsyncEngine) -> SuppressionList:
-    return SuppressionList(create_session_factory(db_engine))
+def suppressions(db_sessions: async_sessionmaker[AsyncSession]) -> SuppressionList:
+    return SuppressionList(db_sessions)
 
 
 async def row_count(engine: AsyncEngine) -> int:

@@ -13,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 
 from engine.customers.consent import erased_customer_hash
 from engine.customers.feedback_responses import FeedbackResponses
 from engine.customers.pages.feedback import feedback_event_id
 from engine.journeys.directory import JourneyDirectory
-from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.connection import create_session_factory
 from engine.platform.database.tables import ErasedCustomer, FeedbackResponse
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from engine.platform.settings import Settings
@@ -45,20 +45,17 @@ CUSTOMER = "cus-feedback-1"
 
 
 @pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 def directory(service: Service) -> JourneyDirectory:
     return JourneyDirectory(service.temporal, service.settings.task_queue)
 
 
 @pytest.fixture
-async def served(db_engine: AsyncEngine, directory: JourneyDirectory) -> AsyncIterator[Served]:
-    responses = FeedbackResponses(create_session_factory(db_engine))
+async def served(
+    db_engine: AsyncEngine,
+    db_sessions: async_sessionmaker[AsyncSession],
+    directory: JourneyDirectory,
+) -> AsyncIterator[Served]:
+    responses = FeedbackResponses(db_sessions)
     async with served_app(db_engine, journeys=directory, feedback_responses=responses) as app:
         yield app
 

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.customers.consent import erased_customer_hash
-from engine.platform.database.connection import create_engine
 from engine.platform.database.tables import ConsentRecord, ErasedCustomer
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from tests.engine.customers.pages.support import (
@@ -30,13 +29,6 @@ JOURNEY = "order-PREFS-1"
 CHANNELS = ("email", "sms", "whatsapp")
 CATEGORIES = ("relationship", "feedback", "marketing")
 ALL_CELLS = {f"{channel}.{category}" for channel in CHANNELS for category in CATEGORIES}
-
-
-@pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.customers.consent import ConsentLedger
 from engine.messaging.ledger import MessageLedger
 from engine.messaging.suppressions import SuppressionList
-from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.tables import ConsentRecord, UsedLinkToken
 from engine.platform.http_server import serve_http
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
@@ -50,15 +49,8 @@ class Harness:
 
 
 @pytest.fixture
-async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def harness(db_engine: AsyncEngine) -> AsyncIterator[Harness]:
-    sessions = create_session_factory(db_engine)
+async def harness(db_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Harness]:
+    sessions = db_sessions
     consent = ConsentLedger(sessions)
     signer = LinkSigner(SECRET)
     app = build_http_app(

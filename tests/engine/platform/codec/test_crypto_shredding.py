@@ -114,7 +114,7 @@ async def stack(
     temporal_server: TemporalDevServer, mail_sink: MailSink, database_url: str, tmp_path: Path
 ) -> AsyncIterator[Stack]:
     """Client, worker and codec server sharing one key store, as ``aftercare run`` wires
-    them (engine.devstack.stack), on the parametrized database."""
+    them (engine.processes.dev_stack), on the parametrized database."""
     settings = Settings(
         _env_file=None,
         state_dir=tmp_path,

@@ -22,7 +22,7 @@ from engine.platform.database.tables import (
     SuppressedAddress,
 )
 
-HEAD = "0008"
+HEAD = "0009"
 
 
 @pytest.fixture
@@ -229,7 +229,8 @@ def test_downgrade_to_0001_keeps_messages_and_upgrade_restores_0002(
     assert "suppressions" not in table_names(sync_engine)
     assert message_columns(sync_engine) == (
         {column.name for column in Message.__table__.columns}
-        - {"delivery_status", "delivery_updated_at"}
+        - {"delivery_status", "delivery_updated_at"}  # 0002
+        - {"claim_owner", "lease_until"}  # 0009
     )
     inspector = inspect(sync_engine)
     # SQLite rebuilt the table to drop the columns: 0001's constraint and indexes survive.
@@ -552,3 +553,34 @@ def test_downgrade_to_0007_drops_the_phone_and_feedback_tables_and_upgrade_resto
         ("feedback_responses", "ix_feedback_responses_customer_id"),
     ):
         assert index in {i["name"] for i in inspect(sync_engine).get_indexes(table)}
+
+
+# --- 0009: who holds a claimed message, and until when -----------------------------
+
+
+def test_downgrade_to_0008_drops_the_claim_lease_and_upgrade_restores_it(
+    database_url: str, sync_engine: Engine
+) -> None:
+    def message_columns() -> set[str]:
+        return {column["name"] for column in inspect(sync_engine).get_columns("messages")}
+
+    assert {"claim_owner", "lease_until"} <= message_columns()
+    with sync_engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO messages (idempotency_key, journey_id, step, iteration, channel,"
+            " template, recipient, status, attempts, claim_owner)"
+            " VALUES ('j/s/0/email', 'j', 's', 0, 'email', 't', 'r', 'claimed', 1, 'run/1/1')"
+        )
+
+    command.downgrade(alembic_config(database_url), "0008")
+
+    assert current_revision(sync_engine) == "0008"
+    assert not {"claim_owner", "lease_until"} & message_columns()
+    with sync_engine.connect() as connection:
+        kept = connection.exec_driver_sql("SELECT step, status FROM messages").all()
+    assert [tuple(row) for row in kept] == [("s", "claimed")]  # the rows survive
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert schema_differences(sync_engine) == []
