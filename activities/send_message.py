@@ -47,6 +47,7 @@ from engine.messaging.frequency_caps import CapOutcome, FrequencyCapStore, send_
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.database.tables import MessageStatus
+from engine.platform.redaction import redact
 from workflows.contracts import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 from workflows.vocabulary import Channel
@@ -187,10 +188,13 @@ class MessageActivities:
         try:
             provider_id = await channel.deliver(request, address, key, handover)
         except PermanentDeliveryError as err:
-            await self._suppressions.add(request.channel, address, str(err))
-            await self._ledger.mark_failed(key, str(err))
+            # Redacted again here, whatever the channel: this text is stored next
+            # to the address, and shown in the journey and Temporal's UI.
+            reason = redact(str(err))
+            await self._suppressions.add(request.channel, address, reason)
+            await self._ledger.mark_failed(key, reason)
             await self._release_slot(request)  # the next channel may take it
-            return _result(request, Delivery.BOUNCED, detail=str(err))
+            return _result(request, Delivery.BOUNCED, detail=reason)
         except TransientDeliveryError as err:
             # The row stays claimed: the retry (same key) sends it.
             delay = timedelta(seconds=err.retry_after_seconds or 0)
@@ -199,7 +203,7 @@ class MessageActivities:
                 await lease.hold(self._report_grace)
                 delay = max(delay, self._report_grace)
             raise ApplicationError(
-                str(err), type=TRANSIENT_FAILURE, next_retry_delay=delay or None
+                redact(str(err)), type=TRANSIENT_FAILURE, next_retry_delay=delay or None
             ) from err
         sent_at = datetime.now(UTC)
         await self._ledger.mark_sent(key, provider_message_id=provider_id, sent_at=sent_at)

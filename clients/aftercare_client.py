@@ -10,8 +10,12 @@ With authentication and TLS (what a deployment needs):
                     tls=True, root_certificates=ca_pem)
 
 Every call carries a deadline (``timeout_seconds``, 10 s by default).
-Failures arrive as typed exceptions (:class:`JourneyNotFoundError`,
-:class:`InvalidRequestError` with its field violations, ...), not raw gRPC errors.
+Failures arrive as typed exceptions, subclasses of :class:`AftercareError`
+(:class:`JourneyNotFoundError`, :class:`InvalidRequestError` with its field violations,
+:class:`DeadlineExceededError` past the deadline, :class:`ClientClosedError` after
+:meth:`AftercareClient.close`, ...), not raw gRPC errors. Which precondition a
+FAILED_PRECONDITION answer names decides its exception on every method:
+``CUSTOMER_ERASED`` is :class:`CustomerErasedError`, ``NO_PLAN`` :class:`NoPlanError`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ Reply = TypeVar("Reply")
 
 
 class AftercareError(Exception):
+    """Any failure of a call: ``code`` is its gRPC status code, ``message`` (also the
+    exception's text) what went wrong, in the server's words when it answered. The gRPC
+    exception it stands for is its ``__cause__``."""
+
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -56,7 +64,8 @@ class JourneyExistsError(AftercareError):
 
 
 class JourneyEndedError(AftercareError):
-    pass
+    """FAILED_PRECONDITION on a journey call: the order's journey has ended, so it takes
+    no more events and cannot be cancelled."""
 
 
 class ServiceUnavailableError(AftercareError):
@@ -71,25 +80,67 @@ class PermissionDeniedError(AftercareError):
     """The API key lacks a scope the method needs; the message names it."""
 
 
-class CustomerErasedError(AftercareError):
-    """The customer was erased: nothing about them can be recorded any more."""
+class CustomerErasedError(JourneyEndedError):
+    """The customer was erased: nothing about them can be recorded any more.
+
+    Raised on any method whose FAILED_PRECONDITION answer names ``CUSTOMER_ERASED``
+    (``StartJourney`` or a starting ``RecordEvent`` for an erased customer), and on every
+    ``PreferencesService`` FAILED_PRECONDITION, which always means erasure there.
+
+    It is a :class:`JourneyEndedError` on purpose: a journey call for an erased customer
+    used to raise exactly that, so an ``except JourneyEndedError`` written for it still
+    catches it, and it means the same to such a handler: erasure ended the customer's
+    journeys and no new one will start, so retrying is pointless. Where the two must be
+    told apart, catch :class:`CustomerErasedError` first.
+    """
 
 
 class NoPlanError(AftercareError):
     """No journey plan of the deployment applies to the order: nothing was started."""
 
 
+class DeadlineExceededError(AftercareError):
+    """The call did not finish in time (DEADLINE_EXCEEDED): past the deadline the client
+    sent with it, or past the server's own bound on a handler, whichever came first.
+    ``timeout_seconds`` is the client's deadline for the call. Whether the server acted
+    on the request is unknown."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, timeout_seconds: float) -> None:
+        super().__init__(code, message)
+        #: the deadline the call was sent with, in seconds
+        self.timeout_seconds = timeout_seconds
+
+
+class ClientClosedError(AftercareError):
+    """A call on a closed client (after :meth:`AftercareClient.close`, the end of its
+    ``async with`` block, or the ``channel`` it was given being closed by its owner):
+    nothing was sent. No status came back, so ``code`` is CANCELLED, the caller having
+    ended the channel. Make a new client to go on."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            grpc.StatusCode.CANCELLED, "the client is closed: make a new AftercareClient"
+        )
+
+
 _ERRORS: dict[grpc.StatusCode, type[AftercareError]] = {
     grpc.StatusCode.NOT_FOUND: JourneyNotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: JourneyExistsError,
-    grpc.StatusCode.FAILED_PRECONDITION: JourneyEndedError,
     grpc.StatusCode.UNAVAILABLE: ServiceUnavailableError,
     grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 
-def _translate(error: grpc.aio.AioRpcError) -> AftercareError:
+def _translate(
+    error: grpc.aio.AioRpcError,
+    *,
+    timeout_seconds: float,
+    failed_precondition: type[AftercareError],
+) -> AftercareError:
+    """The exception for ``error``. ``failed_precondition`` is the one for a
+    FAILED_PRECONDITION that names neither ``CUSTOMER_ERASED`` nor ``NO_PLAN``; the
+    call's ``timeout_seconds`` go into a :class:`DeadlineExceededError`."""
     code, message = error.code(), error.details() or ""
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         fields: dict[str, str] = {}
@@ -99,8 +150,16 @@ def _translate(error: grpc.aio.AioRpcError) -> AftercareError:
             if detail.Unpack(bad_request):
                 fields.update({v.field: v.description for v in bad_request.field_violations})
         return InvalidRequestError(code, message, fields)
-    if code == grpc.StatusCode.FAILED_PRECONDITION and NO_PLAN in _precondition_kinds(error):
-        return NoPlanError(code, message)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        kinds = _precondition_kinds(error)
+        # The server never names both; if it did, erasure is the lasting reason.
+        if CUSTOMER_ERASED in kinds:
+            return CustomerErasedError(code, message)
+        if NO_PLAN in kinds:
+            return NoPlanError(code, message)
+        return failed_precondition(code, message)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceededError(code, message, timeout_seconds)
     return _ERRORS.get(code, AftercareError)(code, message)
 
 
@@ -258,14 +317,24 @@ class AftercareClient:
     async def _call_preferences(
         self, method: Callable[..., Awaitable[Reply]], request: Any
     ) -> Reply:
-        try:
-            return await self._call(method, request)
-        except JourneyEndedError as err:
-            # FAILED_PRECONDITION means something else here: the customer was erased.
-            raise CustomerErasedError(err.code, err.message) from err
+        # PreferencesService has one precondition, that the customer was not erased, and
+        # answers FAILED_PRECONDITION without details when it fails.
+        return await self._call(method, request, failed_precondition=CustomerErasedError)
 
-    async def _call(self, method: Callable[..., Awaitable[Reply]], request: Any) -> Reply:
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[Reply]],
+        request: Any,
+        *,
+        failed_precondition: type[AftercareError] = JourneyEndedError,
+    ) -> Reply:
         try:
             return await method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
-            raise _translate(err) from err
+            raise _translate(
+                err, timeout_seconds=self._timeout, failed_precondition=failed_precondition
+            ) from err
+        except grpc.aio.UsageError as err:
+            # A unary call raises it only on a closed channel (or for per-call
+            # credentials on a plaintext one, which this client never passes).
+            raise ClientClosedError() from err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from engine.platform.codec.aes_gcm import AesGcmCodec, data_converter
 from engine.platform.codec.customer_codec import CustomerKeyCodec, customer_data_converter
 from engine.platform.codec.customer_keys import CustomerKeys
 from engine.platform.codec.keys import generate_keyring
+from engine.platform.database.erasure_marks import ErasureMarks
 from engine.platform.database.migrate import upgrade_database
 
 JOURNEYS = 50
@@ -67,7 +69,7 @@ async def _rate(count: int, step: Callable[[int], Awaitable[object]]) -> float:
 
 async def run(payloads: int, database_url: str) -> dict[str, float]:
     keyring = generate_keyring()
-    keys = CustomerKeys.open(database_url, keyring)
+    keys = CustomerKeys.open(database_url, keyring, ErasureMarks(secrets.token_urlsafe(32)))
     try:
         for n in range(JOURNEYS):
             await keys.register_journey(f"order-{n}", f"cus_{n}")

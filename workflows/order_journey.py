@@ -141,14 +141,17 @@ class OrderJourney:
         try:
             if self._state.runs == 1 and not self._state.timeline:
                 self._note("stage", "journey started")
+            # Asked first, in the run's first workflow task: a patch is judged by the
+            # task it is asked in, and a slow plan choice (a local activity) can end
+            # that task early, so asked after it the answer could differ on replay.
+            self._sends_beside = workflow.patched(SENDS_BESIDE_EVENTS_PATCH)
             if self._plan is None:
                 plan = await self._choose_plan()
             else:
                 plan = self._plan
                 if not self._state.plan_id:  # given at start (simulation, or a caller's choice)
                     self._pin(plan)
-            if workflow.patched(SENDS_BESIDE_EVENTS_PATCH):
-                self._sends_beside = True
+            if self._sends_beside:
                 return await self._follow(plan)
             return await self._follow_sequentially(plan)
         except (asyncio.CancelledError, ActivityError) as err:

@@ -8,11 +8,17 @@ from typing import Protocol
 
 from activities.handover import Handover
 from activities.rendering.context import MessageContext
+from engine.platform.redaction import redact
 from workflows.contracts import SendMessageInput
 
 
 class DeliveryError(Exception):
-    pass
+    """A provider's failure, its text redacted of email addresses and phone numbers:
+    the text goes on into the ledger, the suppression list, Temporal's failures and
+    the logs, and providers quote the recipient in theirs."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -4,6 +4,8 @@ Permanent failures (the server refuses the recipient or the content with a 5xx)
 are raised as :class:`PermanentSmtpError`; everything else (4xx, refused or
 dropped connections, timeouts, failed TLS or authentication) as
 :class:`TransientSmtpError`, which the activity lets Temporal retry with backoff.
+Their texts keep the server's codes and words with email addresses and phone numbers
+redacted, and they do not chain aiosmtplib's exception, whose repr names the recipient.
 
 One :class:`SmtpMailer` keeps up to ``max_connections`` connections open (TLS and
 AUTH done once each) and sends one message at a time over each: sequential sends
@@ -28,6 +30,7 @@ from typing import Any
 import aiosmtplib
 
 from activities.handover import NOT_STARTED, Handover
+from engine.platform.redaction import redact
 from engine.platform.settings import Settings
 
 SECURITY_MODES = ("none", "starttls", "tls")
@@ -156,7 +159,11 @@ class SmtpMailer:
                     self._release(holder.connection)
                 else:
                     _close(holder.connection)
-                raise _classified(err, data_started=data_started) from err
+                # Not chained: aiosmtplib's exceptions carry the recipient's address
+                # (SMTPRecipientRefused.recipient, in its repr too), and a chained
+                # cause travels into the SDK's logged traceback and Temporal's
+                # failure. Ours keeps what matters, redacted.
+                raise _classified(err, data_started=data_started) from None
             except BaseException:
                 # Cancelled mid-conversation (or a bug): the session's state is
                 # unknown, so never reuse it.
@@ -271,16 +278,25 @@ def _classified(err: BaseException, *, data_started: bool = False) -> SmtpError:
 
 
 def _classify(err: BaseException) -> SmtpError:
+    """Our error for aiosmtplib's ``err``: the server's codes and words, with any
+    email address or phone number in them redacted (servers quote the recipient)."""
     if isinstance(err, aiosmtplib.SMTPRecipientsRefused):
         refusals = err.recipients
+        detail = "; ".join(_reply(r.code, r.message) for r in refusals)
         if refusals and all(r.code >= 500 for r in refusals):
-            detail = "; ".join(f"{r.code} {r.message}" for r in refusals)
             return PermanentSmtpError(f"recipient refused: {detail}")
-        return TransientSmtpError(f"recipient deferred: {err}")
+        return TransientSmtpError(f"recipient deferred: {detail}")
     if isinstance(err, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
         if err.code >= 500:
-            return PermanentSmtpError(f"{err.code} {err.message}")
-        return TransientSmtpError(f"{err.code} {err.message}")
+            return PermanentSmtpError(_reply(err.code, err.message))
+        return TransientSmtpError(_reply(err.code, err.message))
     # Sender refused, auth and TLS failures and 4xx answers are ours or temporary:
     # retrying after the operator fixes them must still deliver.
-    return TransientSmtpError(f"{type(err).__name__}: {err}")
+    if isinstance(err, aiosmtplib.SMTPResponseException):
+        # Not str(err): SMTPSenderRefused's names the sender's address.
+        return TransientSmtpError(f"{type(err).__name__}: {_reply(err.code, err.message)}")
+    return TransientSmtpError(f"{type(err).__name__}: {redact(str(err))}")
+
+
+def _reply(code: int, message: str) -> str:
+    return f"{code} {redact(message)}"

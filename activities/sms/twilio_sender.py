@@ -9,6 +9,11 @@ into two kinds of failure so that callers never look at HTTP details:
 * ``TransientSmsError``: try again later (429, 5xx, connection errors, timeouts), with
   ``retry_after_seconds`` when Twilio sent ``Retry-After``.
 
+Their texts keep Twilio's status, error code and words with phone numbers and email
+addresses redacted (Twilio quotes the number it refused), and they do not chain the
+SDK's exception, which would carry the unredacted text into logged tracebacks and
+Temporal's failures.
+
 The SDK's exceptions carry status, code and message but not the response headers, so the
 ``Retry-After`` of a failed request is read with an aiohttp trace hook that notes the last
 response of the *current task* in a context variable (concurrent sends cannot mix them up).
@@ -40,6 +45,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 
 from activities.handover import NOT_STARTED, Handover
 from engine.messaging.delivery_reports import LEDGER_KEY_PARAM, STATUS_PATH
+from engine.platform.redaction import redact
 
 if TYPE_CHECKING:
     from engine.platform.settings import Settings
@@ -183,6 +189,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def _classify(
     status: int, code: int | None, message: str, box: _LastResponse
 ) -> PermanentSmsError | TransientSmsError:
+    message = redact(message)
     if code in PERMANENT_CODES:
         return PermanentSmsError(code, message)
     if status == 429 or status >= 500:
@@ -293,24 +300,28 @@ class TwilioSender:
             async with asyncio.timeout(self.timeout_seconds):
                 handover.begun = True
                 message = await self._client().messages.create_async(**arguments)
+        # Never chained (``from None``): the SDK's and aiohttp's exceptions quote
+        # Twilio's text or the request unredacted; ours carry what matters.
         except TwilioRestException as err:
-            raise _classify(int(err.status), err.code, str(err.msg), box) from err
+            raise _classify(int(err.status), err.code, str(err.msg), box) from None
         except TwilioServiceException as err:
             text = f"{err.title}: {err.detail}" if err.detail else str(err.title)
-            raise _classify(int(err.status), err.code, text, box) from err
-        except TimeoutError as err:
+            raise _classify(int(err.status), err.code, text, box) from None
+        except TimeoutError:
             raise TransientSmsError(
                 f"Twilio did not answer within {self.timeout_seconds:g} s",
                 None,
                 maybe_delivered=True,
-            ) from err
+            ) from None
         except aiohttp.ClientConnectorError as err:
-            raise TransientSmsError(f"cannot reach Twilio: {err}", None) from err
+            raise TransientSmsError(f"cannot reach Twilio: {redact(str(err))}", None) from None
         except aiohttp.ClientError as err:
             # The request may have reached Twilio before the connection failed.
             raise TransientSmsError(
-                f"no answer from Twilio: {err}", None, maybe_delivered=True
-            ) from err
+                f"no answer from Twilio: {type(err).__name__}: {redact(str(err))}",
+                None,
+                maybe_delivered=True,
+            ) from None
         finally:
             _last_response.reset(token)
         segments = message.num_segments

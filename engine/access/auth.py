@@ -11,11 +11,16 @@ Verified keys (and refused ones) are kept in memory for ``cache_seconds`` (5 s b
 default, ``AFTERCARE_API_KEY_CACHE_SECONDS``), so a busy caller costs no database
 round trip per call. The price: revoking a key takes up to that long to reach a
 running API server; ``last_used_at`` is updated at most once per key and period.
+
+A handler the interceptor lets through runs knowing its caller: the key's id is
+in ``engine.platform.rpc.caller`` for the duration of the call (the consent trail
+records it with every decision made through the API).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -29,6 +34,7 @@ from engine.access.api_keys import ApiKeyInfo, ApiKeyStore, InvalidApiKey
 from engine.access.scopes import Requirement, requirement_for
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.logging import get_logger
+from engine.platform.rpc.caller import api_key_variable
 from engine.platform.settings import Settings
 
 log = get_logger(__name__)
@@ -163,6 +169,37 @@ def _refusing(handler: Handler | None, refused: Refused) -> Handler:
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+def _as_caller(handler: Handler, key: ApiKeyInfo) -> Handler:
+    """``handler``, run with ``key`` as the calling key (engine.platform.rpc.caller).
+
+    Set inside the handler's own behaviour rather than here in the interceptor, so
+    it holds wherever grpc runs the behaviour, and is reset when it returns. Our
+    services' methods are all unary; a streaming method is passed on as it is
+    (it runs without a calling key).
+    """
+    behaviour = handler.unary_unary
+    if (
+        handler.request_streaming
+        or handler.response_streaming
+        or not inspect.iscoroutinefunction(behaviour)
+    ):
+        return handler
+    variable = api_key_variable()
+
+    async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        token = variable.set(key.id)
+        try:
+            return await behaviour(request, context)
+        finally:
+            variable.reset(token)
+
+    return grpc.unary_unary_rpc_method_handler(
+        run,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, authenticator: Authenticator) -> None:
         self._authenticator = authenticator
@@ -187,7 +224,7 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         except Refused as refused:
             log.info("api call refused", method=method, code=refused.code.name, why=refused.message)
             return _refusing(handler, refused)
-        return handler
+        return _as_caller(handler, key)
 
 
 @asynccontextmanager

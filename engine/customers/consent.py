@@ -4,6 +4,16 @@ Every decision (an unsubscribe click, a preferences change, the shop's API) is
 one ``consent_events`` row; nothing is ever updated or deleted, so the table is
 also the record of who decided what, when and through which path.
 
+Who and which path, truthfully:
+
+* ``source`` names the path. The paths the service itself runs for the customer
+  (:data:`SYSTEM_SOURCES`: the unsubscribe link, the preference centre, STOP and
+  START texts) are written only by those paths: the API refuses a request that
+  names one, so such a row always means the customer acted.
+* ``api_key_id`` names the API key whose call recorded the decision (None for
+  everything the customer did on our pages or by text), whatever ``source`` the
+  caller gave.
+
 ``channel`` None means every channel and ``category`` None every category that
 needs consent. For a given customer, channel and category the *newest* matching
 row wins, whether it names them exactly or is a wildcard: "no marketing at all"
@@ -21,8 +31,10 @@ Defaults, deliberately:
   shop does not collect consent must record a ``granted=False`` wildcard event
   for such customers (source "api") before their journeys send anything else.
 
-One-time link actions (unsubscribing through a signed link) are made replay-safe
-by ``used_link_tokens``, which keeps only the SHA-256 of each used token.
+One-time actions (unsubscribing through a signed link, an inbound STOP) are made
+replay-safe by ``used_link_tokens``, which keeps only the SHA-256 of each used
+token; the token is claimed in the same transaction as the action's writes, so a
+failure half-way keeps neither and the retry is not mistaken for a replay.
 
 The one exception to "never deleted": erasing a customer (GDPR / CCPA, see
 ``engine.customers.erasure``) deletes their events; ``erased_customers`` then keeps a hash
@@ -32,7 +44,8 @@ of the id, and every later write about them raises :class:`CustomerErased`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -40,7 +53,9 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, bindparam, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.platform.database.tables import ConsentRecord, ErasedCustomer, UsedLinkToken
+from engine.platform.database.erasure_marks import CustomerErased as CustomerErased
+from engine.platform.database.erasure_marks import ErasureMarks
+from engine.platform.database.tables import ConsentRecord, UsedLinkToken
 from engine.platform.database.upsert import insert_on_conflict
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 
@@ -48,13 +63,23 @@ from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 CONSENT_CATEGORIES = ("relationship", "feedback", "marketing")
 CONSENT_CHANNELS = ("email", "sms", "whatsapp")
 
-
-class CustomerErased(Exception):
-    """The customer was erased: nothing about them may be written again."""
-
-    def __init__(self) -> None:
-        # No id in the message: it ends up in logs and API answers.
-        super().__init__("this customer's data was erased; nothing was recorded")
+# The sources the service writes itself, for what the customer did: the
+# unsubscribe link (RFC 8058 one-click, or the page's button), the preference
+# centre, and STOP / START texted back. No API caller may name them.
+SOURCE_ONE_CLICK = "one_click"
+SOURCE_UNSUBSCRIBE_PAGE = "unsubscribe_page"
+SOURCE_PREFERENCE_CENTRE = "preference_centre"
+SOURCE_SMS_STOP = "sms_stop"
+SOURCE_SMS_START = "sms_start"
+SYSTEM_SOURCES = frozenset(
+    {
+        SOURCE_ONE_CLICK,
+        SOURCE_UNSUBSCRIBE_PAGE,
+        SOURCE_PREFERENCE_CENTRE,
+        SOURCE_SMS_STOP,
+        SOURCE_SMS_START,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,8 @@ class ConsentEvent:
     granted: bool
     source: str
     recorded_at: datetime  # aware, UTC
+    # The API key whose call recorded it; None when the customer did it themselves.
+    api_key_id: str | None = None
 
     @classmethod
     def of(cls, row: ConsentRecord | Row[Any]) -> ConsentEvent:
@@ -84,6 +111,7 @@ class ConsentEvent:
             granted=row.granted,
             source=row.source,
             recorded_at=_utc(row.recorded_at),
+            api_key_id=row.api_key_id,
         )
 
 
@@ -93,8 +121,25 @@ def token_hash(token: str) -> str:
 
 
 class ConsentLedger:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], marks: ErasureMarks) -> None:
         self._sessions = sessions
+        self._marks = marks
+
+    async def append_unless_erased(
+        self,
+        session: AsyncSession,
+        customer_id: str,
+        decisions: Sequence[ConsentDecision],
+        source: str,
+    ) -> bool:
+        """Append ``decisions`` in the caller's transaction; False, writing nothing, for
+        an erased customer (the check is a read, so the transaction stays usable)."""
+        try:
+            await ensure_not_erased(session, self._marks, customer_id)
+        except CustomerErased:
+            return False
+        await append_events(session, customer_id, decisions, source)
+        return True
 
     async def record(
         self,
@@ -108,7 +153,7 @@ class ConsentLedger:
         """Append one consent decision (None channel or category: all of them)."""
         values = _event_values(customer_id, granted, channel, category, source)
         async with self._sessions() as session, session.begin():
-            await ensure_not_erased(session, customer_id)
+            await ensure_not_erased(session, self._marks, customer_id)
             await session.execute(insert(ConsentRecord).values(**values))
 
     async def record_once(
@@ -130,7 +175,7 @@ class ConsentLedger:
         values = _event_values(customer_id, granted, channel, category, source)
         async with self._sessions() as session:
             try:
-                await ensure_not_erased(session, customer_id)
+                await ensure_not_erased(session, self._marks, customer_id)
             except CustomerErased:
                 await session.rollback()
                 raise
@@ -140,6 +185,27 @@ class ConsentLedger:
             await session.execute(insert(ConsentRecord).values(**values))
             await session.commit()
             return True
+
+    @asynccontextmanager
+    async def once(self, token: str | None) -> AsyncIterator[AsyncSession | None]:
+        """A transaction that starts by claiming ``token`` (None: nothing to claim).
+
+        Yields its session, committed when the block ends and rolled back, token
+        claim included, when the block raises: a retry after a failure is then
+        not taken for a replay. Yields None, writing nothing, when the token was
+        used already. Concurrency-safe like :meth:`record_once`.
+        """
+        async with self._sessions() as session:
+            if token is not None and not await _claim_token(session, token):
+                await session.rollback()
+                yield None
+                return
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
 
     async def use_token_once(self, token: str) -> bool:
         """True the first time ``token`` is used, False ever after (concurrency-safe)."""
@@ -194,19 +260,9 @@ def current_consent(
     return deciding
 
 
-def erased_customer_hash(customer_id: str) -> str:
-    """How ``erased_customers`` names a customer: the hex SHA-256 of a prefixed id.
-
-    Unkeyed on purpose, so every process (API, HTTP app, worker) can check it
-    without a shared secret; customer ids are the shop's opaque ids, not personal
-    data, and the hash only has to stop the id from being listed in the clear.
-    """
-    return hashlib.sha256(f"aftercare-erased-customer:{customer_id}".encode()).hexdigest()
-
-
-async def ensure_not_erased(session: AsyncSession, customer_id: str) -> None:
+async def ensure_not_erased(session: AsyncSession, marks: ErasureMarks, customer_id: str) -> None:
     """Raise :class:`CustomerErased` when the customer was erased."""
-    if await session.get(ErasedCustomer, erased_customer_hash(customer_id)) is not None:
+    if await marks.is_erased(session, customer_id):
         raise CustomerErased()
 
 
@@ -227,15 +283,21 @@ _EVENTS_OF = (
 
 
 async def append_events(
-    session: AsyncSession, customer_id: str, decisions: Sequence[ConsentDecision], source: str
+    session: AsyncSession,
+    customer_id: str,
+    decisions: Sequence[ConsentDecision],
+    source: str,
+    *,
+    api_key_id: str | None = None,
 ) -> None:
     """Append ``decisions`` in order, in the caller's transaction (which must have
-    checked :func:`ensure_not_erased`)."""
+    checked :func:`ensure_not_erased`); ``api_key_id`` names the API key of the call
+    that made them (None: not the API)."""
     for decision in decisions:
         values = _event_values(
             customer_id, decision.granted, decision.channel, decision.category, source
         )
-        await session.execute(insert(ConsentRecord).values(**values))
+        await session.execute(insert(ConsentRecord).values(**values, api_key_id=api_key_id))
 
 
 async def delete_events(session: AsyncSession, customer_id: str) -> int:

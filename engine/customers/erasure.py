@@ -1,43 +1,34 @@
-"""Erasing a customer (GDPR art. 17, CCPA deletion): what we hold about them goes.
+"""Erasing a customer (GDPR art. 17, CCPA deletion): the steps of the durable
+``workflows.erasure.CustomerErasure`` (activities, run by the worker) and the API's
+way to start one and answer with what it did or where it stands.
 
-In this order, so that nothing can write about the customer again while we work:
-
-1. their preferences and consent events are deleted and a hash of their id is kept
-   in ``erased_customers`` (from then on any write about them is refused, see
-   :class:`engine.customers.consent.CustomerErased`, and no journey starts for them,
-   see :class:`engine.journeys.errors.CustomerWasErased`);
-2. their running journeys are **terminated**: closed at once by the server, running
-   no more workflow code. (A cancel lets each journey run to its end, which can take
-   longer than the API gives a call; the key must outlive every journey that could
-   still encrypt under it.)
-3. in one transaction, the other rows about them go: frequency-cap slots
-   (``capped_sends``), the phone index (``phone_customers``) and feedback answers
-   (``feedback_responses``, their comments being their own words);
-4. the message ledger rows of all their journeys keep only a keyed hash of the
-   recipient, with step, channel, status and timestamps (the proof that a message
-   went out, without the address);
-5. their data key is destroyed, so the payloads of their journeys stored in
-   Temporal can no longer be decrypted (crypto-shredding).
-
-Every step is idempotent: a second erasure (or a retry after a failure half way)
-finds nothing left to do, answers with zero counts and ``already_erased``.
-
-Left open: a send activity already running when its journey is terminated runs to
-its end (Temporal does not stop activity code), so it may still deliver that one
-message and write its ledger row, slot or phone row after steps 3-4; erasing again
-afterwards cleans those up.
+Each step is idempotent, so Temporal's retries, a restart or a second erasure of
+the same customer find nothing left to do. The erasure's workflow id is derived
+from the keyed hash of the customer id, never the id: one erasure per customer at
+a time, and another may run later (``already_erased`` then tells).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowExecutionStatus
+from temporalio import activity
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from engine.customers import feedback_responses
 from engine.customers.preferences import PreferenceStore
@@ -46,11 +37,35 @@ from engine.journeys.errors import JourneyEnded, JourneyNotFound
 from engine.messaging import phone_index
 from engine.messaging.frequency_caps import delete_slots
 from engine.messaging.ledger import MessageLedger
+from engine.platform.database.erasure_marks import ErasureMarks
 from engine.platform.logging import get_logger
+from workflows.erasure import CustomerErasure
+from workflows.erasure_contracts import (
+    ANONYMISE_LEDGER_ACTIVITY,
+    CLOSE_JOURNEY_ACTIVITY,
+    DESTROY_KEY_ACTIVITY,
+    ERASURE_WORKFLOW_PREFIX,
+    FORGET_ROWS_ACTIVITY,
+    MARK_ERASED_ACTIVITY,
+    OWNED_JOURNEYS_ACTIVITY,
+    AnonymiseLedger,
+    Closed,
+    CloseJourney,
+    ErasureProgress,
+    ErasureRequest,
+    Marked,
+    OwnedJourney,
+    RowsForgotten,
+    SweepRequest,
+)
+from workflows.ids import order_id_from
 
 log = get_logger(__name__)
 
-ERASURE_REASON = "customer erased (GDPR / CCPA request)"
+# A journey whose owner was registered this recently may still be starting (the API
+# registers the owner, then starts the workflow): it is looked for again until then.
+START_GRACE = timedelta(minutes=1)
+QUERY_TIMEOUT = timedelta(seconds=2)
 
 
 class DataKeys(Protocol):
@@ -60,32 +75,9 @@ class DataKeys(Protocol):
         """Destroy the customer's key; True if there was one to destroy."""
         ...
 
-
-@dataclass(frozen=True)
-class ErasureReport:
-    journeys_terminated: int
-    preference_rows_deleted: int
-    consent_rows_deleted: int
-    cap_slots_deleted: int
-    phone_rows_deleted: int
-    feedback_rows_deleted: int
-    ledger_rows_anonymised: int
-    data_key_destroyed: bool
-    already_erased: bool
-    erased_at: datetime
-
-    @property
-    def journeys_cancelled(self) -> int:
-        """What the API answers as ``journeys_cancelled``: the journeys erasure
-        stopped (by terminating them)."""
-        return self.journeys_terminated
-
-
-@dataclass(frozen=True)
-class _DeletedRows:
-    cap_slots: int
-    phone_rows: int
-    feedback_rows: int
+    async def journeys_of(self, customer_id: str) -> list[tuple[str, datetime]]:
+        """Every journey the customer owns or owned: (workflow id, registered at)."""
+        ...
 
 
 class RecipientHasher:
@@ -102,71 +94,144 @@ class RecipientHasher:
         return hmac.new(self._key, normalised, hashlib.sha256).hexdigest()
 
 
-class CustomerEraser:
-    def __init__(
-        self,
-        journeys: JourneyDirectory,
-        preferences: PreferenceStore,
-        ledger: MessageLedger,
-        keys: DataKeys,
-        hasher: RecipientHasher,
-        sessions: async_sessionmaker[AsyncSession],
-    ) -> None:
-        self._journeys = journeys
-        self._preferences = preferences
-        self._ledger = ledger
-        self._keys = keys
-        self._hasher = hasher
-        self._sessions = sessions
+@dataclass(frozen=True)
+class ErasureActivities:
+    """The steps of an erasure, on the worker."""
 
-    async def erase(self, customer_id: str) -> ErasureReport:
-        erasure = await self._preferences.erase(customer_id)
-        journeys = await self._journeys.customer_journeys(customer_id)
-        terminated = 0
-        for journey in journeys:
-            if journey.status != WorkflowExecutionStatus.RUNNING:
-                continue
-            try:
-                await self._journeys.terminate(journey.order_id, ERASURE_REASON)
-            except (JourneyEnded, JourneyNotFound):
-                continue  # it ended on its own meanwhile
-            terminated += 1
-        deleted = await self._delete_rows(customer_id)
-        anonymised = await self._ledger.anonymise_recipients(
-            [journey.journey_id for journey in journeys], self._hasher
-        )
-        # Last: every journey that could encrypt under the key is closed by now.
-        destroyed = await self._keys.destroy(customer_id)
-        report = ErasureReport(
-            journeys_terminated=terminated,
+    journeys: JourneyDirectory
+    preferences: PreferenceStore
+    ledger: MessageLedger
+    keys: DataKeys
+    hasher: RecipientHasher
+    sessions: async_sessionmaker[AsyncSession]
+
+    @activity.defn(name=MARK_ERASED_ACTIVITY)
+    async def mark(self, request: ErasureRequest) -> Marked:
+        erasure = await self.preferences.erase(request.customer_id)
+        return Marked(
             preference_rows_deleted=erasure.preference_rows_deleted,
             consent_rows_deleted=erasure.consent_rows_deleted,
-            cap_slots_deleted=deleted.cap_slots,
-            phone_rows_deleted=deleted.phone_rows,
-            feedback_rows_deleted=deleted.feedback_rows,
-            ledger_rows_anonymised=anonymised,
-            data_key_destroyed=destroyed,
             already_erased=erasure.already_erased,
             erased_at=erasure.erased_at,
         )
+
+    @activity.defn(name=OWNED_JOURNEYS_ACTIVITY)
+    async def owned_journeys(self, request: ErasureRequest) -> list[OwnedJourney]:
+        """Through our own owner mapping (closed journeys, ones Temporal no longer
+        keeps), and through visibility (journeys started before owners were recorded)."""
+        found = {
+            workflow_id: OwnedJourney(workflow_id, registered_at)
+            for workflow_id, registered_at in await self.keys.journeys_of(request.customer_id)
+        }
+        for summary in await self.journeys.customer_journeys(request.customer_id):
+            found.setdefault(summary.journey_id, OwnedJourney(summary.journey_id))
+        return sorted(found.values(), key=lambda journey: journey.workflow_id)
+
+    @activity.defn(name=CLOSE_JOURNEY_ACTIVITY)
+    async def close_journey(self, request: CloseJourney) -> str:
+        journey = request.journey
+        order_id = order_id_from(journey.workflow_id)
+        try:
+            status = await self.journeys.status(order_id)
+        except JourneyNotFound:
+            registered = journey.registered_at
+            if registered is not None and datetime.now(UTC) - registered < START_GRACE:
+                # Its owner was registered a moment ago: the start may be in flight.
+                raise ApplicationError(
+                    "the journey may still be starting; looking again", type="MayBeStarting"
+                ) from None
+            return Closed.ABSENT
+        if status != WorkflowExecutionStatus.RUNNING:
+            return Closed.ENDED
+        try:
+            # Terminated, not cancelled: it runs no more code, so it is closed when
+            # this returns, before the key that encrypts it is destroyed.
+            await self.journeys.terminate(order_id, request.reason)
+        except (JourneyEnded, JourneyNotFound):
+            return Closed.ENDED  # it ended on its own meanwhile
+        return Closed.TERMINATED
+
+    @activity.defn(name=FORGET_ROWS_ACTIVITY)
+    async def forget_rows(self, request: SweepRequest) -> RowsForgotten:
+        """The customer's rows outside preferences and the ledger, all or none."""
+        async with self.sessions() as session, session.begin():
+            return RowsForgotten(
+                cap_slots=await delete_slots(session, request.customer_id),
+                phone_rows=await phone_index.forget_customer(session, request.customer_id),
+                feedback_rows=await feedback_responses.forget_customer(
+                    session, request.customer_id
+                ),
+            )
+
+    @activity.defn(name=ANONYMISE_LEDGER_ACTIVITY)
+    async def anonymise_ledger(self, request: AnonymiseLedger) -> int:
+        return await self.ledger.anonymise_recipients(request.workflow_ids, self.hasher)
+
+    @activity.defn(name=DESTROY_KEY_ACTIVITY)
+    async def destroy_key(self, request: ErasureRequest) -> bool:
+        # Last: every journey that could encrypt under the key is closed by now.
+        return await self.keys.destroy(request.customer_id)
+
+    def all(self) -> list[Callable[..., Awaitable[object]]]:
+        """Every step, for a worker's ``activities``."""
+        return [
+            self.mark,
+            self.owned_journeys,
+            self.close_journey,
+            self.forget_rows,
+            self.anonymise_ledger,
+            self.destroy_key,
+        ]
+
+
+class CustomerEraser:
+    """Starts a customer's erasure (or finds the one under way) and answers with its
+    result, or with its progress when it takes longer than ``wait``."""
+
+    def __init__(
+        self, client: Client, task_queue: str, marks: ErasureMarks, *, wait: timedelta
+    ) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._marks = marks
+        self._wait = wait
+
+    def erasure_id(self, customer_id: str) -> str:
+        return ERASURE_WORKFLOW_PREFIX + self._marks.digest(customer_id)
+
+    async def erase(self, customer_id: str) -> tuple[str, ErasureProgress]:
+        """The erasure's workflow id, and what it did (``finished``) or so far."""
+        handle = await self._client.start_workflow(
+            CustomerErasure.run,
+            ErasureRequest(customer_id),
+            id=self.erasure_id(customer_id),
+            task_queue=self._task_queue,
+            # One at a time per customer; a finished one may run again (idempotent).
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary="customer erasure (GDPR / CCPA)",
+        )
+        try:
+            progress = await asyncio.wait_for(handle.result(), self._wait.total_seconds())
+        except TimeoutError:
+            progress = await self._progress_of(handle)
         # Counts only: the customer id is exactly what must not linger in logs.
         log.info(
-            "customer erased",
-            journeys_terminated=terminated,
-            cap_slots_deleted=deleted.cap_slots,
-            phone_rows_deleted=deleted.phone_rows,
-            feedback_rows_deleted=deleted.feedback_rows,
-            ledger_rows_anonymised=anonymised,
-            data_key_destroyed=destroyed,
-            already_erased=report.already_erased,
+            "customer erasure",
+            erasure=handle.id,
+            finished=progress.finished,
+            stage=progress.stage,
+            journeys_terminated=progress.journeys_terminated,
+            ledger_rows_anonymised=progress.ledger_rows_anonymised,
+            data_key_destroyed=progress.data_key_destroyed,
+            already_erased=progress.already_erased,
         )
-        return report
+        return handle.id, progress
 
-    async def _delete_rows(self, customer_id: str) -> _DeletedRows:
-        """The customer's rows outside preferences and the ledger, all or none."""
-        async with self._sessions() as session, session.begin():
-            return _DeletedRows(
-                cap_slots=await delete_slots(session, customer_id),
-                phone_rows=await phone_index.forget_customer(session, customer_id),
-                feedback_rows=await feedback_responses.forget_customer(session, customer_id),
-            )
+    async def _progress_of(self, handle: WorkflowHandle[Any, ErasureProgress]) -> ErasureProgress:
+        """Where a running erasure stands; a query needs a worker, so when none answers
+        in time the answer is that it waits for one (it goes on when one comes)."""
+        try:
+            return await handle.query(CustomerErasure.progress, rpc_timeout=QUERY_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError):
+            return ErasureProgress(stage="waiting for a worker")

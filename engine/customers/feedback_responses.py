@@ -19,6 +19,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.customers.consent import ensure_not_erased, token_hash
+from engine.platform.database.erasure_marks import ErasureMarks
 from engine.platform.database.tables import FeedbackResponse
 from engine.platform.database.upsert import insert_on_conflict
 
@@ -48,8 +49,9 @@ class FeedbackAnswer:
 
 
 class FeedbackResponses:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], marks: ErasureMarks) -> None:
         self._sessions = sessions
+        self._marks = marks
 
     async def answered(self, token: str) -> bool:
         """Whether this link was already answered."""
@@ -85,7 +87,7 @@ class FeedbackResponses:
         }
         async with self._sessions() as session:
             try:
-                await ensure_not_erased(session, customer_id)
+                await ensure_not_erased(session, self._marks, customer_id)
             except Exception:
                 await session.rollback()
                 raise

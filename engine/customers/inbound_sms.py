@@ -2,7 +2,8 @@
 
 Twilio posts each incoming SMS or WhatsApp message (``From``, ``To``, ``Body``,
 ``MessageSid``...) signed with ``X-Twilio-Signature``, checked exactly like the
-status callbacks; an unsigned or forged request gets 403 and changes nothing.
+status callbacks; an unsigned or forged request gets 403 and changes nothing (one
+without the header, before its body is read; bodies are capped by the app).
 
 Keywords, as carriers and Twilio define them (the whole message, any case):
 
@@ -19,7 +20,10 @@ an optional ``<Message>``.
 
 The signature covers the request, not when it was made, so a captured STOP or
 START could be replayed later to flip a customer's choice back: each
-``MessageSid`` is acted on once (``used_link_tokens`` keeps its hash).
+``MessageSid`` is acted on once (``used_link_tokens`` keeps its hash). Marking it
+used, the consent events and the suppression list change in one transaction: if
+any of it fails, none of it is kept, Twilio gets a 500, and its retry of the same
+message is applied instead of being taken for a replay.
 """
 
 from __future__ import annotations
@@ -27,14 +31,23 @@ from __future__ import annotations
 import string
 from xml.sax.saxutils import escape
 
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from engine.customers.consent import ConsentLedger, CustomerErased
+from engine.customers.consent import (
+    SOURCE_SMS_START,
+    SOURCE_SMS_STOP,
+    ConsentDecision,
+    ConsentLedger,
+)
 from engine.customers.consent_changes import ConsentChanged, tell_journeys
 from engine.messaging.phone_index import WHATSAPP_PREFIX, PhoneIndex, normalise_phone
-from engine.messaging.suppressions import SuppressionList
+from engine.messaging.suppressions import normalise_address, normalise_channel
 from engine.platform.brand import Brand
+from engine.platform.database.tables import SuppressedAddress
+from engine.platform.database.upsert import insert_on_conflict
 from engine.platform.logging import get_logger
 from engine.platform.twilio_signature import TwilioSignature
 
@@ -45,8 +58,8 @@ INBOUND_PATH = "/twilio/inbound"
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
-SOURCE_STOP = "sms_stop"
-SOURCE_START = "sms_start"
+SOURCE_STOP = SOURCE_SMS_STOP
+SOURCE_START = SOURCE_SMS_START
 # Prefix of the once-only key of an inbound message (hashed into used_link_tokens).
 _ONCE_PREFIX = "twilio-inbound:"
 TWIML_CONTENT_TYPE = "application/xml"
@@ -69,19 +82,21 @@ class InboundSms:
         *,
         signature: TwilioSignature,
         consent: ConsentLedger,
-        suppressions: SuppressionList,
         phones: PhoneIndex,
         brand: Brand,
         on_consent_changed: ConsentChanged | None = None,
     ) -> None:
         self._signature = signature
         self._consent = consent
-        self._suppressions = suppressions
         self._phones = phones
         self._brand = brand
         self._on_consent_changed = on_consent_changed
 
     async def receive(self, request: Request) -> Response:
+        # What needs no body first: an unsigned request is not worth reading.
+        if problem := self._signature.header_problem(request):
+            log.warning("inbound message refused", reason=problem)
+            return PlainTextResponse("forbidden", status_code=403)
         async with request.form() as form:
             problem = self._signature.problem(request, form)
             if problem:
@@ -100,39 +115,40 @@ class InboundSms:
             return twiml()
         stop = word in STOP_WORDS
         reply = None if stop else self._start_text()
-        if (
-            isinstance(sid, str)
-            and sid
-            and not await self._consent.use_token_once(_ONCE_PREFIX + sid)
-        ):
+        message_sid = sid if isinstance(sid, str) else ""
+        if not await self._apply(sender, stop, message_sid):
             log.warning("inbound keyword message seen before; not acted on again")
-            return twiml(reply)
-        await self._apply(sender, stop, sid if isinstance(sid, str) else "")
         return twiml(reply)
 
-    async def _apply(self, sender: str, stop: bool, sid: str) -> None:
+    async def _apply(self, sender: str, stop: bool, sid: str) -> bool:
+        """Record the keyword for every customer of the number and update the
+        suppression list, all in one transaction with marking ``sid`` used; False,
+        changing nothing, when ``sid`` was acted on before."""
         number = normalise_phone(sender)
         channels = ["sms"]
         if sender.strip().lower().startswith(WHATSAPP_PREFIX):
             channels.append("whatsapp")
         source = SOURCE_STOP if stop else SOURCE_START
+        # No category: every category that needs consent; transactional and
+        # support messages are never a matter of consent.
+        decisions = [ConsentDecision(granted=not stop, channel=channel) for channel in channels]
+        candidates = await self._phones.customers(number)
         customers = []
-        for customer_id in await self._phones.customers(number):
-            try:
-                for channel in channels:
-                    # No category: every category that needs consent; transactional
-                    # and support messages are never a matter of consent.
-                    await self._consent.record(
-                        customer_id, granted=not stop, channel=channel, category=None, source=source
-                    )
-            except CustomerErased:
-                continue  # nothing may be written about them, and nothing is sent
-            customers.append(customer_id)
-        for channel in channels:
-            if stop:
-                await self._suppressions.add(channel, number, f"customer replied STOP ({sid})")
-            else:
-                await self._suppressions.remove(channel, number)
+        async with self._consent.once(_ONCE_PREFIX + sid if sid else None) as session:
+            if session is None:
+                return False
+            for customer_id in candidates:
+                # An erased customer is skipped: nothing may be written about them,
+                # and nothing is sent to them.
+                if await self._consent.append_unless_erased(
+                    session, customer_id, decisions, source
+                ):
+                    customers.append(customer_id)
+            for channel in channels:
+                if stop:
+                    await _suppress(session, channel, number, f"customer replied STOP ({sid})")
+                else:
+                    await _lift_suppression(session, channel, number)
         log.info(
             "inbound opt-out" if stop else "inbound opt-in",
             channels=channels,
@@ -141,6 +157,7 @@ class InboundSms:
         )
         for customer_id in customers:
             await tell_journeys(self._on_consent_changed, customer_id, source)
+        return True
 
     def _help_text(self) -> str:
         return (
@@ -153,3 +170,29 @@ class InboundSms:
             f"{self._brand.name}: you will get our messages again. "
             "Reply STOP to unsubscribe, HELP for help."
         )
+
+
+# The suppression list's writes, in the inbound message's own transaction (the
+# SuppressionList methods each commit on their own).
+async def _suppress(session: AsyncSession, channel: str, number: str, reason: str) -> None:
+    # ON CONFLICT DO NOTHING: a number suppressed already stays as it is, and the
+    # PostgreSQL transaction is not aborted by the conflict.
+    statement = insert_on_conflict(
+        session.get_bind().dialect.name, SuppressedAddress
+    ).on_conflict_do_nothing(index_elements=["channel", "address"])
+    await session.execute(
+        statement.values(
+            channel=normalise_channel(channel),
+            address=normalise_address(channel, number),
+            reason=reason,
+        )
+    )
+
+
+async def _lift_suppression(session: AsyncSession, channel: str, number: str) -> None:
+    await session.execute(
+        delete(SuppressedAddress).where(
+            SuppressedAddress.channel == normalise_channel(channel),
+            SuppressedAddress.address == normalise_address(channel, number),
+        )
+    )

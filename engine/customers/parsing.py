@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aftercare.v1 import journey_pb2 as journey_pb
 from aftercare.v1 import preferences_pb2 as pb
 
-from engine.customers.consent import ConsentDecision
+from engine.customers.consent import SYSTEM_SOURCES, ConsentDecision
 from engine.customers.preferences import KEEP, PreferenceUpdate, QuietHours
 from engine.platform.rpc import fields
 from engine.platform.rpc.violations import Violations, shown
@@ -35,6 +35,9 @@ MAX_CONSENT_CHANGES = 50
 MAX_LOCALE_LENGTH = 35
 MAX_TIMEZONE_LENGTH = 64
 DEFAULT_SOURCE = "api"
+# What GetPreferences shows where no recorded event decides: not a source a
+# recorded event may pretend to.
+SHOWN_ONLY_SOURCES = frozenset({"default", "not_required"})
 _SOURCE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 _NO_CONSENT_NEEDED = "transactional messages need no consent and cannot be refused"
 
@@ -55,7 +58,7 @@ class Unsubscription:
 
 
 def customer_id(v: Violations, value: str) -> str:
-    return v.identifier("customer_id", value)
+    return v.customer_id("customer_id", value)
 
 
 def update(v: Violations, request: pb.UpdatePreferencesRequest) -> Update:
@@ -135,6 +138,16 @@ def source(v: Violations, value: str) -> str:
         return DEFAULT_SOURCE
     if not _SOURCE.fullmatch(value):
         v.add("source", "must be 1-40 characters of a-z 0-9 _ . - starting with a letter or digit")
+    elif value in SYSTEM_SOURCES:
+        # These rows must only ever mean "the customer did this on our page or by
+        # text"; a caller naming one would make the audit trail lie.
+        v.add(
+            "source",
+            f"{shown(value)} is recorded only by the service itself, for what the customer "
+            "did on its pages or by text; name the caller's own source instead",
+        )
+    elif value in SHOWN_ONLY_SOURCES:
+        v.add("source", f"{shown(value)} is what answers show where nothing was recorded")
     return value
 
 
@@ -201,6 +214,17 @@ def _consent_change(v: Violations, path: str, change: pb.ConsentChange) -> Conse
 def customer_id_request(value: str) -> str:
     v = Violations()
     checked = customer_id(v, value)
+    v.raise_if_any()
+    return checked
+
+
+def erasure_request(value: str) -> str:
+    """The customer to erase: any well-formed id, also one shaped like an email
+    address or a phone number, which new requests may not use (see
+    ``Violations.customer_id``) but which customers from before that rule have, and
+    must still be able to have erased."""
+    v = Violations()
+    checked = v.identifier("customer_id", value)
     v.raise_if_any()
     return checked
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.customers.consent import (
@@ -34,10 +34,10 @@ from engine.customers.consent import (
     append_events,
     delete_events,
     ensure_not_erased,
-    erased_customer_hash,
     events_of,
 )
-from engine.platform.database.tables import CustomerPreferenceRecord, ErasedCustomer
+from engine.platform.database.erasure_marks import ErasureMarks
+from engine.platform.database.tables import CustomerPreferenceRecord
 from engine.platform.database.upsert import insert_on_conflict
 
 
@@ -125,8 +125,9 @@ class Erasure:
 
 
 class PreferenceStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], marks: ErasureMarks) -> None:
         self._sessions = sessions
+        self._marks = marks
 
     async def get(self, customer_id: str) -> CustomerPreferences:
         async with self._sessions() as session:
@@ -140,13 +141,16 @@ class PreferenceStore:
         consents: Sequence[ConsentDecision] = (),
         *,
         source: str = "api",
+        api_key_id: str | None = None,
     ) -> CustomerPreferences:
-        """Apply ``changes`` and append ``consents`` (in order), all or nothing.
+        """Apply ``changes`` and append ``consents`` (in order), all or nothing;
+        ``api_key_id`` is the API key of the call that asked (kept with each consent
+        event).
 
         Raises :class:`CustomerErased` for an erased customer, writing nothing.
         """
         async with self._sessions() as session, session.begin():
-            await ensure_not_erased(session, customer_id)
+            await ensure_not_erased(session, self._marks, customer_id)
             if changes.changes_anything:
                 values = _changed_columns(changes)
                 values["updated_at"] = datetime.now(UTC)
@@ -161,7 +165,7 @@ class PreferenceStore:
                         .where(CustomerPreferenceRecord.customer_id == customer_id)
                         .values(**values)
                     )
-            await append_events(session, customer_id, consents, source)
+            await append_events(session, customer_id, consents, source, api_key_id=api_key_id)
         return await self.get(customer_id)
 
     async def read(self, customer_id: str) -> PreferenceSnapshot:
@@ -174,7 +178,7 @@ class PreferenceStore:
         """As :meth:`read`, in the same session as the erasure check (a journey start
         asks both); None for an erased customer."""
         async with self._sessions() as session:
-            if await session.scalar(_IS_ERASED, _erased_key(customer_id)):
+            if await self._marks.is_erased(session, customer_id):
                 return None
             return await _stored_snapshot(session, customer_id)
 
@@ -194,45 +198,32 @@ class PreferenceStore:
 
     async def is_erased(self, customer_id: str) -> bool:
         async with self._sessions() as session:
-            return bool(await session.scalar(_IS_ERASED, _erased_key(customer_id)))
+            return await self._marks.is_erased(session, customer_id)
 
     async def erase(self, customer_id: str) -> Erasure:
-        """Delete the customer's preferences and consent events and remember (by a
-        hash of the id) that they were erased; one transaction. Idempotent: a second
-        call deletes nothing and reports ``already_erased``."""
-        digest = erased_customer_hash(customer_id)
+        """Delete the customer's preferences and consent events and mark them erased
+        (a keyed hash of the id; see ErasureMarks); one transaction. Idempotent: a
+        second call deletes nothing and reports ``already_erased``."""
         async with self._sessions() as session, session.begin():
-            earlier = await session.get(ErasedCustomer, digest)
+            erased_at, already = await self._marks.add(session, customer_id)
             preferences = await session.execute(
                 delete(CustomerPreferenceRecord).where(
                     CustomerPreferenceRecord.customer_id == customer_id
                 )
             )
             consent_rows = await delete_events(session, customer_id)
-            if earlier is None:
-                await session.execute(insert(ErasedCustomer).values(customer_hash=digest))
-        async with self._sessions() as session:
-            record = await session.get(ErasedCustomer, digest)
-        if record is None:  # pragma: no cover - written above
-            raise LookupError("erasure record")
         return Erasure(
             preference_rows_deleted=_rowcount(preferences),
             consent_rows_deleted=consent_rows,
-            already_erased=earlier is not None,
-            erased_at=_utc(record.erased_at),
+            already_erased=already,
+            erased_at=erased_at,
         )
 
 
 # What every journey start reads: built once, on the tables (see
 # engine.messaging.ledger for what building ORM statements cost).
 _PREFERENCES = cast(Table, CustomerPreferenceRecord.__table__)
-_ERASED = cast(Table, ErasedCustomer.__table__)
 _PREFERENCES_OF = select(_PREFERENCES).where(_PREFERENCES.c.customer_id == bindparam("customer_id"))
-_IS_ERASED = select(exists().where(_ERASED.c.customer_hash == bindparam("customer_hash")))
-
-
-def _erased_key(customer_id: str) -> dict[str, str]:
-    return {"customer_hash": erased_customer_hash(customer_id)}
 
 
 async def _stored_snapshot(session: AsyncSession, customer_id: str) -> PreferenceSnapshot:

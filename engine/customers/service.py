@@ -1,5 +1,10 @@
 """PreferencesService: customers' preferences and consent, opt-outs and erasure.
 
+Consent changes made through the API keep, with each event, the id of the API key
+that made them (the auth interceptor names it: ``engine.platform.rpc.caller``),
+beside the ``source`` the caller gave; the sources the service writes itself for
+the customer's own actions may not be given (``parsing.source``).
+
 Every change is saved first and then told to the customer's running journeys
 (:class:`engine.customers.journey_link.JourneyNotifier`). If Temporal
 cannot be reached for that second part the call answers UNAVAILABLE: the change is
@@ -28,6 +33,7 @@ from engine.customers.preferences import PreferenceSnapshot, PreferenceStore, Pr
 from engine.journeys.replies import timestamp
 from engine.platform.logging import get_logger
 from engine.platform.rpc.answers import Refusal, answered
+from engine.platform.rpc.caller import calling_api_key
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 
 log = get_logger(__name__)
@@ -82,7 +88,11 @@ class PreferencesServicer(pb_grpc.PreferencesServiceServicer):
     ) -> pb.UpdatePreferencesResponse:
         update = parsing.update_request(request)
         await self._store.update(
-            update.customer_id, update.changes, update.consents, source=update.source
+            update.customer_id,
+            update.changes,
+            update.consents,
+            source=update.source,
+            api_key_id=calling_api_key(),
         )
         notified = await self._journeys.notify_preferences_changed(update.customer_id)
         log.info("preferences updated", consent_changes=len(update.consents), journeys=notified)
@@ -102,6 +112,7 @@ class PreferencesServicer(pb_grpc.PreferencesServiceServicer):
             PreferenceUpdate(),
             [unsubscription.decision],
             source=unsubscription.source,
+            api_key_id=calling_api_key(),
         )
         notified = await self._journeys.notify_preferences_changed(customer_id)
         log.info(
@@ -117,16 +128,21 @@ class PreferencesServicer(pb_grpc.PreferencesServiceServicer):
     async def EraseCustomer(
         self, request: pb.EraseCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.EraseCustomerResponse:
-        report = await self._eraser.erase(parsing.customer_id_request(request.customer_id))
-        return pb.EraseCustomerResponse(
-            journeys_cancelled=report.journeys_cancelled,
+        erasure_id, report = await self._eraser.erase(parsing.erasure_request(request.customer_id))
+        answer = pb.EraseCustomerResponse(
+            journeys_cancelled=report.journeys_terminated,
             preference_rows_deleted=report.preference_rows_deleted,
             consent_rows_deleted=report.consent_rows_deleted,
             ledger_rows_anonymised=report.ledger_rows_anonymised,
             data_key_destroyed=report.data_key_destroyed,
             already_erased=report.already_erased,
-            erased_at=timestamp(report.erased_at),
+            finished=report.finished,
+            erasure_id=erasure_id,
+            stage=report.stage,
         )
+        if report.erased_at is not None:
+            answer.erased_at.CopyFrom(timestamp(report.erased_at))
+        return answer
 
 
 def preferences(snapshot: PreferenceSnapshot) -> pb.Preferences:

@@ -32,12 +32,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.journeys.errors import (
+    CustomerWasErased,
     JourneyAlreadyExists,
     JourneyEnded,
     JourneyNotFound,
     NoPlanApplies,
 )
 from engine.platform.codec.customer_codec import customer_keys_of
+from engine.platform.database.erasure_marks import CustomerErased
 from workflows import search_attributes as sa
 from workflows.ids import journey_id_for, order_id_from
 from workflows.order_journey import OrderJourney
@@ -324,7 +326,11 @@ class JourneyDirectory:
         to ask: the journey then searches for them itself)."""
         if self._customer_keys is None:
             return True
-        return await self._customer_keys.register_journey(journey_id, order.customer.id)
+        try:
+            return await self._customer_keys.register_journey(journey_id, order.customer.id)
+        except CustomerErased:
+            # Erased between the choices read and the registration (a racing erasure).
+            raise CustomerWasErased("order.customer.id") from None
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderJourney, JourneyState]:
         return self._client.get_workflow_handle_for(OrderJourney.run, journey_id_for(order_id))

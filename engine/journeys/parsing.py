@@ -159,7 +159,7 @@ def address(v: Violations, path: str, message: pb.Address) -> Address:
 def _customer(v: Violations, message: pb.Customer, country: str) -> Customer:
     path = "order.customer"
     return Customer(
-        id=v.identifier(f"{path}.id", message.id),
+        id=v.customer_id(f"{path}.id", message.id),
         name=v.text(f"{path}.name", message.name),
         email=_email(v, f"{path}.email", message.email),
         phone=_phone(v, f"{path}.phone", message.phone, country),
@@ -263,6 +263,10 @@ def order(v: Violations, message: pb.Order, *, now: datetime) -> Order:
     subtotal = amounts["subtotal_minor"] or items_sum
     if subtotal != items_sum:
         v.add("order.subtotal_minor", f"must equal the items' sum ({items_sum})")
+    if amounts["discount_minor"] > subtotal:
+        # A discount comes off the goods; more than they cost would make the
+        # shipping (or the total) negative, which no message can show sensibly.
+        v.add("order.discount_minor", f"must be at most the subtotal ({subtotal})")
     base = subtotal + amounts["shipping_minor"] - amounts["discount_minor"]
     # Prices may include tax (EU) or not (US): the total may be either.
     total = amounts["total_minor"] or base + amounts["tax_minor"]
@@ -412,7 +416,7 @@ def cancel_request(request: pb.CancelJourneyRequest) -> tuple[str, str]:
 
 def list_request(request: pb.ListJourneysRequest) -> ListRequest:
     v = Violations()
-    customer_id = v.identifier("customer_id", request.customer_id) if request.customer_id else ""
+    customer_id = v.customer_id("customer_id", request.customer_id) if request.customer_id else ""
     stage = None
     if request.stage != pb.JOURNEY_STAGE_UNSPECIFIED:
         stage = STAGES.get(request.stage)

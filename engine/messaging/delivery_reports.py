@@ -5,6 +5,10 @@ the ledger key carried in the callback URL, else by the message SID), and a repo
 that the number is gone for good suppresses it. Any report at all proves Twilio
 accepted the message, which closes the window in which a send that died before
 recording its acceptance would be sent again.
+
+Only signed reports count. A request without ``X-Twilio-Signature`` (or any while
+no auth token is configured) is refused before its body is read; the route caps
+the body (``engine.platform.twilio_signature.MAX_BODY_BYTES``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ class DeliveryReports:
         self._signature = signature
 
     async def receive(self, request: Request) -> Response:
+        # What needs no body first: an unsigned request is not worth reading.
+        if problem := self._signature.header_problem(request):
+            log.warning("twilio callback refused", reason=problem)
+            return PlainTextResponse("forbidden", status_code=403)
         async with request.form() as form:
             problem = self._signature.problem(request, form)
             if problem:

@@ -54,6 +54,10 @@ async def serve_http(app: ASGIApp, host: str, port: int) -> AsyncIterator[HttpSe
         log_config=None,
         access_log=False,
         server_header=False,
+        # Believe no proxy about the client's address: the apps decide which
+        # proxies they trust (engine.platform.http_limits.trusting_proxies). uvicorn
+        # would otherwise take X-Forwarded-For from any local peer.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = _EmbeddedServer(config)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -128,6 +130,18 @@ class Settings(BaseSettings):
     # The dev stack sets it to its own UI.
     codec_ui_origin: str = "http://127.0.0.1:8233"
 
+    # Abuse limits of what anyone can reach (engine.platform.http_limits): requests
+    # per client address in a moving window, in the ``limits`` notation
+    # ("60/minute", "5 per second"), to the link pages (/u, /p, /f together) and to
+    # the codec server's /login.
+    link_rate_limit: str = "60/minute"
+    codec_login_rate_limit: str = "10/minute"
+    # Proxies (IP addresses or CIDR networks, comma-separated) believed about the
+    # client's address (X-Forwarded-For) and scheme (X-Forwarded-Proto), by the HTTP
+    # app and the codec server. None by default: behind a proxy every client then
+    # counts as the proxy's address. NoDecode: our validator reads the list.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+
     # Server-side rate limits per channel (Temporal task queue), messages/second.
     email_rate_per_second: float | None = None
     sms_rate_per_second: float | None = 10.0
@@ -152,6 +166,38 @@ class Settings(BaseSettings):
         if not 0 < value < 65536:
             raise ValueError("must be a TCP port between 1 and 65535")
         return value
+
+    @field_validator("link_rate_limit", "codec_login_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise ValueError(
+                f"must be a rate such as '60/minute' or '5 per second', got {value!r}"
+            ) from None
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Checked here: uvicorn would take a typo for a host name that never matches.
+        checked = []
+        for entry in value:
+            try:
+                checked.append(
+                    str(ip_network(entry, strict=False)) if "/" in entry else str(ip_address(entry))
+                )
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return tuple(checked)
 
     @field_validator("frequency_caps", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 from aftercare.v1 import journey_pb2 as pb
@@ -19,17 +20,15 @@ from temporalio.client import Client
 
 from engine.access.auth import ApiKeyInterceptor, Authenticator, authenticator_for
 from engine.access.tls import server_credentials
-from engine.customers.erasure import CustomerEraser, DataKeys, RecipientHasher
+from engine.customers.erasure import CustomerEraser
 from engine.customers.journey_link import JourneyNotifier, StoredChoices
 from engine.customers.preferences import PreferenceStore
 from engine.customers.service import PreferencesServicer
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
 from engine.journeys.service import JourneyServicer
-from engine.messaging.ledger import MessageLedger
-from engine.platform.codec.customer_codec import customer_keys_of
+from engine.platform.codec.runtime import erasure_marks_for
 from engine.platform.database.connection import create_engine, create_session_factory
-from engine.platform.links.secret import load_or_create_secret
 from engine.platform.logging import get_logger
 from engine.platform.rpc.deadlines import HandlerTimeoutInterceptor
 from engine.platform.settings import Settings
@@ -122,15 +121,6 @@ def build_server(
     return ApiServer(server=server, health=health_servicer, port=port)
 
 
-class NoCustomerKeys:
-    """For a client whose codec has no per-customer data keys (payloads encrypted
-    with the service-wide keys only, as in some tests): erasure has no key to
-    destroy. Never the case for ``engine.platform.temporal.connection.connect``'s clients."""
-
-    async def destroy(self, customer_id: str) -> bool:
-        return False
-
-
 @dataclass(frozen=True)
 class ApiParts:
     """What the API server serves: the journey directory (starting journeys with the
@@ -143,34 +133,21 @@ class ApiParts:
 
 
 @asynccontextmanager
-async def api_parts(
-    client: Client, settings: Settings, keys: DataKeys | None = None
-) -> AsyncIterator[ApiParts]:
-    """Open the database and build the parts; closed when the context ends.
-
-    ``keys``: the customer key store erasure destroys keys in; by default the one
-    behind the client's codec (:func:`customer_keys_of`), which the client and so
-    the journeys it starts encrypt with. Give the same store the worker and the
-    codec server use, so a destroyed key is evicted from their caches at once.
-    """
-    if keys is None:
-        keys = customer_keys_of(client)
+async def api_parts(client: Client, settings: Settings) -> AsyncIterator[ApiParts]:
+    """Open the database and build the parts; closed when the context ends."""
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
+    marks = erasure_marks_for(settings)
     try:
-        store = PreferenceStore(sessions)
+        store = PreferenceStore(sessions, marks)
         directory = JourneyDirectory(
             client, settings.task_queue, StoredChoices(store), deployment_plans(settings)
         )
         notifier = JourneyNotifier(store, directory)
-        eraser = CustomerEraser(
-            directory,
-            store,
-            MessageLedger(sessions),
-            keys if keys is not None else NoCustomerKeys(),
-            RecipientHasher(load_or_create_secret(settings)),
-            sessions,
-        )
+        # Erasure runs durably on the worker; the API starts it and waits a while,
+        # well inside its own handler bound, for the answer.
+        wait = timedelta(seconds=min(6.0, settings.grpc_call_timeout_seconds * 0.6))
+        eraser = CustomerEraser(client, settings.task_queue, marks, wait=wait)
         servicer = PreferencesServicer(store, notifier, eraser)
         yield ApiParts(directory, servicer, store, notifier)
     finally:
@@ -189,7 +166,6 @@ class ServingApi:
 async def serving_api(
     client: Client,
     settings: Settings,
-    keys: DataKeys | None = None,
     *,
     grace_seconds: float = 5.0,
 ) -> AsyncIterator[ServingApi]:
@@ -198,11 +174,10 @@ async def serving_api(
     check, TLS and limits from ``settings``. Stopped (calls in flight given
     ``grace_seconds``) and its database closed when the context ends.
 
-    ``keys``: as for :func:`api_parts`.
     """
     async with (
         authenticator_for(settings) as authenticator,
-        api_parts(client, settings, keys) as parts,
+        api_parts(client, settings) as parts,
     ):
         server = build_server(
             parts.directory,

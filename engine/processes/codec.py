@@ -23,6 +23,8 @@ def codec_app(settings: Settings, customer_keys: CustomerKeys) -> Starlette:
         codec_for(settings, customer_keys),
         codec_token_for(settings),
         ui_origin=settings.codec_ui_origin,
+        login_rate_limit=settings.codec_login_rate_limit,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

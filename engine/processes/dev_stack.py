@@ -21,7 +21,6 @@ from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.devstack.twilio_fake import serve_twilio_fake
-from engine.platform.codec.customer_codec import customer_keys_of
 from engine.platform.codec.runtime import (
     TOKEN_FILE_NAME,
     converter_for,
@@ -183,9 +182,7 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         # PreferencesService, and a directory that starts journeys with the
         # customer's stored preferences and tells running ones of changes.
         # Erasure destroys keys in the store the client, worker and codec server share.
-        await parts.enter_async_context(
-            serving_api(client, settings, keys=customer_keys_of(client))
-        )
+        await parts.enter_async_context(serving_api(client, settings))
 
         app = await parts.enter_async_context(http_app(settings))
         await parts.enter_async_context(serve_http(app, settings.http_host, settings.http_port))

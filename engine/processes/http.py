@@ -1,14 +1,23 @@
 """The HTTP process (``aftercare http``): health check, Twilio's status callbacks and
 inbound messages, and the links customers click (unsubscribe, preference centre,
-feedback)."""
+feedback).
+
+Everything here is reachable without credentials, so every POST has a body cap
+(Starlette's ``max_body_size``: 413 before the form is parsed), sized to what the
+genuine requests need with room to spare, and the link pages share one rate limit
+per client (``AFTERCARE_LINK_RATE_LIMIT``; see ``engine.platform.http_limits`` for
+the client's address behind a proxy). Twilio's endpoints are not rate-limited:
+they are signed, and a burst of genuine callbacks must not be refused.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -19,9 +28,22 @@ from engine.customers.feedback_responses import FeedbackResponses
 from engine.customers.inbound_sms import INBOUND_PATH, InboundSms
 from engine.customers.journey_link import JourneyNotifier
 from engine.customers.pages.common import Pages, SameOrigin
-from engine.customers.pages.feedback import FEEDBACK_PATH, FeedbackPage, JourneyEvents
-from engine.customers.pages.preference_centre import PREFERENCES_PATH, PreferenceCentre
-from engine.customers.pages.unsubscribe import UNSUBSCRIBE_PATH, UnsubscribeLinks
+from engine.customers.pages.feedback import (
+    FEEDBACK_MAX_BODY_BYTES,
+    FEEDBACK_PATH,
+    FeedbackPage,
+    JourneyEvents,
+)
+from engine.customers.pages.preference_centre import (
+    PREFERENCES_MAX_BODY_BYTES,
+    PREFERENCES_PATH,
+    PreferenceCentre,
+)
+from engine.customers.pages.unsubscribe import (
+    UNSUBSCRIBE_MAX_BODY_BYTES,
+    UNSUBSCRIBE_PATH,
+    UnsubscribeLinks,
+)
 from engine.customers.preferences import PreferenceStore
 from engine.journeys.directory import JourneyDirectory
 from engine.messaging.delivery_reports import STATUS_PATH, DeliveryReports
@@ -29,13 +51,16 @@ from engine.messaging.ledger import MessageLedger
 from engine.messaging.phone_index import PhoneIndex, phone_index_key
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import Brand, brand_from_settings, default_brand
+from engine.platform.codec.runtime import erasure_marks_for
 from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.http_limits import RateLimit, Throttled, trusting_proxies
 from engine.platform.http_server import serve_http
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
 from engine.platform.temporal.connection import connect
+from engine.platform.twilio_signature import MAX_BODY_BYTES as TWILIO_MAX_BODY_BYTES
 from engine.platform.twilio_signature import TwilioSignature
 from engine.processes.lifecycle import stop_event
 from workflows.orders import OrderEvent
@@ -57,11 +82,18 @@ def build_http_app(
     feedback_responses: FeedbackResponses | None = None,
     phones: PhoneIndex | None = None,
     on_consent_changed: ConsentChanged | None = None,
+    link_rate_limit: str = "60/minute",
+    trusted_proxies: Sequence[str] = (),
 ) -> Starlette:
     """The app. The feedback page needs ``journeys`` and ``feedback_responses``, and
     inbound messages need ``phones``; without them those routes are not served.
-    ``on_consent_changed(customer_id)`` runs after a page or a text changed consent."""
+    ``on_consent_changed(customer_id)`` runs after a page or a text changed consent.
+    ``link_rate_limit`` (requests per client, all link pages together) and
+    ``trusted_proxies`` are the settings of the same names."""
     signature = TwilioSignature(twilio_auth_token, public_base_url)
+    # One budget for every link page: a client guessing tokens gains nothing by
+    # spreading its guesses over them.
+    links = [Middleware(Throttled, limit=RateLimit(link_rate_limit, "link pages"))]
     base_url = public_base_url.rstrip("/")
     reports = DeliveryReports(ledger, suppressions, signature)
     unsubscribe = UnsubscribeLinks(consent, signer, on_consent_changed)
@@ -71,27 +103,53 @@ def build_http_app(
 
     routes = [
         Route("/healthz", _healthz, methods=["GET"]),
-        Route(STATUS_PATH, reports.receive, methods=["POST"]),
-        Route(UNSUBSCRIBE_PATH, unsubscribe.confirm_page, methods=["GET"]),
-        Route(UNSUBSCRIBE_PATH, unsubscribe.unsubscribe, methods=["POST"]),
-        Route(PREFERENCES_PATH, preferences.show, methods=["GET"]),
-        Route(PREFERENCES_PATH, preferences.save, methods=["POST"]),
+        Route(STATUS_PATH, reports.receive, methods=["POST"], max_body_size=TWILIO_MAX_BODY_BYTES),
+        Route(UNSUBSCRIBE_PATH, unsubscribe.confirm_page, methods=["GET"], middleware=links),
+        Route(
+            UNSUBSCRIBE_PATH,
+            unsubscribe.unsubscribe,
+            methods=["POST"],
+            middleware=links,
+            max_body_size=UNSUBSCRIBE_MAX_BODY_BYTES,
+        ),
+        Route(PREFERENCES_PATH, preferences.show, methods=["GET"], middleware=links),
+        Route(
+            PREFERENCES_PATH,
+            preferences.save,
+            methods=["POST"],
+            middleware=links,
+            max_body_size=PREFERENCES_MAX_BODY_BYTES,
+        ),
     ]
     if journeys is not None and feedback_responses is not None:
         feedback = FeedbackPage(journeys, feedback_responses, signer, pages, same_origin)
-        routes.append(Route(FEEDBACK_PATH, feedback.show, methods=["GET"]))
-        routes.append(Route(FEEDBACK_PATH, feedback.answer, methods=["POST"]))
+        routes.append(Route(FEEDBACK_PATH, feedback.show, methods=["GET"], middleware=links))
+        routes.append(
+            Route(
+                FEEDBACK_PATH,
+                feedback.answer,
+                methods=["POST"],
+                middleware=links,
+                max_body_size=FEEDBACK_MAX_BODY_BYTES,
+            )
+        )
     if phones is not None:
         inbound = InboundSms(
             signature=signature,
             consent=consent,
-            suppressions=suppressions,
             phones=phones,
             brand=pages.brand,
             on_consent_changed=on_consent_changed,
         )
-        routes.append(Route(INBOUND_PATH, inbound.receive, methods=["POST"]))
-    return Starlette(routes=routes)
+        routes.append(
+            Route(
+                INBOUND_PATH,
+                inbound.receive,
+                methods=["POST"],
+                max_body_size=TWILIO_MAX_BODY_BYTES,
+            )
+        )
+    return Starlette(routes=routes, middleware=trusting_proxies(trusted_proxies))
 
 
 async def _healthz(_request: Request) -> Response:
@@ -135,6 +193,7 @@ async def http_app(settings: Settings) -> AsyncIterator[Starlette]:
     sessions = create_session_factory(engine)
     token = settings.twilio_auth_token
     secret = load_or_create_secret(settings)
+    marks = erasure_marks_for(settings)
 
     async def directory() -> JourneyDirectory:
         return JourneyDirectory(await connect(settings), settings.task_queue)
@@ -142,20 +201,22 @@ async def http_app(settings: Settings) -> AsyncIterator[Starlette]:
     journeys = ConnectingJourneys(directory)
     # Consent changed on the pages or by text reaches the customer's running
     # journeys at once.
-    notifier = JourneyNotifier(PreferenceStore(sessions), journeys)
+    notifier = JourneyNotifier(PreferenceStore(sessions, marks), journeys)
     try:
         yield build_http_app(
             ledger=MessageLedger(sessions),
             suppressions=SuppressionList(sessions),
-            consent=ConsentLedger(sessions),
+            consent=ConsentLedger(sessions, marks),
             signer=LinkSigner(secret),
             twilio_auth_token=token.get_secret_value() if token else None,
             public_base_url=settings.public_base_url,
             brand=brand_from_settings(settings),
             journeys=journeys,
-            feedback_responses=FeedbackResponses(sessions),
+            feedback_responses=FeedbackResponses(sessions, marks),
             phones=PhoneIndex(sessions, phone_index_key(secret)),
             on_consent_changed=notifier.notify_preferences_changed,
+            link_rate_limit=settings.link_rate_limit,
+            trusted_proxies=settings.trusted_proxies,
         )
     finally:
         await engine.dispose()

@@ -25,12 +25,17 @@ from activities.sms.twilio_sender import TwilioConfig, TwilioSender
 from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
 from engine.customers.consent import ConsentLedger
+from engine.customers.erasure import ErasureActivities, RecipientHasher
+from engine.customers.preferences import PreferenceStore
+from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
 from engine.messaging.frequency_caps import FrequencyCapStore
 from engine.messaging.ledger import MessageLedger
 from engine.messaging.phone_index import PhoneIndex, phone_index_key
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import brand_from_settings
+from engine.platform.codec.customer_codec import customer_keys_of
+from engine.platform.codec.runtime import customer_keys_for, erasure_marks_for
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.links.tokens import LinkSigner
@@ -41,6 +46,7 @@ from engine.platform.temporal.connection import connect
 from engine.platform.temporal.sandbox import workflow_runner, write_bytecode_for
 from engine.processes.lifecycle import STARTUP_WAIT, stop_event
 from workflows.contracts import channel_task_queue
+from workflows.erasure import CustomerErasure, ErasureSweep
 from workflows.order_journey import OrderJourney
 from workflows.vocabulary import Channel
 
@@ -111,6 +117,7 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
     the send-path benchmark run the same one."""
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
+    marks = erasure_marks_for(settings)
     # A connection of its own for recording what providers accepted: the record must
     # not queue behind other sends' work, since a crash before it means a resend.
     recorder_engine = create_engine(settings.resolved_database_url)
@@ -125,7 +132,7 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
         yield MessageActivities(
             MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
             SuppressionList(sessions),
-            ConsentLedger(sessions),
+            ConsentLedger(sessions, marks),
             build_channels(settings, mailer, sender, phones=phones),
             FrequencyCapStore(sessions),
             report_grace=timedelta(seconds=settings.delivery_report_grace_seconds),
@@ -160,7 +167,10 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
     Run it with ``await group.run()`` (or ``async with group``); connections are
     closed when the context ends.
     """
-    async with message_activities(settings) as messages:
+    async with (
+        message_activities(settings) as messages,
+        erasure_activities(client, settings) as erasure,
+    ):
         plans = PlanActivities(deployment_plans(settings))
         support = SupportDeskActivities(settings.support_webhook_url)
         supersede = SupersedeActivities(client)
@@ -170,13 +180,14 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                 client,
                 task_queue=settings.task_queue,
                 build_id=worker_build_id(),
-                workflows=[OrderJourney],
+                workflows=[OrderJourney, CustomerErasure, ErasureSweep],
                 workflow_runner=workflow_runner(settings),
                 max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
                 activities=[
                     plans.choose_plan,
                     support.open_support_ticket,
                     supersede.supersede_replenishment,
+                    *erasure.all(),
                 ],
             )
         ]
@@ -193,6 +204,32 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                 )
             )
         yield WorkerGroup(workers)
+
+
+@asynccontextmanager
+async def erasure_activities(
+    client: Client, settings: Settings
+) -> AsyncIterator[ErasureActivities]:
+    """The steps of customer erasures, with the key store the client's codec uses (so a
+    destroyed key leaves this worker's cache at once) or one of their own."""
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    marks = erasure_marks_for(settings)
+    shared = customer_keys_of(client)
+    keys = shared if shared is not None else customer_keys_for(settings)
+    try:
+        yield ErasureActivities(
+            journeys=JourneyDirectory(client, settings.task_queue),
+            preferences=PreferenceStore(sessions, marks),
+            ledger=MessageLedger(sessions),
+            keys=keys,
+            hasher=RecipientHasher(load_or_create_secret(settings)),
+            sessions=sessions,
+        )
+    finally:
+        if shared is None:
+            await keys.aclose()
+        await engine.dispose()
 
 
 async def run_worker(settings: Settings) -> None:

@@ -27,6 +27,7 @@ from engine.platform.database.tables import MessageStatus
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.settings import Settings
 from engine.processes.worker import build_channels
+from tests.support.marks import TEST_MARKS
 from tests.support.net import free_port
 from tests.support.orders import domain_order
 from workflows.contracts import Delivery, SendMessageInput, SentMessage
@@ -87,7 +88,7 @@ def email_activities(database_url: str, ledger: MessageLedger, smtp_port: int) -
     return MessageActivities(
         ledger,
         SuppressionList(ledger.sessions),
-        ConsentLedger(ledger.sessions),
+        ConsentLedger(ledger.sessions, TEST_MARKS),
         build_channels(settings, mailer, None),
     )
 
@@ -356,7 +357,7 @@ async def test_consent_is_checked_when_sending_not_when_scheduling(
     database_url: str, ledger: MessageLedger, mail_sink: MailSink
 ) -> None:
     activities = email_activities(database_url, ledger, mail_sink.port)
-    consent = ConsentLedger(ledger.sessions)
+    consent = ConsentLedger(ledger.sessions, TEST_MARKS)
     # Both messages were planned while the customer still agreed...
     cross_sell = dataclasses.replace(
         new_request(), step="cross_sell", template="cross_sell", category="marketing"
@@ -399,7 +400,7 @@ async def test_a_later_opt_in_for_the_channel_lets_marketing_through_again(
     database_url: str, ledger: MessageLedger, mail_sink: MailSink
 ) -> None:
     activities = email_activities(database_url, ledger, mail_sink.port)
-    consent = ConsentLedger(ledger.sessions)
+    consent = ConsentLedger(ledger.sessions, TEST_MARKS)
     cross_sell = dataclasses.replace(
         new_request(), step="cross_sell", template="cross_sell", category="marketing"
     )

@@ -27,6 +27,7 @@ from engine.platform.database.tables import CapSlotState, MessageStatus
 from engine.platform.settings import Settings
 from engine.processes.worker import build_channels
 from tests.activities.test_send_message import RefusingHandler, smtp_server
+from tests.support.marks import TEST_MARKS
 from tests.support.orders import domain_order
 from workflows.contracts import Delivery, SendMessageInput, SentMessage
 from workflows.frequency import CapCheck
@@ -53,7 +54,10 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     engine = create_engine(database_url)
     sessions = create_session_factory(engine)
     yield Database(
-        sessions, FrequencyCapStore(sessions), MessageLedger(sessions), ConsentLedger(sessions)
+        sessions,
+        FrequencyCapStore(sessions),
+        MessageLedger(sessions),
+        ConsentLedger(sessions, TEST_MARKS),
     )
     await engine.dispose()
 

@@ -29,6 +29,7 @@ from engine.platform.links.tokens import LinkSigner
 from engine.platform.settings import Settings
 from engine.processes.http import build_http_app
 from engine.processes.worker import build_channels
+from tests.support.marks import TEST_MARKS
 from tests.support.net import free_port
 from tests.support.orders import domain_order
 from workflows.contracts import Delivery, SendMessageInput, SentMessage
@@ -80,7 +81,7 @@ class Service:
         return MessageActivities(
             self.ledger,
             SuppressionList(self.ledger.sessions),
-            ConsentLedger(self.ledger.sessions),
+            ConsentLedger(self.ledger.sessions, TEST_MARKS),
             channels or self.channels,
         )
 
@@ -108,7 +109,7 @@ async def service(database_url: str) -> AsyncIterator[Service]:
     http_app = build_http_app(
         ledger=ledger,
         suppressions=SuppressionList(sessions),
-        consent=ConsentLedger(sessions),
+        consent=ConsentLedger(sessions, TEST_MARKS),
         signer=LinkSigner("test-link-secret"),
         twilio_auth_token=TOKEN,
         public_base_url=public_url,

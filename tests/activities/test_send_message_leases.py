@@ -40,6 +40,7 @@ from engine.platform.settings import Settings
 from engine.processes.http import build_http_app
 from engine.processes.worker import build_channels
 from tests.activities.test_send_message import email_activities, key_of, new_request, smtp_server
+from tests.support.marks import TEST_MARKS
 from tests.support.net import free_port
 from tests.support.orders import domain_order
 from workflows.contracts import Delivery, SendMessageInput, SentMessage
@@ -149,7 +150,7 @@ async def test_an_attempt_that_cannot_start_in_time_gives_up_without_sending(
         activities = MessageActivities(
             ledger,
             SuppressionList(ledger.sessions),
-            ConsentLedger(ledger.sessions),
+            ConsentLedger(ledger.sessions, TEST_MARKS),
             build_channels(settings, mailer, None),
         )
         first = asyncio.create_task(send(activities, busy, attempt=1))
@@ -179,7 +180,7 @@ async def test_a_send_the_journey_cancels_before_it_is_on_its_way_is_recorded_sk
         activities = MessageActivities(
             ledger,
             SuppressionList(ledger.sessions),
-            ConsentLedger(ledger.sessions),
+            ConsentLedger(ledger.sessions, TEST_MARKS),
             build_channels(settings, mailer, None),
         )
         first = asyncio.create_task(send(activities, busy, attempt=1))
@@ -209,7 +210,7 @@ class TwilioRig:
         return MessageActivities(
             self.ledger,
             SuppressionList(self.ledger.sessions),
-            ConsentLedger(self.ledger.sessions),
+            ConsentLedger(self.ledger.sessions, TEST_MARKS),
             self.channels,
             report_grace=report_grace,
         )
@@ -224,7 +225,7 @@ async def slow_twilio(database_url: str, ledger: MessageLedger) -> AsyncIterator
     app = build_http_app(
         ledger=ledger,
         suppressions=SuppressionList(ledger.sessions),
-        consent=ConsentLedger(ledger.sessions),
+        consent=ConsentLedger(ledger.sessions, TEST_MARKS),
         signer=LinkSigner("test-link-secret"),
         twilio_auth_token=TOKEN,
         public_base_url=public_url,

@@ -1,6 +1,7 @@
 """What every call carries (the API key, a deadline) and how the client connects:
 plaintext, TLS with a CA made in the test, mutual TLS, a channel of one's own, and
-closing it all when the ``async with`` block ends."""
+closing it all when the ``async with`` block ends. A call past its deadline raises
+DeadlineExceededError, a call on a closed client ClientClosedError."""
 
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ import grpc
 import pytest
 from aftercare.v1 import journey_pb2 as pb
 
-from clients import AftercareClient, AftercareError, ServiceUnavailableError
+from clients import (
+    AftercareClient,
+    AftercareError,
+    ClientClosedError,
+    DeadlineExceededError,
+    ServiceUnavailableError,
+)
+from tests.clients.calls import EVERY_CALL, MethodCall
 from tests.clients.conftest import API_KEY
 from tests.support.certificates import CertificateAuthority, Issued
-from tests.support.fake_api import FakeServer, serve_fake_api
+from tests.support.fake_api import FakeServer, Refusal, serve_fake_api
 
 # --- metadata and deadline ---------------------------------------------------------
 
@@ -63,13 +71,42 @@ async def test_a_call_past_its_deadline_fails_at_the_deadline(fake: FakeServer) 
     fake.api.delay = 2.0
     async with AftercareClient(fake.target, timeout_seconds=0.3) as impatient:
         started = time.monotonic()
-        with pytest.raises(AftercareError) as raised:
+        with pytest.raises(DeadlineExceededError) as raised:
             await impatient.get_journey("A-1001")
         waited = time.monotonic() - started
-    # DEADLINE_EXCEEDED has no exception of its own.
-    assert type(raised.value) is AftercareError
+    assert type(raised.value) is DeadlineExceededError
+    assert isinstance(raised.value, AftercareError)
     assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert raised.value.timeout_seconds == 0.3
+    assert isinstance(raised.value.__cause__, grpc.aio.AioRpcError)
+    assert raised.value.__cause__.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert 0.25 < waited < 1.5
+
+
+@pytest.mark.parametrize("call", EVERY_CALL, ids=str)
+async def test_every_method_raises_deadline_exceeded_with_its_deadline(
+    call: MethodCall, fake: FakeServer
+) -> None:
+    fake.api.delay = 2.0
+    async with AftercareClient(fake.target, timeout_seconds=0.2) as impatient:
+        with pytest.raises(DeadlineExceededError) as raised:
+            await call.invoke(impatient)
+    assert raised.value.timeout_seconds == 0.2
+    assert [received.method for received in fake.api.calls] == [call.rpc]
+
+
+async def test_a_deadline_exceeded_sent_by_the_server_carries_the_clients_deadline(
+    fake: FakeServer,
+) -> None:
+    # The server's own bound on a handler ran out first: the status comes from it.
+    fake.api.refusals["ListJourneys"] = Refusal(
+        grpc.StatusCode.DEADLINE_EXCEEDED, "the handler ran past its bound"
+    )
+    async with AftercareClient(fake.target, timeout_seconds=7.5) as aftercare:
+        with pytest.raises(DeadlineExceededError) as raised:
+            await aftercare.list_journeys()
+    assert raised.value.message == "the handler ran past its bound"
+    assert raised.value.timeout_seconds == 7.5
 
 
 @pytest.mark.parametrize("seconds", [0.0, -1.0])
@@ -96,7 +133,40 @@ async def test_leaving_the_async_with_block_closes_the_channel(fake: FakeServer)
     async with aftercare as entered:
         assert entered is aftercare
         await aftercare.get_journey("A-1001")
-    with pytest.raises(grpc.aio.UsageError, match="Channel is closed"):
+    with pytest.raises(ClientClosedError) as raised:
+        await aftercare.get_journey("A-1001")
+    assert len(fake.api.calls) == 1
+    assert isinstance(raised.value.__cause__, grpc.aio.UsageError)
+
+
+@pytest.mark.parametrize("call", EVERY_CALL, ids=str)
+async def test_every_method_of_a_closed_client_raises_client_closed(
+    call: MethodCall, fake: FakeServer
+) -> None:
+    aftercare = AftercareClient(fake.target)
+    await aftercare.close()
+
+    with pytest.raises(ClientClosedError) as raised:
+        await call.invoke(aftercare)
+
+    assert type(raised.value) is ClientClosedError
+    assert isinstance(raised.value, AftercareError)
+    assert raised.value.code == grpc.StatusCode.CANCELLED
+    assert str(raised.value) == "the client is closed: make a new AftercareClient"
+    assert raised.value.message == str(raised.value)
+    assert fake.api.calls == []
+
+
+async def test_a_client_whose_own_channel_was_closed_raises_client_closed(
+    fake: FakeServer,
+) -> None:
+    channel = grpc.aio.insecure_channel(fake.target)
+    aftercare = AftercareClient(channel=channel)
+    await aftercare.get_journey("A-1001")
+    # Closed by whoever made it, not through the client.
+    await channel.close()
+
+    with pytest.raises(ClientClosedError):
         await aftercare.get_journey("A-1001")
     assert len(fake.api.calls) == 1
 

@@ -1,15 +1,15 @@
 """Failures arrive as the typed exceptions the client documents, never as raw gRPC
 errors: each keeps the status code and message, chains the gRPC error, and carries
-what the details say (field violations; which precondition failed)."""
+what the details say (field violations; which precondition failed, which decides the
+exception on every method)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
 
 import grpc
 import pytest
 from aftercare.v1 import journey_pb2 as pb
-from aftercare.v1 import preferences_pb2 as prefs
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -18,6 +18,7 @@ from clients import (
     AftercareError,
     AuthenticationError,
     CustomerErasedError,
+    DeadlineExceededError,
     InvalidRequestError,
     JourneyEndedError,
     JourneyExistsError,
@@ -27,7 +28,8 @@ from clients import (
     ServiceUnavailableError,
 )
 from clients.aftercare_client import CUSTOMER_ERASED, NO_PLAN
-from tests.support.fake_api import JOURNEY_METHODS, PREFERENCES_METHODS, FakeServer, Refusal
+from tests.clients.calls import EVERY_CALL, JOURNEY_CALLS, PREFERENCES_CALLS, MethodCall
+from tests.support.fake_api import JOURNEY_METHODS, FakeServer, Refusal
 from tests.support.net import free_port
 
 Code = grpc.StatusCode
@@ -62,6 +64,8 @@ def precondition(kind: str, subject: str) -> error_details_pb2.PreconditionFailu
         (Code.UNAUTHENTICATED, AuthenticationError),
         (Code.PERMISSION_DENIED, PermissionDeniedError),
         (Code.INVALID_ARGUMENT, InvalidRequestError),
+        # Sent by the server when a handler runs past its own bound.
+        (Code.DEADLINE_EXCEEDED, DeadlineExceededError),
         # Codes without an exception of their own: the base class.
         (Code.INTERNAL, AftercareError),
         (Code.RESOURCE_EXHAUSTED, AftercareError),
@@ -200,22 +204,26 @@ async def test_no_plan_among_other_violations_is_still_no_plan(
         )
 
 
-async def test_an_erased_customer_on_a_journey_call_is_a_journey_ended_error_with_the_detail(
-    fake: FakeServer, client: AftercareClient
+@pytest.mark.parametrize("call", JOURNEY_CALLS, ids=str)
+async def test_an_erased_customer_on_a_journey_call_is_customer_erased(
+    call: MethodCall, fake: FakeServer, client: AftercareClient
 ) -> None:
-    # As the README documents: StartJourney (or a starting RecordEvent) for an erased
-    # customer is FAILED_PRECONDITION, and the client raises JourneyEndedError; the
-    # CUSTOMER_ERASED violation is on the chained gRPC error.
-    fake.api.refusals["StartJourney"] = Refusal(
+    # What the server answers StartJourney (or a starting RecordEvent) for an erased
+    # customer: FAILED_PRECONDITION with a CUSTOMER_ERASED violation.
+    fake.api.refusals[call.rpc] = Refusal(
         Code.FAILED_PRECONDITION,
         "order.customer.id: the customer was erased",
         (precondition(CUSTOMER_ERASED, "order.customer.id"),),
     )
 
-    with pytest.raises(JourneyEndedError) as raised:
-        await client.start_journey(pb.Order(order_id="A-1001"))
+    with pytest.raises(CustomerErasedError) as raised:
+        await call.invoke(client)
 
-    assert type(raised.value) is JourneyEndedError
+    assert type(raised.value) is CustomerErasedError
+    assert raised.value.code == Code.FAILED_PRECONDITION
+    assert raised.value.message == "order.customer.id: the customer was erased"
+    # Still caught by what caught it before it had its own type.
+    assert isinstance(raised.value, JourneyEndedError)
     cause = raised.value.__cause__
     assert isinstance(cause, grpc.aio.AioRpcError)
     status = rpc_status.from_call(cause)
@@ -225,35 +233,87 @@ async def test_an_erased_customer_on_a_journey_call_is_a_journey_ended_error_wit
     assert [(v.type, v.subject) for v in failure.violations] == [
         (CUSTOMER_ERASED, "order.customer.id")
     ]
+    assert [received.method for received in fake.api.calls] == [call.rpc]
 
 
-@pytest.mark.parametrize("rpc", PREFERENCES_METHODS)
-async def test_failed_precondition_on_a_preferences_call_means_the_customer_was_erased(
-    rpc: str, fake: FakeServer, client: AftercareClient
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [(CUSTOMER_ERASED, CustomerErasedError), (NO_PLAN, NoPlanError)],
+    ids=[CUSTOMER_ERASED, NO_PLAN],
+)
+@pytest.mark.parametrize("call", EVERY_CALL, ids=str)
+async def test_the_precondition_type_decides_the_exception_on_every_method(
+    kind: str,
+    expected: type[AftercareError],
+    call: MethodCall,
+    fake: FakeServer,
+    client: AftercareClient,
 ) -> None:
-    fake.api.refusals[rpc] = Refusal(
-        Code.FAILED_PRECONDITION,
-        "customer_id: the customer was erased",
-        (precondition(CUSTOMER_ERASED, "customer_id"),),
+    fake.api.refusals[call.rpc] = Refusal(
+        Code.FAILED_PRECONDITION, f"{kind} refused", (precondition(kind, "subject"),)
     )
-    calls: dict[str, Callable[[], Awaitable[object]]] = {
-        "GetPreferences": lambda: client.get_preferences("cus_42"),
-        "UpdatePreferences": lambda: client.update_preferences(
-            prefs.UpdatePreferencesRequest(customer_id="cus_42", locale="de")
-        ),
-        "Unsubscribe": lambda: client.unsubscribe("cus_42"),
-        "EraseCustomer": lambda: client.erase_customer("cus_42"),
-    }
+
+    with pytest.raises(AftercareError) as raised:
+        await call.invoke(client)
+
+    assert type(raised.value) is expected
+    assert raised.value.code == Code.FAILED_PRECONDITION
+    assert raised.value.message == f"{kind} refused"
+    assert isinstance(raised.value.__cause__, grpc.aio.AioRpcError)
+
+
+async def test_erased_wins_over_no_plan_when_both_are_named(
+    fake: FakeServer, client: AftercareClient
+) -> None:
+    failure = error_details_pb2.PreconditionFailure(
+        violations=[
+            error_details_pb2.PreconditionFailure.Violation(type=NO_PLAN, subject="order"),
+            error_details_pb2.PreconditionFailure.Violation(
+                type=CUSTOMER_ERASED, subject="order.customer.id"
+            ),
+        ]
+    )
+    fake.api.refusals["StartJourney"] = Refusal(Code.FAILED_PRECONDITION, "refused", (failure,))
+
+    with pytest.raises(CustomerErasedError):
+        await client.start_journey(pb.Order(order_id="A-1001"))
+
+
+async def test_another_precondition_on_a_journey_call_is_still_a_journey_ended_error(
+    fake: FakeServer, client: AftercareClient
+) -> None:
+    fake.api.refusals["CancelJourney"] = Refusal(
+        Code.FAILED_PRECONDITION,
+        "the journey has ended",
+        (precondition("SOMETHING_ELSE", "order_id"),),
+    )
+
+    with pytest.raises(JourneyEndedError) as raised:
+        await client.cancel_journey("A-1001")
+
+    assert type(raised.value) is JourneyEndedError
+
+
+@pytest.mark.parametrize("detail", ["with the detail", "without details"])
+@pytest.mark.parametrize("call", PREFERENCES_CALLS, ids=str)
+async def test_failed_precondition_on_a_preferences_call_means_the_customer_was_erased(
+    call: MethodCall, detail: str, fake: FakeServer, client: AftercareClient
+) -> None:
+    # PreferencesService itself answers erasure without details; either way it is erasure.
+    details = (precondition(CUSTOMER_ERASED, "customer_id"),) if detail == "with the detail" else ()
+    fake.api.refusals[call.rpc] = Refusal(
+        Code.FAILED_PRECONDITION, "customer_id: the customer was erased", details
+    )
 
     with pytest.raises(CustomerErasedError) as raised:
-        await calls[rpc]()
+        await call.invoke(client)
 
+    assert type(raised.value) is CustomerErasedError
     assert raised.value.code == Code.FAILED_PRECONDITION
     assert raised.value.message == "customer_id: the customer was erased"
-    # Chained to the JourneyEndedError it replaced, itself chained to the gRPC error.
-    assert isinstance(raised.value.__cause__, JourneyEndedError)
-    assert isinstance(raised.value.__cause__.__cause__, grpc.aio.AioRpcError)
-    assert [call.method for call in fake.api.calls] == [rpc]
+    # Chained straight to the gRPC error, like every other exception.
+    assert isinstance(raised.value.__cause__, grpc.aio.AioRpcError)
+    assert [received.method for received in fake.api.calls] == [call.rpc]
 
 
 @pytest.mark.parametrize(
@@ -290,3 +350,12 @@ async def test_a_server_that_is_not_there_is_unavailable() -> None:
         with pytest.raises(ServiceUnavailableError) as raised:
             await nobody.get_journey("A-1001")
     assert raised.value.code == Code.UNAVAILABLE
+
+
+def test_the_calls_cover_every_public_method() -> None:
+    public = {
+        name
+        for name, member in inspect.getmembers(AftercareClient, inspect.iscoroutinefunction)
+        if not name.startswith("_")
+    }
+    assert {call.name for call in EVERY_CALL} == public - {"close"}

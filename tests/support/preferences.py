@@ -15,7 +15,6 @@ from temporalio.client import Client
 from clients import AftercareClient
 from engine.access.api_keys import ApiKeyStore
 from engine.access.scopes import ALL_SCOPES
-from engine.customers.erasure import DataKeys
 from engine.devstack.mail_sink import MailSink
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.settings import Settings
@@ -40,7 +39,6 @@ async def preferences_stack(
     sink: MailSink,
     *,
     with_worker: bool = True,
-    keys: DataKeys | None = None,
     plans_dir: Path | None = None,
 ) -> AsyncIterator[PreferencesStack]:
     settings = Settings(
@@ -59,7 +57,7 @@ async def preferences_stack(
     finally:
         await engine.dispose()
     async with (
-        serving_api(temporal, settings, keys, grace_seconds=1) as api,
+        serving_api(temporal, settings, grace_seconds=1) as api,
         AftercareClient(settings.grpc_target, api_key=api_key.token) as client,
     ):
         stack = PreferencesStack(settings, client, api.parts, temporal)

@@ -41,6 +41,10 @@ FEEDBACK_PATH = "/f/{token}"
 FEEDBACK_MAX_AGE = timedelta(days=60)
 MIN_SCORE, MAX_SCORE = 0, 10
 MAX_COMMENT_LENGTH = 2000
+# The largest genuine answer: a comment of MAX_COMMENT_LENGTH characters of four
+# UTF-8 bytes, each byte percent-encoded (24,000 bytes), the token (at most 2,000)
+# and the score. 64 KiB holds it twice over; anything bigger is refused unread.
+FEEDBACK_MAX_BODY_BYTES = 64 * 1024
 SCORE_FIELD = "score"
 COMMENT_FIELD = "comment"
 

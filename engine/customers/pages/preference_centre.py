@@ -23,7 +23,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.customers.consent import ConsentLedger, CustomerErased
+from engine.customers.consent import SOURCE_PREFERENCE_CENTRE, ConsentLedger, CustomerErased
 from engine.customers.consent_changes import ConsentChanged, tell_journeys
 from engine.customers.pages.common import TOKEN_FIELD, LinkGate, Pages, SameOrigin
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
@@ -34,7 +34,10 @@ log = get_logger(__name__)
 # engine.platform.links.urls.preferences_url makes these addresses.
 PREFERENCES_PATH = "/p/{token}"
 PREFERENCES_MAX_AGE = timedelta(days=60)
-SOURCE = "preference_centre"
+SOURCE = SOURCE_PREFERENCE_CENTRE
+# The form is the token (at most 2,000 characters) and nine checkboxes: about
+# 2.5 KB url-encoded, under 4 KB as multipart. 16 KiB is room enough.
+PREFERENCES_MAX_BODY_BYTES = 16 * 1024
 CHANNELS = ("email", "sms", "whatsapp")
 CATEGORIES = ("relationship", "feedback", "marketing")
 CHECKED = "on"  # what a checked HTML checkbox without a value attribute sends

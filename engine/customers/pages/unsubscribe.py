@@ -10,6 +10,12 @@ Tokens are signed for the unsubscribe purpose and accepted for 60 days. A
 forged, altered, truncated or other-purpose token gets a 400 page, an expired
 one a 410 page; neither writes anything. Pages are generic: they show no
 customer data and escape everything they print.
+
+Each link unsubscribes once. Used again (a mail client repeating the POST, a
+second click, a replay), it records nothing and says where the customer stands
+now: "already unsubscribed" only while that is true; if marketing was allowed
+again since (on the preference centre, through the shop), the page says on which
+channels, and how to stop them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from engine.customers.consent import ConsentLedger, CustomerErased
+from engine.customers.consent import (
+    CONSENT_CHANNELS,
+    SOURCE_UNSUBSCRIBE_PAGE,
+    ConsentLedger,
+    CustomerErased,
+)
+from engine.customers.consent import SOURCE_ONE_CLICK as SOURCE_ONE_CLICK
 from engine.platform.links.tokens import (
     ExpiredLink,
     InvalidLink,
@@ -38,8 +50,12 @@ UNSUBSCRIBE_PATH = "/u/{token}"
 UNSUBSCRIBE_MAX_AGE = timedelta(days=60)
 # What an unsubscribe link opts out of: marketing, on every channel.
 UNSUBSCRIBE_CATEGORY = "marketing"
-SOURCE_ONE_CLICK = "one_click"
-SOURCE_PAGE = "unsubscribe_page"
+SOURCE_PAGE = SOURCE_UNSUBSCRIBE_PAGE
+# RFC 8058's one-click body is 26 bytes and the page's button posts a few more;
+# either, in any form encoding, fits many times over.
+UNSUBSCRIBE_MAX_BODY_BYTES = 4 * 1024
+# How the page names the channels.
+CHANNEL_NAMES = {"email": "email", "sms": "SMS", "whatsapp": "WhatsApp"}
 
 # RFC 8058: the mail client posts exactly this field and value.
 ONE_CLICK_FIELD = "List-Unsubscribe"
@@ -106,6 +122,7 @@ class UnsubscribeLinks:
             else:
                 log.warning("unsubscribe post without a one-click or confirm field")
                 return _page(400, "Request not understood", "This is not an unsubscribe request.")
+        erased = False
         try:
             recorded = await self._consent.record_once(
                 request.path_params["token"],
@@ -119,16 +136,13 @@ class UnsubscribeLinks:
             # Their data is gone and nothing is sent to them any more: say so
             # without writing anything that would bring a trace of them back.
             log.info("unsubscribe link of an erased customer", journey_id=checked.journey_id)
-            recorded = False
+            recorded, erased = False, True
         if not recorded:
-            # A used token is answered 200 "already unsubscribed", not an error:
-            # RFC 8058 mail clients may repeat the POST (retries, a second click)
-            # and the customer's wish is already recorded. Nothing is written again,
+            # A used token is answered 200, not an error: RFC 8058 mail clients may
+            # repeat the POST (retries, a second click). Nothing is written again,
             # so a replay cannot add audit rows or undo a later opt-in.
             log.info("unsubscribe link used again", journey_id=checked.journey_id)
-            return _page(
-                200, "Already unsubscribed", "You are already unsubscribed from marketing messages."
-            )
+            return await self._used_before(checked.customer_id, erased=erased)
         log.info("customer unsubscribed", journey_id=checked.journey_id, source=source)
         await self._tell_journeys(checked.customer_id)
         return _page(
@@ -136,6 +150,31 @@ class UnsubscribeLinks:
             "Unsubscribed",
             "You will no longer receive marketing messages from us. "
             "You will still get messages about your orders.",
+        )
+
+    async def _used_before(self, customer_id: str, *, erased: bool) -> Response:
+        """The page for a link used already: the customer's state now, which a later
+        opt-in may have changed since the link was used."""
+        # An erased customer has no consent left to read, and is sent nothing.
+        receiving = (
+            []
+            if erased
+            else [
+                channel
+                for channel in CONSENT_CHANNELS
+                if await self._consent.allows(customer_id, channel, UNSUBSCRIBE_CATEGORY)
+            ]
+        )
+        if not receiving:
+            return _page(
+                200, "Already unsubscribed", "You are already unsubscribed from marketing messages."
+            )
+        return _page(
+            200,
+            "Link already used",
+            "You already unsubscribed with this link. Since then, our marketing messages "
+            f"were allowed again by {_listed(receiving)}, so they continue. Nothing was "
+            "changed: to stop them, use the unsubscribe link in our most recent message.",
         )
 
     async def _tell_journeys(self, customer_id: str) -> None:
@@ -165,6 +204,11 @@ class UnsubscribeLinks:
         except InvalidLink:
             log.warning("invalid unsubscribe link")
             return _invalid()
+
+
+def _listed(channels: list[str]) -> str:
+    names = [CHANNEL_NAMES.get(channel, channel) for channel in channels]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _invalid() -> Response:

@@ -33,6 +33,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
 
@@ -46,6 +47,11 @@ from sqlalchemy.pool import NullPool
 
 from engine.platform.codec.keys import KEY_BYTES, Keyring, KeyringError
 from engine.platform.database.connection import create_engine
+from engine.platform.database.erasure_marks import (
+    ERASED_OWNER_PREFIX,
+    CustomerErased,
+    ErasureMarks,
+)
 from engine.platform.database.tables import CustomerKeyRecord, JourneyOwnerRecord
 from engine.platform.database.upsert import insert_on_conflict
 
@@ -120,6 +126,7 @@ class CustomerKeys:
         self,
         engine: AsyncEngine,
         keyring: Keyring,
+        marks: ErasureMarks,
         *,
         ttl: float = DEFAULT_TTL_SECONDS,
         miss_ttl: float = DEFAULT_MISS_TTL_SECONDS,
@@ -129,6 +136,8 @@ class CustomerKeys:
     ) -> None:
         self._engine = engine
         self._keyring = keyring
+        # An erased customer gets no journey and no key again (see register_journey).
+        self._marks = marks
         self._ttl = ttl
         self._miss_ttl = miss_ttl
         self._max_entries = max_entries
@@ -140,10 +149,12 @@ class CustomerKeys:
         self._keys: dict[str, tuple[float, LoadedKey]] = {}
 
     @classmethod
-    def open(cls, database_url: str, keyring: Keyring, **options: Any) -> CustomerKeys:
+    def open(
+        cls, database_url: str, keyring: Keyring, marks: ErasureMarks, **options: Any
+    ) -> CustomerKeys:
         """A store with an engine of its own on ``database_url``; no connection is
         made until the first call."""
-        return cls(key_store_engine(database_url), keyring, owns_engine=True, **options)
+        return cls(key_store_engine(database_url), keyring, marks, owns_engine=True, **options)
 
     async def aclose(self) -> None:
         if self._owns_engine:
@@ -162,7 +173,9 @@ class CustomerKeys:
 
         Returns whether the owner has any other journey on record (running or
         ended): a journey that is its customer's first has no older one to tell
-        about a reorder."""
+        about a reorder. Raises CustomerErased for an erased customer, checked in the
+        same transaction, under the customer's lock, that an erasure marks them in:
+        a start racing an erasure either is refused or is found by it."""
         _check("workflow_id", workflow_id, MAX_WORKFLOW_ID_LENGTH)
         _check("customer_id", customer_id, MAX_CUSTOMER_ID_LENGTH)
         for attempt in range(1, _REGISTER_ATTEMPTS + 1):
@@ -190,8 +203,9 @@ class CustomerKeys:
         return None if loaded is None else loaded.key
 
     async def destroy(self, customer_id: str) -> bool:
-        """Delete the customer's key and journey owners: everything encrypted under
-        the key becomes unreadable for good. Idempotent; True if a key existed."""
+        """Delete the customer's key: everything encrypted under it becomes unreadable
+        for good. Their journeys' owner rows keep only the keyed hash of the id, so a
+        later erasure still finds them. Idempotent; True if a key existed."""
         _check("customer_id", customer_id, MAX_CUSTOMER_ID_LENGTH)
         async with self._engine.begin() as connection:
             key_ids = list(
@@ -202,7 +216,9 @@ class CustomerKeys:
                 )
             )
             await connection.execute(
-                delete(JourneyOwnerRecord).where(JourneyOwnerRecord.customer_id == customer_id)
+                update(JourneyOwnerRecord)
+                .where(JourneyOwnerRecord.customer_id == customer_id)
+                .values(customer_id=self._marks.erased_owner(customer_id))
             )
             await connection.execute(
                 delete(CustomerKeyRecord).where(CustomerKeyRecord.customer_id == customer_id)
@@ -210,6 +226,22 @@ class CustomerKeys:
         for key_id in key_ids:
             self._forget_key(key_id)
         return bool(key_ids)
+
+    async def journeys_of(self, customer_id: str) -> list[tuple[str, datetime]]:
+        """Every journey the customer owns (or owned, before an erasure hashed the
+        owner rows), whatever Temporal still keeps: (workflow id, registered at)."""
+        _check("customer_id", customer_id, MAX_CUSTOMER_ID_LENGTH)
+        async with self._read() as connection:
+            rows = await connection.execute(
+                select(JourneyOwnerRecord.workflow_id, JourneyOwnerRecord.created_at)
+                .where(
+                    JourneyOwnerRecord.customer_id.in_(
+                        [customer_id, self._marks.erased_owner(customer_id)]
+                    )
+                )
+                .order_by(JourneyOwnerRecord.created_at)
+            )
+            return [(workflow_id, _utc(at)) for workflow_id, at in rows]
 
     async def rewrap(self) -> int:
         """Wrap every key not wrapped under the current master key again under it,
@@ -289,13 +321,18 @@ class CustomerKeys:
         returning customer's: each insert decides a race through the unique
         constraint and hands back the row it wrote."""
         async with self._engine.begin() as connection:
+            await self._marks.lock(connection, customer_id)
+            if await self._marks.is_erased(connection, customer_id):
+                raise CustomerErased()
             statements = _registration_statements(connection.dialect.name)
             owner = await connection.scalar(
                 statements.add_owner, {"workflow_id": workflow_id, "customer_id": customer_id}
             )
             if owner is None:  # the journey was registered before: its owner stays
                 owner = await connection.scalar(_OWNER_OF, {"workflow_id": workflow_id})
-                assert owner is not None  # journey owners are only deleted with their key
+                assert owner is not None  # journey owners are never deleted
+                if owner.startswith(ERASED_OWNER_PREFIX):
+                    raise CustomerErased()  # the order's customer was erased
             has_other_journeys = bool(
                 await connection.scalar(
                     _HAS_OTHER_JOURNEYS, {"customer_id": owner, "workflow_id": workflow_id}
@@ -452,3 +489,8 @@ def key_store_engine(database_url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite gives naive datetimes back (we store UTC); PostgreSQL the session's zone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -17,7 +17,9 @@ from engine.platform.codec.aes_gcm import AesGcmCodec, data_converter
 from engine.platform.codec.customer_codec import CustomerKeyCodec, customer_data_converter
 from engine.platform.codec.customer_keys import CustomerKeys
 from engine.platform.codec.keys import Keyring, load_or_create_keyring
+from engine.platform.database.erasure_marks import ErasureMarks
 from engine.platform.files import read_or_create
+from engine.platform.links.secret import load_or_create_secret
 from engine.platform.settings import Settings
 
 TOKEN_FILE_NAME = "codec-token"
@@ -31,7 +33,14 @@ def keyring_for(settings: Settings) -> Keyring:
 def customer_keys_for(settings: Settings) -> CustomerKeys:
     """The customer key store on the service's database, wrapping keys with the
     service's master keyring. Close it with ``await keys.aclose()``."""
-    return CustomerKeys.open(settings.resolved_database_url, keyring_for(settings))
+    return CustomerKeys.open(
+        settings.resolved_database_url, keyring_for(settings), erasure_marks_for(settings)
+    )
+
+
+def erasure_marks_for(settings: Settings) -> ErasureMarks:
+    """The erased-customer marks, keyed with the service's secret."""
+    return ErasureMarks(load_or_create_secret(settings))
 
 
 def converter_for(settings: Settings, customer_keys: CustomerKeys | None = None) -> DataConverter:

@@ -25,6 +25,13 @@ Every call needs the codec token (``AFTERCARE_CODEC_TOKEN``), given one of two w
 Without the token the server answers 401, so someone who can open the UI but does
 not have the token sees only ciphertext.
 
+The login form is the one part open to anyone: its body is capped
+(:data:`LOGIN_MAX_BODY_BYTES`, 413 before it is read) and each client gets so many
+tries (``AFTERCARE_CODEC_LOGIN_RATE_LIMIT``, 10 a minute by default; then 429
+with Retry-After), counted by address as ``engine.platform.http_limits``
+describes (behind a proxy: the proxy's, unless it is in
+``AFTERCARE_TRUSTED_PROXIES``). The payload endpoints cap their bodies too.
+
 A payload it cannot decode (altered, or of an erased customer, whose data key was
 destroyed: see :mod:`engine.platform.codec.customer_codec`) gets a 400 whose ``error`` says
 why, e.g. "data key destroyed (customer erased): ...", which the UI shows in place of
@@ -36,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qs
 
 from google.protobuf import json_format
@@ -49,10 +56,14 @@ from starlette.routing import Route
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
+from engine.platform.http_limits import RateLimit, Throttled, trusting_proxies
+
 SESSION_COOKIE = "aftercare_codec_session"
 SESSION_SECONDS = 8 * 3600
 # Generous (a batch of history payloads), but a bound on what one call may make us hold.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# The form is one token field: a few hundred bytes at most.
+LOGIN_MAX_BODY_BYTES = 4096
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
 _LOGIN_PAGE = """<!doctype html>
@@ -77,12 +88,23 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def build_codec_app(codec: PayloadCodec, token: str, ui_origin: str) -> Starlette:
+def build_codec_app(
+    codec: PayloadCodec,
+    token: str,
+    ui_origin: str,
+    *,
+    login_rate_limit: str = "10/minute",
+    trusted_proxies: Sequence[str] = (),
+) -> Starlette:
     """The codec server for ``codec``, open to holders of ``token``, callable from
-    pages of ``ui_origin`` (e.g. ``http://127.0.0.1:8233``)."""
+    pages of ``ui_origin`` (e.g. ``http://127.0.0.1:8233``). ``login_rate_limit``
+    (tries per client) and ``trusted_proxies`` are the settings
+    ``codec_login_rate_limit`` and ``trusted_proxies``."""
     if not token:
         raise ValueError("the codec server needs a non-empty token")
     session = _session_value(token)
+    # Showing the form and posting it share one budget per client.
+    login_limit = [Middleware(Throttled, limit=RateLimit(login_rate_limit, "codec login"))]
 
     def authorized(request: Request) -> bool:
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
@@ -101,9 +123,7 @@ def build_codec_app(codec: PayloadCodec, token: str, ui_origin: str) -> Starlett
                     status_code=401,
                     headers={"WWW-Authenticate": 'Bearer realm="aftercare-codec"'},
                 )
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                return JSONResponse({"error": "request too large"}, status_code=413)
+            body = await request.body()  # capped by the route (MAX_BODY_BYTES)
             payloads = Payloads()
             try:
                 json_format.Parse(body, payloads)
@@ -121,9 +141,7 @@ def build_codec_app(codec: PayloadCodec, token: str, ui_origin: str) -> Starlett
         return HTMLResponse(_LOGIN_PAGE.format(message="Enter the codec token to read journeys."))
 
     async def login(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > 4096:
-            return JSONResponse({"error": "request too large"}, status_code=413)
+        body = await request.body()  # capped by the route (LOGIN_MAX_BODY_BYTES)
         fields = parse_qs(body.decode("utf-8", errors="replace"))
         given = (fields.get("token") or [""])[0]
         if not _same(given, token):
@@ -153,15 +171,22 @@ def build_codec_app(codec: PayloadCodec, token: str, ui_origin: str) -> Starlett
     decode = payload_endpoint(codec.decode_wrapper)
     return Starlette(
         routes=[
-            Route("/encode", encode, methods=["POST"]),
-            Route("/decode", decode, methods=["POST"]),
-            Route("/{prefix:path}/encode", encode, methods=["POST"]),
-            Route("/{prefix:path}/decode", decode, methods=["POST"]),
-            Route("/login", login_page, methods=["GET"]),
-            Route("/login", login, methods=["POST"]),
+            Route("/encode", encode, methods=["POST"], max_body_size=MAX_BODY_BYTES),
+            Route("/decode", decode, methods=["POST"], max_body_size=MAX_BODY_BYTES),
+            Route("/{prefix:path}/encode", encode, methods=["POST"], max_body_size=MAX_BODY_BYTES),
+            Route("/{prefix:path}/decode", decode, methods=["POST"], max_body_size=MAX_BODY_BYTES),
+            Route("/login", login_page, methods=["GET"], middleware=login_limit),
+            Route(
+                "/login",
+                login,
+                methods=["POST"],
+                middleware=login_limit,
+                max_body_size=LOGIN_MAX_BODY_BYTES,
+            ),
             Route("/logout", logout, methods=["POST"]),
         ],
         middleware=[
+            *trusting_proxies(trusted_proxies),
             Middleware(
                 CORSMiddleware,
                 allow_origins=[ui_origin.rstrip("/")],
@@ -169,6 +194,6 @@ def build_codec_app(codec: PayloadCodec, token: str, ui_origin: str) -> Starlett
                 allow_headers=ALLOWED_HEADERS,
                 allow_credentials=True,
                 max_age=600,
-            )
+            ),
         ],
     )

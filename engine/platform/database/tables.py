@@ -145,6 +145,10 @@ class ConsentRecord(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # The API key (its public id, api_keys.id) whose call recorded the decision;
+    # None for what the customer did on our pages or by text. No foreign key: the
+    # trail outlives whatever happens to the key.
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class UsedLinkToken(Base):
@@ -197,10 +201,10 @@ class CustomerPreferenceRecord(Base):
 
 
 class ErasedCustomer(Base):
-    """That a customer was erased (GDPR / CCPA), and when; keyed by a hash of the
-    customer id (``engine.customers.consent.erased_customer_hash``), so the table
-    lists no id yet still recognises one when a late or replayed request tries to
-    write about that customer again."""
+    """That a customer was erased (GDPR / CCPA), and when; keyed by a keyed hash of
+    the customer id (``engine.platform.database.erasure_marks``), so the table lists
+    no id yet still recognises one when a late or replayed request tries to write
+    about that customer again."""
 
     __tablename__ = "erased_customers"
 

@@ -6,6 +6,7 @@ covered (or fails here for want of a scope or a sample request) without edits.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,12 +25,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.access.api_keys import ApiKeyStore, parse_key
-from engine.access.auth import Authenticator, Refused
+from engine.access.auth import ApiKeyInterceptor, Authenticator, Refused
 from engine.access.scopes import ALL_SCOPES, METHOD_SCOPES, Scope, requirement_for
 from engine.cli.samples import sample_order, sample_shipment
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.database.tables import ApiKeyRecord, Base
+from engine.platform.rpc.caller import calling_api_key
 from engine.platform.settings import Settings
 from engine.processes.api import serving_api
 from tests.support.api_keys import bearer, create_key
@@ -423,4 +425,44 @@ async def test_an_unreachable_key_store_refuses_as_unavailable(tmp_path: Path) -
             await authenticator.authenticate(bearer(f"ak_{'0' * 16}_{'A' * 43}"))
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE
     finally:
+        await engine.dispose()
+
+
+async def test_each_handler_knows_the_key_that_called_it(tmp_path: Path) -> None:
+    """The interceptor names the calling key to the handler (the consent trail
+    records it), per call: concurrent calls with different keys each see their own,
+    and nothing outside a call sees any."""
+    database_url = sqlite_url(tmp_path)
+    upgrade_database(database_url)
+    tokens = [await create_key(database_url, sorted(ALL_SCOPES)) for _ in range(2)]
+    engine = create_engine(database_url)
+
+    async def who_calls(_request: bytes, _context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        await asyncio.sleep(0.05)  # so that the calls overlap
+        return (calling_api_key() or "nobody").encode()
+
+    server = grpc.aio.server(
+        interceptors=[ApiKeyInterceptor(Authenticator(ApiKeyStore(create_session_factory(engine))))]
+    )
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "aftercare.v1.PreferencesService",
+                {"GetPreferences": grpc.unary_unary_rpc_method_handler(who_calls)},
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = channel.unary_unary("/aftercare.v1.PreferencesService/GetPreferences")
+            callers = [tokens[index % 2] for index in range(10)]
+            replies = await asyncio.gather(
+                *(stub(b"", metadata=bearer(token), timeout=CALL_TIMEOUT) for token in callers)
+            )
+        assert [reply.decode() for reply in replies] == [parse_key(t)[0] for t in callers]
+        assert calling_api_key() is None
+    finally:
+        await server.stop(None)
         await engine.dispose()

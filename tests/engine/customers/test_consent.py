@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from engine.customers.consent import ConsentLedger, token_hash
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.tables import ConsentRecord, UsedLinkToken
+from tests.support.marks import TEST_MARKS
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES, Category
 
 CUSTOMER = "cus-consent"
@@ -20,7 +21,7 @@ CUSTOMER = "cus-consent"
 
 @pytest.fixture
 def consent(db_sessions: async_sessionmaker[AsyncSession]) -> ConsentLedger:
-    return ConsentLedger(db_sessions)
+    return ConsentLedger(db_sessions, TEST_MARKS)
 
 
 async def count(engine: AsyncEngine, table: type[ConsentRecord] | type[UsedLinkToken]) -> int:
@@ -142,8 +143,8 @@ async def test_concurrent_uses_of_one_token_give_exactly_one_true(
     other_engine = create_engine(database_url)
     try:
         ledgers = [
-            ConsentLedger(create_session_factory(db_engine)),
-            ConsentLedger(create_session_factory(other_engine)),
+            ConsentLedger(create_session_factory(db_engine), TEST_MARKS),
+            ConsentLedger(create_session_factory(other_engine), TEST_MARKS),
         ]
         results = await asyncio.gather(
             *(ledgers[index % 2].use_token_once("race-token") for index in range(12))
@@ -160,8 +161,8 @@ async def test_concurrent_record_once_records_one_event(
     other_engine = create_engine(database_url)
     try:
         ledgers = [
-            ConsentLedger(create_session_factory(db_engine)),
-            ConsentLedger(create_session_factory(other_engine)),
+            ConsentLedger(create_session_factory(db_engine), TEST_MARKS),
+            ConsentLedger(create_session_factory(other_engine), TEST_MARKS),
         ]
         results = await asyncio.gather(
             *(

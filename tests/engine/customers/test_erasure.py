@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients import CustomerErasedError, JourneyEndedError
 from clients.aftercare_client import CUSTOMER_ERASED
 from engine.cli.samples import sample_order, sample_shipment
-from engine.customers.consent import ConsentLedger, CustomerErased, erased_customer_hash
+from engine.customers.consent import ConsentLedger, CustomerErased
 from engine.customers.erasure import RecipientHasher
 from engine.customers.feedback_responses import FeedbackResponses
 from engine.devstack.mail_sink import MailSink
@@ -39,6 +39,7 @@ from engine.platform.codec.aes_gcm import CUSTOMER_KEY_KIND, KEY_KIND_METADATA
 from engine.platform.codec.customer_codec import CustomerKeyDestroyed, customer_data_converter
 from engine.platform.codec.customer_keys import CustomerKeys
 from engine.platform.codec.keys import generate_keyring
+from engine.platform.codec.runtime import erasure_marks_for
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.tables import (
     CappedSend,
@@ -51,6 +52,7 @@ from engine.platform.database.tables import (
     PhoneCustomer,
 )
 from engine.platform.links.secret import load_or_create_secret
+from engine.platform.settings import Settings
 from tests.support.orders import domain_order
 from tests.support.preferences import PreferencesStack, preferences_stack
 from tests.support.waiting import eventually
@@ -59,9 +61,11 @@ from workflows.plans.model import FrequencyCap
 
 
 @pytest.fixture
-async def keys(database_url: str) -> AsyncIterator[CustomerKeys]:
-    """The real key store on the test's database, under a throwaway master key."""
-    store = CustomerKeys.open(database_url, generate_keyring())
+async def keys(database_url: str, tmp_path: Path) -> AsyncIterator[CustomerKeys]:
+    """The real key store on the test's database, under a throwaway master key, with
+    the erasure marks of the stack's secret (the stack's state dir is tmp_path too)."""
+    marks = erasure_marks_for(Settings(_env_file=None, state_dir=tmp_path))
+    store = CustomerKeys.open(database_url, generate_keyring(), marks)
     yield store
     await store.aclose()
 
@@ -83,7 +87,7 @@ async def stack(
     mail_sink: MailSink,
     keys: CustomerKeys,
 ) -> AsyncIterator[PreferencesStack]:
-    async with preferences_stack(temporal, database_url, tmp_path, mail_sink, keys=keys) as running:
+    async with preferences_stack(temporal, database_url, tmp_path, mail_sink) as running:
         yield running
 
 
@@ -150,7 +154,7 @@ async def other_customer_rows(
         )
         secret = load_or_create_secret(stack.settings)
         await PhoneIndex(sessions, phone_index_key(secret)).remember(phone, customer_id)
-        assert await FeedbackResponses(sessions).record(
+        assert await FeedbackResponses(sessions, erasure_marks_for(stack.settings)).record(
             f"feedback-token-{tag}-{customer_id}",
             customer_id=customer_id,
             journey_id=journey_id,
@@ -244,7 +248,7 @@ async def test_erasure_terminates_journeys_deletes_rows_shreds_the_key_and_is_id
         assert await count(database_url, table, column == customer_id) == 0, table.__name__
         assert await count(database_url, table, column == bystander.customer.id) == 1
     # The minimal record: a hash of the id and the time, never the id itself.
-    digest = erased_customer_hash(customer_id)
+    digest = erasure_marks_for(stack.settings).digest(customer_id)
     assert customer_id not in digest
     assert await count(database_url, ErasedCustomer, ErasedCustomer.customer_hash == digest) == 1
     assert await count(database_url, ErasedCustomer, ErasedCustomer.erased_at.is_not(None)) == 1
@@ -272,7 +276,7 @@ async def test_erasure_terminates_journeys_deletes_rows_shreds_the_key_and_is_id
         stored = await started_payloads(stack.temporal, journey_id)
         with pytest.raises(CustomerKeyDestroyed, match=erased_key.key_id):
             await plaintext(stack.temporal.data_converter, stored)
-    cold = CustomerKeys.open(database_url, keys.keyring)
+    cold = CustomerKeys.open(database_url, keys.keyring, erasure_marks_for(stack.settings))
     try:
         with pytest.raises(CustomerKeyDestroyed):
             await plaintext(customer_data_converter(keys.keyring, cold), encrypted)
@@ -314,7 +318,7 @@ async def test_erasure_terminates_journeys_deletes_rows_shreds_the_key_and_is_id
         )
     engine = create_engine(database_url)
     try:
-        consent = ConsentLedger(create_session_factory(engine))
+        consent = ConsentLedger(create_session_factory(engine), erasure_marks_for(stack.settings))
         with pytest.raises(CustomerErased):
             await consent.record_once(
                 f"token-{tag}", customer_id, granted=False, channel=None, category=None, source="x"

@@ -11,6 +11,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -31,9 +32,17 @@ from engine.messaging.phone_index import PhoneIndex, forget_customer, phone_inde
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import default_brand
 from engine.platform.database.connection import create_session_factory
-from engine.platform.database.tables import ConsentRecord, PhoneCustomer, SuppressedAddress
+from engine.platform.database.tables import (
+    ConsentRecord,
+    PhoneCustomer,
+    SuppressedAddress,
+    UsedLinkToken,
+)
+from engine.platform.twilio_signature import MAX_BODY_BYTES as MAX_TWILIO_BODY_BYTES
 from tests.engine.customers.pages.support import SECRET, Served, served_app
+from tests.support.marks import TEST_MARKS
 from tests.support.orders import domain_order
+from tests.support.raw_http import chunked, raw_request
 from workflows.contracts import Delivery, SendMessageInput
 from workflows.orders import Shipment
 from workflows.vocabulary import Channel
@@ -318,7 +327,7 @@ async def test_after_stop_the_next_sms_step_is_not_sent_and_after_start_it_is(
         activities = MessageActivities(
             MessageLedger(sessions),
             SuppressionList(sessions),
-            ConsentLedger(sessions),
+            ConsentLedger(sessions, TEST_MARKS),
             {Channel.SMS: channel},
         )
 
@@ -343,3 +352,128 @@ async def test_after_stop_the_next_sms_step_is_not_sent_and_after_start_it_is(
             Delivery.SENT
         )
         assert len([m for m in twilio.messages if m.to == number]) == 2
+
+
+# --- a failure half-way loses nothing; Twilio's retry applies it -------------------
+
+
+async def fault_on_insert(db_engine: AsyncEngine, table: str) -> None:
+    """A real database fault: every INSERT into ``table`` fails until it is lifted."""
+    async with db_engine.begin() as connection:
+        if db_engine.dialect.name == "sqlite":
+            await connection.exec_driver_sql(
+                f"CREATE TRIGGER injected_fault BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            )
+        else:
+            await connection.exec_driver_sql(
+                "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$"
+            )
+            await connection.exec_driver_sql(
+                f"CREATE TRIGGER injected_fault BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION injected_fault()"
+            )
+
+
+async def lift_fault(db_engine: AsyncEngine, table: str) -> None:
+    async with db_engine.begin() as connection:
+        if db_engine.dialect.name == "sqlite":
+            await connection.exec_driver_sql("DROP TRIGGER injected_fault")
+        else:
+            await connection.exec_driver_sql(f"DROP TRIGGER injected_fault ON {table}")
+            await connection.exec_driver_sql("DROP FUNCTION injected_fault()")
+
+
+@pytest.mark.parametrize("failing_table", ["consent_events", "suppressions"])
+async def test_a_stop_that_failed_half_way_is_applied_when_twilio_retries(
+    served: Served, phones: PhoneIndex, db_engine: AsyncEngine, failing_table: str
+) -> None:
+    number = new_number()
+    await phones.remember(number, "cus-retry-1")
+    await phones.remember(number, "cus-retry-2")
+    stop = inbound("STOP", number)
+
+    await fault_on_insert(db_engine, failing_table)
+    try:
+        failed = await text_in(served, stop)
+    finally:
+        await lift_fault(db_engine, failing_table)
+
+    # Twilio sees a failure, and nothing of the STOP was kept: not half of it,
+    # and not the mark that would make the retry look like a replay.
+    assert failed.status_code == 500
+    assert await served.count(ConsentRecord) == 0
+    assert await served.count(SuppressedAddress) == 0
+    assert await served.count(UsedLinkToken) == 0
+
+    # Twilio retries the very same request (same MessageSid, same signature).
+    assert reply_of(await text_in(served, stop)) is None
+
+    for customer in ("cus-retry-1", "cus-retry-2"):
+        assert await sms_consent_rows(served, customer) == [("sms", False, "sms_stop")]
+        assert not await served.consent.allows(customer, "sms", "marketing")
+    assert await served.suppressions.is_suppressed("sms", number)
+    # And it is still acted on once: a third delivery changes nothing.
+    rows = await served.count(ConsentRecord)
+    assert reply_of(await text_in(served, stop)) is None
+    assert await served.count(ConsentRecord) == rows
+
+
+# --- the signature header is checked, and the body capped, before parsing ----------
+
+
+async def test_an_unsigned_text_is_refused_before_its_body_is_read(
+    served: Served, phones: PhoneIndex
+) -> None:
+    number = new_number()
+    await phones.remember(number, "cus-unread")
+    # The body is announced but never sent: only a server that does not wait
+    # for it can answer.
+    answer = await raw_request(
+        str(served.http.base_url),
+        "POST",
+        "/twilio/inbound",
+        {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "2000"},
+    )
+    assert answer.status == 403
+    assert await served.count(ConsentRecord) == 0
+    assert await served.count(SuppressedAddress) == 0
+
+
+async def test_an_oversized_text_is_refused_without_being_parsed(
+    served: Served, phones: PhoneIndex
+) -> None:
+    number = new_number()
+    await phones.remember(number, "cus-big")
+    fields = {**inbound("STOP", number), "AddOns": "x" * (MAX_TWILIO_BODY_BYTES + 1)}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_INBOUND_URL, fields)
+    body = urlencode(fields).encode()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": signature,
+    }
+
+    # Announced: refused before a byte of it is read.
+    announced = await raw_request(
+        str(served.http.base_url),
+        "POST",
+        "/twilio/inbound",
+        {**headers, "Content-Length": str(len(body))},
+    )
+    # Streamed without a length: refused once it grows past the cap.
+    streamed = await raw_request(
+        str(served.http.base_url),
+        "POST",
+        "/twilio/inbound",
+        {**headers, "Transfer-Encoding": "chunked"},
+        chunked(body[: len(body) // 2], body[len(body) // 2 :], last=False),
+    )
+
+    assert (announced.status, streamed.status) == (413, 413)
+    assert await served.count(ConsentRecord) == 0
+    assert not await served.suppressions.is_suppressed("sms", number)
+    # A genuine text of the largest size Twilio sends is far below the cap.
+    largest = {**inbound("STOP " + "é" * 1590, number), "MediaUrl0": "https://x.example/" * 10}
+    assert len(urlencode(largest)) * 4 < MAX_TWILIO_BODY_BYTES
+    assert reply_of(await text_in(served, largest)) is None

@@ -34,6 +34,7 @@ from engine.platform.settings import Settings
 from engine.processes.http import http_app
 from engine.processes.worker import journey_worker
 from tests.engine.customers.test_inbound_sms import inbound, new_number
+from tests.support.marks import TEST_MARKS
 from tests.support.net import free_port
 from tests.support.orders import domain_order
 from tests.support.waiting import eventually
@@ -100,7 +101,7 @@ async def test_a_text_sent_by_the_worker_lets_a_stop_reply_find_the_customer(
                 # The worker noted the number (as a keyed hash) for this customer.
                 index = PhoneIndex(sessions, phone_index_key(load_or_create_secret(settings)))
                 assert await index.customers(number) == [customer_id]
-                consent = ConsentLedger(sessions)
+                consent = ConsentLedger(sessions, TEST_MARKS)
                 assert await consent.allows(customer_id, "sms", "marketing")
 
                 # The customer replies STOP; Twilio posts it, signed, to the public URL.

@@ -4,6 +4,7 @@ changes nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,10 +16,20 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.client import Client
 
 from clients import AftercareClient, InvalidRequestError
+from engine.access.api_keys import ApiKeyStore
+from engine.access.scopes import ALL_SCOPES
+from engine.customers.consent import ConsentLedger
+from engine.customers.inbound_sms import SOURCE_START, SOURCE_STOP
+from engine.customers.pages.preference_centre import SOURCE as PREFERENCE_CENTRE_SOURCE
+from engine.customers.pages.unsubscribe import SOURCE_ONE_CLICK, SOURCE_PAGE
 from engine.devstack.mail_sink import MailSink
+from engine.platform.database.connection import create_engine, create_session_factory
 from tests.support.ids import new_order_id
+from tests.support.marks import TEST_MARKS
 from tests.support.preferences import PreferencesStack, preferences_stack
 
+# The sources the service itself writes (the link pages and inbound texts).
+SYSTEM_SOURCES = ("one_click", "unsubscribe_page", "sms_stop", "sms_start", "preference_centre")
 CHANNELS = (jpb.CHANNEL_EMAIL, jpb.CHANNEL_SMS, jpb.CHANNEL_WHATSAPP)
 NEEDING_CONSENT = (
     pb.MESSAGE_CATEGORY_RELATIONSHIP,
@@ -93,7 +104,8 @@ async def test_update_everything_then_read_it_back(stack: PreferencesStack) -> N
                 ),
                 pb.ConsentChange(category=pb.MESSAGE_CATEGORY_FEEDBACK, granted=False),
             ],
-            source="preference_centre",
+            # The shop's own page; "preference_centre" is ours (and refused below).
+            source="shop_account_page",
         )
     )
     assert answer.journeys_notified == 0
@@ -111,7 +123,7 @@ async def test_update_everything_then_read_it_back(stack: PreferencesStack) -> N
         (jpb.CHANNEL_WHATSAPP, pb.MESSAGE_CATEGORY_FEEDBACK),
     }
     marketing_email = consent_of(stored, jpb.CHANNEL_EMAIL, pb.MESSAGE_CATEGORY_MARKETING)
-    assert marketing_email.source == "preference_centre"
+    assert marketing_email.source == "shop_account_page"
     assert marketing_email.HasField("recorded_at")
 
 
@@ -310,6 +322,11 @@ UPDATE_ERRORS: list[tuple[str, pb.UpdatePreferencesRequest, str]] = [
     ),
     ("nothing_to_change", pb.UpdatePreferencesRequest(), "update_mask"),
     ("source", pb.UpdatePreferencesRequest(locale="de", source="Not A Source!"), "source"),
+    *[
+        # What the service itself records: no API caller may claim it.
+        (f"source_{source}", pb.UpdatePreferencesRequest(locale="de", source=source), "source")
+        for source in SYSTEM_SOURCES
+    ],
 ]
 
 
@@ -357,6 +374,10 @@ UNSUBSCRIBE_ERRORS: list[tuple[str, pb.UnsubscribeRequest, str]] = [
         "channel",
     ),
     ("source", pb.UnsubscribeRequest(customer_id="c", source="x" * 41), "source"),
+    *[
+        (f"source_{source}", pb.UnsubscribeRequest(customer_id="c", source=source), "source")
+        for source in SYSTEM_SOURCES
+    ],
 ]
 
 
@@ -388,3 +409,67 @@ async def test_get_and_erase_name_a_bad_customer_id(stack: PreferencesStack) -> 
     with pytest.raises(InvalidRequestError) as raised:
         await client.erase_customer("")
     assert list(raised.value.fields) == ["customer_id"]
+
+
+async def test_the_system_sources_are_the_ones_its_pages_and_texts_write() -> None:
+    assert {
+        SOURCE_ONE_CLICK,
+        SOURCE_PAGE,
+        SOURCE_STOP,
+        SOURCE_START,
+        PREFERENCE_CENTRE_SOURCE,
+    } == set(SYSTEM_SOURCES)
+
+
+async def test_every_api_change_records_the_key_that_made_it(
+    stack: PreferencesStack, database_url: str
+) -> None:
+    engine = create_engine(database_url)
+    sessions = create_session_factory(engine)
+    crm_key = await ApiKeyStore(sessions).create("crm", ALL_SCOPES)
+    [shop_key] = [key for key in await ApiKeyStore(sessions).list_keys() if key.name == "tests"]
+    who = customer()
+    try:
+        async with AftercareClient(stack.settings.grpc_target, api_key=crm_key.token) as crm:
+            await stack.client.unsubscribe(who, category=pb.MESSAGE_CATEGORY_MARKETING)
+            await crm.update_preferences(
+                pb.UpdatePreferencesRequest(
+                    customer_id=who,
+                    source="crm_sync",
+                    consents=[
+                        pb.ConsentChange(
+                            channel=jpb.CHANNEL_EMAIL,
+                            category=pb.MESSAGE_CATEGORY_MARKETING,
+                            granted=True,
+                        )
+                    ],
+                )
+            )
+            await crm.unsubscribe(who, channel=jpb.CHANNEL_SMS, source="support_desk")
+            # Concurrent calls with different keys each keep their own.
+            await asyncio.gather(
+                *(
+                    client.unsubscribe(who, category=pb.MESSAGE_CATEGORY_FEEDBACK, source=name)
+                    for _ in range(5)
+                    for client, name in ((stack.client, "shop"), (crm, "crm"))
+                )
+            )
+        # Not by the API: no key.
+        await ConsentLedger(sessions, TEST_MARKS).record(
+            who, granted=True, channel="sms", category=None, source="sms_start"
+        )
+        history = await ConsentLedger(sessions, TEST_MARKS).history(who)
+    finally:
+        await engine.dispose()
+
+    assert [(event.source, event.api_key_id) for event in history[:3]] == [
+        ("api", shop_key.id),
+        ("crm_sync", crm_key.info.id),
+        ("support_desk", crm_key.info.id),
+    ]
+    by_source = {"shop": shop_key.id, "crm": crm_key.info.id}
+    assert all(event.api_key_id == by_source[event.source] for event in history[3:13])
+    assert (history[13].source, history[13].api_key_id) == ("sms_start", None)
+    # The answer still shows the source the caller named.
+    answer = await stack.client.get_preferences(who, include_history=True)
+    assert [record.source for record in answer.history][:3] == ["api", "crm_sync", "support_desk"]

@@ -27,6 +27,7 @@ from engine.devstack.mail_sink import MailSink
 from engine.messaging.ledger import MessageLedger
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
+from tests.support.marks import TEST_MARKS
 from tests.support.orders import domain_order
 from tests.support.preferences import PreferencesStack, preferences_stack
 from tests.support.waiting import eventually
@@ -241,7 +242,7 @@ async def test_a_one_click_unsubscribe_reaches_the_running_journey(
     engine = create_engine(database_url)
     try:
         links = UnsubscribeLinks(
-            ConsentLedger(create_session_factory(engine)),
+            ConsentLedger(create_session_factory(engine), TEST_MARKS),
             signer,
             stack.parts.notifier.notify_preferences_changed,
         )

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import phonenumbers
 import pytest
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
@@ -32,7 +33,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -579,6 +580,63 @@ async def test_list_journeys_survives_hostile_filters(service: Service) -> None:
     assert len(log.calls) >= OTHER_EXAMPLES
     assert {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT} <= log.codes()
     await _still_serving(service)
+
+
+# --- personal data as customer ids --------------------------------------------------------
+# A customer id is a search attribute and goes into links: never an email address or a
+# phone number, in any spelling a client may send. Opaque ids, numeric ones included,
+# stay valid.
+
+_REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+_NUMBER_KINDS = [phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE]
+
+
+@st.composite
+def phone_spellings(draw: st.DrawFn) -> str:
+    """A real number of some country as E.164, as ``tel:``, and without its '+' when
+    that leaves 13-15 digits (fewer are indistinguishable from a numeric id)."""
+    number = phonenumbers.example_number_for_type(
+        draw(st.sampled_from(_REGIONS)), draw(st.sampled_from(_NUMBER_KINDS))
+    )
+    if number is None:  # no example of this kind for this country
+        reject()
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    spellings = [e164, f"tel:{e164}"]
+    if 13 <= len(e164) - 1 <= 15:
+        spellings.append(e164[1:])
+    return draw(st.sampled_from(spellings))
+
+
+opaque_customer_ids = st.one_of(
+    st.from_regex(r"[0-9]{1,12}", fullmatch=True),
+    st.from_regex(r"cus_[A-Za-z0-9]{1,20}", fullmatch=True),
+)
+
+
+async def test_list_journeys_refuses_personal_data_as_customer_id(service: Service) -> None:
+    target = Api.of(service)
+    log = Log()
+
+    @_settings(OTHER_EXAMPLES * 2)
+    @given(
+        customer_id=st.one_of(
+            st.emails().map(lambda e: ("personal", e)),
+            phone_spellings().map(lambda p: ("personal", p)),
+            opaque_customer_ids.map(lambda o: ("opaque", o)),
+        )
+    )
+    def prop(customer_id: tuple[str, str]) -> None:
+        kind, value = customer_id
+        outcome = log.call(target, "ListJourneys", pb.ListJourneysRequest(customer_id=value))
+        if kind == "personal":
+            assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT, value
+            assert outcome.fields == ("customer_id",)
+        else:
+            assert outcome.code == grpc.StatusCode.OK, value
+
+    await _run(prop)
+
+    assert {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT} <= log.codes()
 
 
 async def test_hundreds_of_violations_fit_in_the_trailers(service: Service) -> None:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
@@ -24,8 +24,11 @@ from engine.platform.database.connection import create_session_factory
 from engine.platform.database.tables import MessageStatus
 from engine.platform.http_server import HttpServerError, serve_http
 from engine.platform.links.tokens import LinkSigner
+from engine.platform.twilio_signature import MAX_BODY_BYTES as MAX_TWILIO_BODY_BYTES
 from engine.processes.http import build_http_app
+from tests.support.marks import TEST_MARKS
 from tests.support.net import free_port
+from tests.support.raw_http import chunked, raw_request
 
 AUTH_TOKEN = "twilio-test-auth-token"
 # What Twilio calls: a proxy in front of us, under a path prefix, on another host
@@ -112,7 +115,7 @@ async def serve(db_engine: AsyncEngine, token: str | None) -> AsyncIterator[Harn
     app = build_http_app(
         ledger=ledger,
         suppressions=suppressions,
-        consent=ConsentLedger(sessions),
+        consent=ConsentLedger(sessions, TEST_MARKS),
         signer=LinkSigner("test-link-secret"),
         twilio_auth_token=token,
         public_base_url=PUBLIC_BASE_URL,
@@ -432,3 +435,56 @@ async def test_a_taken_port_is_an_error_not_the_end_of_the_loop() -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(trust_env=False) as http:
             await http.get(f"http://127.0.0.1:{port}/healthz")
+
+
+# --- the signature header is checked, and the body capped, before parsing ----------
+
+
+@pytest.mark.parametrize("token", [AUTH_TOKEN, None], ids=["configured", "no_auth_token"])
+async def test_a_callback_without_a_signature_is_refused_before_its_body_is_read(
+    db_engine: AsyncEngine, token: str | None
+) -> None:
+    async for harness in serve(db_engine, token):
+        claim, _sid = await harness.sent_sms()
+        # The body is announced but never sent: only a server that refuses the
+        # request without waiting for it can answer.
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "4000"}
+        if token is None:
+            # Nothing can be verified without the auth token, signed or not.
+            headers["X-Twilio-Signature"] = signature(PUBLIC_STATUS_URL, {})
+        answer = await raw_request(str(harness.http.base_url), "POST", STATUS_PATH, headers)
+        assert answer.status == 403
+        assert (await harness.entry(claim)).delivery_status is None
+
+
+async def test_an_oversized_callback_is_refused_without_being_parsed(harness: Harness) -> None:
+    claim, sid = await harness.sent_sms()
+    # Genuinely signed, and it would suppress the number, were it read.
+    params = status_params(
+        sid, "undelivered", ErrorCode="21610", Padding="x" * MAX_TWILIO_BODY_BYTES
+    )
+    body = urlencode(params).encode()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": signature(PUBLIC_STATUS_URL, params),
+    }
+    base = str(harness.http.base_url)
+
+    announced = await raw_request(
+        base, "POST", STATUS_PATH, {**headers, "Content-Length": str(len(body))}
+    )
+    streamed = await raw_request(
+        base,
+        "POST",
+        STATUS_PATH,
+        {**headers, "Transfer-Encoding": "chunked"},
+        chunked(body[:1000], body[1000:], last=False),
+    )
+
+    assert (announced.status, streamed.status) == (413, 413)
+    assert (await harness.entry(claim)).delivery_status is None
+    assert await harness.suppressions.entries() == []
+    # The same report at its real size goes through.
+    del params["Padding"]
+    assert (await harness.post_status(params)).status_code == 204
+    assert await harness.suppressions.is_suppressed("sms", CUSTOMER_NUMBER)

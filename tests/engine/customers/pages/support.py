@@ -20,6 +20,7 @@ from engine.platform.database.tables import Base
 from engine.platform.http_server import serve_http
 from engine.platform.links.tokens import LinkSigner
 from engine.processes.http import build_http_app
+from tests.support.marks import TEST_MARKS
 
 SECRET = "customer-pages-test-secret"
 PUBLIC_BASE_URL = "https://care.shop.example"
@@ -71,7 +72,7 @@ async def served_app(
     app = build_http_app(
         ledger=MessageLedger(sessions),
         suppressions=SuppressionList(sessions),
-        consent=ConsentLedger(sessions),
+        consent=ConsentLedger(sessions, TEST_MARKS),
         signer=signer or LinkSigner(SECRET),
         **arguments,
     )
@@ -82,7 +83,7 @@ async def served_app(
         yield Served(
             http=http,
             sessions=sessions,
-            consent=ConsentLedger(sessions),
+            consent=ConsentLedger(sessions, TEST_MARKS),
             suppressions=SuppressionList(sessions),
             signer=LinkSigner(SECRET),
             told=told,

@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 
-from engine.customers.consent import erased_customer_hash
 from engine.customers.feedback_responses import FeedbackResponses
 from engine.customers.pages.feedback import feedback_event_id
 from engine.journeys.directory import JourneyDirectory
@@ -34,6 +33,7 @@ from tests.engine.customers.pages.support import (
     served_app,
     signer_at,
 )
+from tests.support.marks import TEST_MARKS
 from tests.support.net import free_port
 from tests.support.orders import domain_order
 from tests.support.waiting import eventually
@@ -55,7 +55,7 @@ async def served(
     db_sessions: async_sessionmaker[AsyncSession],
     directory: JourneyDirectory,
 ) -> AsyncIterator[Served]:
-    responses = FeedbackResponses(db_sessions)
+    responses = FeedbackResponses(db_sessions, TEST_MARKS)
     async with served_app(db_engine, journeys=directory, feedback_responses=responses) as app:
         yield app
 
@@ -147,7 +147,7 @@ async def test_a_low_score_reaches_the_journey_once_and_starts_the_support_branc
     )
     assert state.marketing_blocked
     assert state.seen_event_ids.count(feedback_event_id(tok)) == 1
-    [stored] = await FeedbackResponses(served.sessions).of_customer(CUSTOMER)
+    [stored] = await FeedbackResponses(served.sessions, TEST_MARKS).of_customer(CUSTOMER)
     assert (stored.score, stored.delivered, stored.journey_id) == (3, True, f"order-{order_id}")
 
     # A replay of the same submit is refused and changes nothing, in the journey either.
@@ -206,7 +206,7 @@ async def test_an_ended_journey_gets_a_thank_you_and_the_answer_is_kept(
 
     assert_page(response, 200)
     assert "Thank you" in response.text
-    [stored] = await FeedbackResponses(served.sessions).of_customer(CUSTOMER)
+    [stored] = await FeedbackResponses(served.sessions, TEST_MARKS).of_customer(CUSTOMER)
     assert (stored.score, stored.comment, stored.delivered) == (8, "fine", False)
     # An order that never had a journey is thanked the same way.
     never = feedback_token(served, "NEVER-EXISTED-1")
@@ -284,7 +284,7 @@ async def test_temporal_out_of_reach_asks_to_retry_and_keeps_nothing(
             await connect(nowhere)
         return directory
 
-    responses = FeedbackResponses(create_session_factory(db_engine))
+    responses = FeedbackResponses(create_session_factory(db_engine), TEST_MARKS)
     async with served_app(
         db_engine, journeys=ConnectingJourneys(make), feedback_responses=responses
     ) as served:
@@ -309,7 +309,7 @@ async def test_temporal_out_of_reach_asks_to_retry_and_keeps_nothing(
 
 async def test_an_erased_customer_answer_is_thanked_and_not_kept(served: Served) -> None:
     async with served.sessions() as session, session.begin():
-        session.add(ErasedCustomer(customer_hash=erased_customer_hash(CUSTOMER)))
+        session.add(ErasedCustomer(customer_hash=TEST_MARKS.digest(CUSTOMER)))
     # Erasure ends the customer's journeys, so the event finds none.
     tok = feedback_token(served, "ERASED-ORDER-1")
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.customers.consent import erased_customer_hash
 from engine.platform.database.tables import ConsentRecord, ErasedCustomer
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from tests.engine.customers.pages.support import (
@@ -23,6 +22,7 @@ from tests.engine.customers.pages.support import (
     served_app,
     signer_at,
 )
+from tests.support.marks import TEST_MARKS
 
 CUSTOMER = "cus-prefs-1"
 JOURNEY = "order-PREFS-1"
@@ -263,7 +263,7 @@ async def test_customer_text_in_the_page_is_escaped(served: Served) -> None:
 
 async def test_an_erased_customer_link_changes_nothing(served: Served) -> None:
     async with served.sessions() as session, session.begin():
-        session.add(ErasedCustomer(customer_hash=erased_customer_hash(CUSTOMER)))
+        session.add(ErasedCustomer(customer_hash=TEST_MARKS.digest(CUSTOMER)))
     tok = token(served)
 
     response = await save(served, tok, ALL_CELLS - {"email.marketing"})

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.customers.consent import ConsentLedger
 from engine.messaging.ledger import MessageLedger
@@ -20,6 +20,8 @@ from engine.platform.database.tables import ConsentRecord, UsedLinkToken
 from engine.platform.http_server import serve_http
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from engine.processes.http import build_http_app
+from tests.engine.customers.pages.support import SAME_ORIGIN, served_app
+from tests.support.marks import TEST_MARKS
 
 SECRET = "unsubscribe-test-secret"
 CUSTOMER = "cus-unsub"
@@ -51,7 +53,7 @@ class Harness:
 @pytest.fixture
 async def harness(db_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Harness]:
     sessions = db_sessions
-    consent = ConsentLedger(sessions)
+    consent = ConsentLedger(sessions, TEST_MARKS)
     signer = LinkSigner(SECRET)
     app = build_http_app(
         ledger=MessageLedger(sessions),
@@ -223,3 +225,40 @@ async def test_only_get_and_post_reach_the_link(harness: Harness) -> None:
     assert (await harness.http.put(f"/u/{token}", data=ONE_CLICK)).status_code == 405
     assert (await harness.http.delete(f"/u/{token}")).status_code == 405
     assert await harness.rows() == (0, 0)
+
+
+async def test_an_old_link_after_a_later_opt_in_shows_the_real_state(
+    db_engine: AsyncEngine,
+) -> None:
+    async with served_app(db_engine) as served:
+        old_link = f"/u/{served.signer.sign(LinkPurpose.UNSUBSCRIBE, CUSTOMER, JOURNEY)}"
+        assert (await served.http.post(old_link, data=ONE_CLICK)).status_code == 200
+        # Still unsubscribed: a second click says so.
+        again = await served.http.post(old_link, data=PAGE_BUTTON)
+        assert "You are already unsubscribed" in again.text
+
+        # Later the customer takes marketing by email back, on the preference centre.
+        preferences = served.signer.sign(LinkPurpose.PREFERENCES, CUSTOMER, JOURNEY)
+        wanted = {
+            f"{channel}.{category}": "on"
+            for channel in ("email", "sms", "whatsapp")
+            for category in ("relationship", "feedback", "marketing")
+            if (channel, category) not in {("sms", "marketing"), ("whatsapp", "marketing")}
+        }
+        saved = await served.http.post(
+            f"/p/{preferences}", data={"token": preferences, **wanted}, headers=SAME_ORIGIN
+        )
+        assert saved.status_code == 200
+        rows = await served.count(ConsentRecord)
+
+        # The old link, clicked (or replayed) now, tells the truth and changes nothing.
+        response = await served.http.post(old_link, data=PAGE_BUTTON)
+
+        assert response.status_code == 200
+        assert_safe_page(response)
+        assert "You are already unsubscribed" not in response.text
+        assert "again by email" in response.text
+        assert "Nothing was changed" in response.text
+        assert await served.count(ConsentRecord) == rows
+        assert await served.consent.allows(CUSTOMER, "email", "marketing")
+        assert not await served.consent.allows(CUSTOMER, "sms", "marketing")

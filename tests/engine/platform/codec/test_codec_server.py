@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -14,8 +15,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from engine.platform.codec import AesGcmCodec, data_converter
 from engine.platform.codec.keys import generate_keyring
-from engine.platform.codec.server import SESSION_COOKIE, build_codec_app
+from engine.platform.codec.server import LOGIN_MAX_BODY_BYTES, SESSION_COOKIE, build_codec_app
 from engine.platform.http_server import serve_http
+from tests.support.raw_http import chunked, raw_request
 
 TOKEN = "codec-token-for-tests"
 UI_ORIGIN = "http://127.0.0.1:8233"
@@ -194,3 +196,84 @@ async def test_a_browser_session_from_the_login_form(
 def test_an_empty_token_is_refused(codec: AesGcmCodec) -> None:
     with pytest.raises(ValueError, match="non-empty token"):
         build_codec_app(codec, "", UI_ORIGIN)
+
+
+# --- the login form: a bounded body, a bounded rate ------------------------------------
+
+
+async def test_an_oversized_login_is_refused_before_its_body_is_read(
+    http: httpx.AsyncClient,
+) -> None:
+    base = str(http.base_url)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    # Announced and never sent: only a server that does not wait for it can answer.
+    announced = await raw_request(
+        base, "POST", "/login", {**form, "Content-Length": str(LOGIN_MAX_BODY_BYTES + 1)}
+    )
+    # Streamed without a length, the right token first: refused, not signed in.
+    body = f"token={TOKEN}&pad=".encode() + b"x" * LOGIN_MAX_BODY_BYTES
+    streamed = await raw_request(
+        base,
+        "POST",
+        "/login",
+        {**form, "Transfer-Encoding": "chunked"},
+        chunked(body[:100], body[100:], last=False),
+    )
+    assert (announced.status, streamed.status) == (413, 413)
+    assert SESSION_COOKIE not in streamed.headers.get("set-cookie", "")
+    # A real sign-in fits with room to spare.
+    assert (await http.post("/login", data={"token": TOKEN})).status_code == 200
+
+
+@asynccontextmanager
+async def serve_codec(codec: AesGcmCodec, **guards: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_codec_app(codec, TOKEN, UI_ORIGIN, **guards)
+    async with (
+        serve_http(app, "127.0.0.1", 0) as server,
+        httpx.AsyncClient(base_url=server.url, trust_env=False) as client,
+    ):
+        yield client
+
+
+async def test_login_attempts_are_rate_limited_per_client(codec: AesGcmCodec) -> None:
+    async with serve_codec(codec, login_rate_limit="3/minute") as client:
+        for _ in range(3):
+            assert (await client.post("/login", data={"token": "guess"})).status_code == 401
+        # The fourth guess within the minute is not even looked at, right token or not.
+        limited = await client.post("/login", data={"token": TOKEN})
+        assert limited.status_code == 429
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert SESSION_COOKIE not in limited.headers.get("set-cookie", "")
+        assert (await client.get("/login")).status_code == 429
+        # Decoding is not a login: a holder of the token is not slowed down.
+        response = await client.post(
+            "/decode", json=_body(await _encrypted(codec)), headers=_bearer()
+        )
+        assert response.status_code == 200
+        # Not a trusted proxy: a forwarded address changes nothing.
+        spoofed = await client.post(
+            "/login", data={"token": TOKEN}, headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        assert spoofed.status_code == 429
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
+    codec: AesGcmCodec,
+) -> None:
+    async with serve_codec(
+        codec, login_rate_limit="2/minute", trusted_proxies=["127.0.0.1", "10.0.0.0/8"]
+    ) as client:
+
+        def attempt(forwarded_for: str) -> Awaitable[httpx.Response]:
+            return client.post(
+                "/login", data={"token": "guess"}, headers={"X-Forwarded-For": forwarded_for}
+            )
+
+        assert [(await attempt("203.0.113.9")).status_code for _ in range(3)] == [401, 401, 429]
+        # Another client behind the same proxy (through a second, inner proxy).
+        assert (await attempt("198.51.100.7, 10.1.2.3")).status_code == 401
+        # The first client, however many trusted proxies it came through.
+        assert (await attempt("203.0.113.9, 10.1.2.3")).status_code == 429
+        # A client cannot pose as another by prepending an address: the rightmost
+        # untrusted one counts.
+        assert (await attempt("192.0.2.1, 203.0.113.9")).status_code == 429

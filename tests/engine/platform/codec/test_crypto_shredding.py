@@ -32,7 +32,7 @@ from engine.platform.codec.aes_gcm import (
 from engine.platform.codec.customer_codec import CustomerKeyDestroyed, customer_keys_of
 from engine.platform.codec.customer_keys import CustomerKeys
 from engine.platform.codec.keys import Keyring, generate_keyring
-from engine.platform.codec.runtime import codec_for, converter_for
+from engine.platform.codec.runtime import codec_for, converter_for, erasure_marks_for
 from engine.platform.codec.server import build_codec_app
 from engine.platform.http_server import serve_http
 from engine.platform.settings import Settings
@@ -123,7 +123,7 @@ async def stack(
         database_url=database_url,
         smtp_port=mail_sink.port,
     )
-    keys = CustomerKeys.open(database_url, generate_keyring())
+    keys = CustomerKeys.open(database_url, generate_keyring(), erasure_marks_for(settings))
     client = await Client.connect(
         temporal_server.address, data_converter=converter_for(settings, keys)
     )
@@ -248,7 +248,11 @@ async def test_erasing_a_customer_makes_their_history_unreadable(stack: Stack) -
     with pytest.raises(CustomerKeyDestroyed):
         await stack.client.data_converter.decode(payloads_after[:1])
     # ...another process, with a cold cache...
-    other_keys = CustomerKeys.open(stack.settings.resolved_database_url, stack.keys.keyring)
+    other_keys = CustomerKeys.open(
+        stack.settings.resolved_database_url,
+        stack.keys.keyring,
+        erasure_marks_for(stack.settings),
+    )
     try:
         other = await Client.connect(
             stack.settings.temporal_address,
@@ -301,7 +305,7 @@ async def test_rotating_the_master_key_keeps_journeys_readable(
 
     # A new master key in front, the old one kept for decrypting (README: rotation).
     rotated: Keyring = stack.keys.keyring.rotated("k-rotated", generate_keyring().current_key)
-    after = CustomerKeys.open(database_url, rotated)
+    after = CustomerKeys.open(database_url, rotated, erasure_marks_for(stack.settings))
     try:
         client = await Client.connect(
             stack.settings.temporal_address,
@@ -310,7 +314,7 @@ async def test_rotating_the_master_key_keeps_journeys_readable(
         assert _leaks(person, await _decoded_blob(client, payloads)) == sorted(person.pii)
         assert await after.rewrap() >= 1
         only_new = Keyring("k-rotated", {"k-rotated": rotated.current_key})
-        retired = CustomerKeys.open(database_url, only_new)
+        retired = CustomerKeys.open(database_url, only_new, erasure_marks_for(stack.settings))
         try:
             # The customer key is now wrapped under the new master key alone.
             client = await Client.connect(

@@ -18,6 +18,11 @@ from engine.platform.codec.customer_keys import (
     key_store_engine,
 )
 from engine.platform.codec.keys import Keyring, KeyringError, generate_keyring, new_key
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.erasure_marks import CustomerErased, ErasureMarks
+
+# Erased customers are recognised by a hash keyed with the service's secret.
+MARKS = ErasureMarks("test-erasure-secret")
 
 
 class Clock:
@@ -37,7 +42,7 @@ def keyring() -> Keyring:
 
 @pytest.fixture
 async def keys(database_url: str, keyring: Keyring) -> AsyncIterator[CustomerKeys]:
-    store = CustomerKeys.open(database_url, keyring)
+    store = CustomerKeys.open(database_url, keyring, MARKS)
     yield store
     await store.aclose()
 
@@ -65,6 +70,7 @@ async def test_registering_tells_whether_the_customer_has_other_journeys(
 async def test_registering_makes_one_wrapped_key_per_customer(
     keys: CustomerKeys, database_url: str
 ) -> None:
+
     await keys.register_journey("order-A-1", "cus_alice")
     await keys.register_journey("order-A-2", "cus_alice")
     await keys.register_journey("order-B-1", "cus_bob")
@@ -130,7 +136,7 @@ async def test_concurrent_registrations_of_one_customer_share_one_key(
     keys: CustomerKeys, database_url: str
 ) -> None:
     # Separate stores (as separate API processes would be), racing on one customer.
-    others = [CustomerKeys.open(database_url, keys.keyring) for _ in range(4)]
+    others = [CustomerKeys.open(database_url, keys.keyring, MARKS) for _ in range(4)]
     try:
         await asyncio.gather(
             *(
@@ -169,7 +175,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(
         await keys.destroy("")
 
 
-async def test_destroy_deletes_the_key_and_the_owners_once(
+async def test_destroy_deletes_the_key_and_hashes_the_owners_once(
     keys: CustomerKeys, database_url: str
 ) -> None:
     await keys.register_journey("order-E-1", "cus_erased")
@@ -187,7 +193,14 @@ async def test_destroy_deletes_the_key_and_the_owners_once(
     assert await keys.key_for_workflow("order-E-2") is None
     assert await keys.key_by_id(erased.key_id) is None
     assert await _rows(database_url, "SELECT customer_id FROM customer_keys") == [("cus_kept",)]
-    assert await _rows(database_url, "SELECT workflow_id FROM journey_owners") == [("order-K-1",)]
+    # The owner rows stay, so a later erasure still finds the journeys, with a keyed
+    # hash in place of the id.
+    owners = await _rows(
+        database_url, "SELECT workflow_id, customer_id FROM journey_owners ORDER BY workflow_id"
+    )
+    hashed = MARKS.erased_owner("cus_erased")
+    assert owners == [("order-E-1", hashed), ("order-E-2", hashed), ("order-K-1", "cus_kept")]
+    assert [w for w, _ in await keys.journeys_of("cus_erased")] == ["order-E-1", "order-E-2"]
     # The other customer is untouched.
     assert await keys.key_for_workflow("order-K-1") == kept
     assert await keys.key_by_id(kept.key_id) == kept.key
@@ -196,11 +209,38 @@ async def test_destroy_deletes_the_key_and_the_owners_once(
     assert await keys.destroy("cus_never_seen") is False
 
 
+async def test_an_erased_customer_gets_no_journey_and_no_key(
+    keys: CustomerKeys, database_url: str
+) -> None:
+    await keys.register_journey("order-X-1", "cus_gone")
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine)() as session, session.begin():
+            await MARKS.add(session, "cus_gone")
+    finally:
+        await engine.dispose()
+    await keys.destroy("cus_gone")
+
+    # A new order of theirs, and the journey of the old one started again (a carrier
+    # event for it): both refused, and nothing is made.
+    for workflow_id in ("order-X-2", "order-X-1"):
+        with pytest.raises(CustomerErased):
+            await keys.register_journey(workflow_id, "cus_gone")
+    assert await _rows(database_url, "SELECT customer_id FROM customer_keys") == []
+    owners = await _rows(database_url, "SELECT workflow_id FROM journey_owners")
+    assert owners == [("order-X-1",)]
+    # Another customer is not affected.
+    await keys.register_journey("order-Y-1", "cus_here")
+    assert await keys.key_for_workflow("order-Y-1") is not None
+
+
 async def test_another_process_sees_a_destroy_once_its_cache_expires(
     keys: CustomerKeys, database_url: str
 ) -> None:
     clock = Clock()
-    other = CustomerKeys.open(database_url, keys.keyring, ttl=30.0, miss_ttl=5.0, clock=clock)
+    other = CustomerKeys.open(
+        database_url, keys.keyring, MARKS, ttl=30.0, miss_ttl=5.0, clock=clock
+    )
     try:
         await keys.register_journey("order-C-1", "cus_cached")
         key = await other.key_for_workflow("order-C-1")
@@ -225,7 +265,9 @@ async def test_a_journey_without_owner_is_looked_up_again_after_the_miss_ttl(
     keys: CustomerKeys, database_url: str
 ) -> None:
     clock = Clock()
-    other = CustomerKeys.open(database_url, keys.keyring, ttl=30.0, miss_ttl=5.0, clock=clock)
+    other = CustomerKeys.open(
+        database_url, keys.keyring, MARKS, ttl=30.0, miss_ttl=5.0, clock=clock
+    )
     try:
         assert await other.key_for_workflow("order-late") is None
         await keys.register_journey("order-late", "cus_late")
@@ -246,7 +288,7 @@ async def test_master_key_rotation_keeps_customer_keys_readable(
     assert before is not None
 
     rotated = keyring.rotated("k-next", new_key())
-    after_rotation = CustomerKeys.open(database_url, rotated)
+    after_rotation = CustomerKeys.open(database_url, rotated, MARKS)
     try:
         # Wrapped under the retired master key, still readable with it configured.
         assert await after_rotation.key_for_workflow("order-R-1") == before
@@ -261,7 +303,7 @@ async def test_master_key_rotation_keeps_customer_keys_readable(
 
         # Without the retired master key, the old wrapping cannot open: a clear error.
         only_new = Keyring("k-next", {"k-next": rotated.current_key})
-        too_early = CustomerKeys.open(database_url, only_new)
+        too_early = CustomerKeys.open(database_url, only_new, MARKS)
         try:
             with pytest.raises(KeyringError, match=keyring.current_key_id):
                 await too_early.key_by_id(before.key_id)
@@ -271,7 +313,7 @@ async def test_master_key_rotation_keeps_customer_keys_readable(
         # rewrap() moves every key to the current master; then the old one can go.
         assert await after_rotation.rewrap() == 1
         assert await after_rotation.rewrap() == 0
-        retired = CustomerKeys.open(database_url, only_new)
+        retired = CustomerKeys.open(database_url, only_new, MARKS)
         try:
             assert await retired.key_for_workflow("order-R-1") == before
             assert await retired.key_by_id(before.key_id) == before.key
@@ -303,7 +345,7 @@ async def test_a_wrapped_key_moved_to_another_row_does_not_open(
             )
     finally:
         await engine.dispose()
-    fresh = CustomerKeys.open(database_url, keys.keyring)
+    fresh = CustomerKeys.open(database_url, keys.keyring, MARKS)
     try:
         with pytest.raises(CustomerKeyError, match="does not unwrap"):
             await fresh.key_by_id(target.key_id)

@@ -33,13 +33,17 @@ from engine.platform.codec.customer_codec import (
 )
 from engine.platform.codec.customer_keys import CustomerKeys, key_store_engine
 from engine.platform.codec.keys import generate_keyring
+from engine.platform.database.erasure_marks import ErasureMarks
+
+# Erased customers are recognised by a hash keyed with the service's secret.
+MARKS = ErasureMarks("test-erasure-secret")
 
 EMAIL = "wilhelmina.quarrendon@example.org"
 
 
 @pytest.fixture
 async def keys(database_url: str) -> AsyncIterator[CustomerKeys]:
-    store = CustomerKeys.open(database_url, generate_keyring())
+    store = CustomerKeys.open(database_url, generate_keyring(), MARKS)
     await store.register_journey("order-W-1", "cus_wilhelmina")
     await store.register_journey("order-O-1", "cus_other")
     yield store
@@ -75,6 +79,7 @@ async def _customer_key_id(keys: CustomerKeys, workflow_id: str) -> str:
 async def test_a_journey_with_an_owner_is_encrypted_under_the_customer_key(
     keys: CustomerKeys,
 ) -> None:
+
     codec = CustomerKeyCodec(keys.keyring, keys).with_context(workflow_context("order-W-1"))
     [sealed] = await codec.encode([plain({"email": EMAIL})])
 
@@ -108,7 +113,7 @@ async def test_a_journey_payload_opened_in_its_context_spares_the_next_encode_a_
             lookups.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
-    worker_keys = CustomerKeys(engine, keys.keyring, owns_engine=True)
+    worker_keys = CustomerKeys(engine, keys.keyring, MARKS, owns_engine=True)
     try:
         worker_codec = CustomerKeyCodec(keys.keyring, worker_keys).with_context(
             workflow_context("order-W-1")

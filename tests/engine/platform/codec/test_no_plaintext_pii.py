@@ -35,7 +35,11 @@ from tests.support.databases import sqlite_url
 from tests.support.ids import new_order_id
 from tests.support.net import free_port
 from tests.support.stored_history import mail_for, payloads_in, raw_history
-from workflows.order_journey import OrderJourney
+from workflows.order_journey import (
+    FREQUENCY_CAP_PATCH,
+    SENDS_BESIDE_EVENTS_PATCH,
+    OrderJourney,
+)
 from workflows.orders import Address, Customer, LineItem, Order
 
 # Distinctive enough that finding them anywhere can only mean a leak.
@@ -115,6 +119,9 @@ def _order(order_id: str) -> Order:
     )
 
 
+# The journey's workflow.patched branches (their markers name them, and only them).
+OUR_PATCHES = {SENDS_BESIDE_EVENTS_PATCH, FREQUENCY_CAP_PATCH, "cancel-during-activity"}
+
 # The SDK records each local activity as a marker whose "data" detail it writes itself,
 # unencoded: sequence number, attempt, activity id and type, times.
 _MARKER_KEYS = {"seq", "attempt", "activity_id", "activity_type", "complete_time"}
@@ -131,6 +138,25 @@ def _is_local_activity_marker_metadata(payload: Payload) -> bool:
         isinstance(data, dict)
         and set(data) >= _MARKER_KEYS
         and data.get("activity_type") == "choose_plan"
+    )
+
+
+def _is_patch_marker_metadata(payload: Payload) -> bool:
+    """The SDK's marker of a ``workflow.patched`` branch: the patch's name, unencoded."""
+    if payload.metadata.get("encoding") != b"json/plain":
+        return False
+    try:
+        data = json.loads(payload.data)
+    except ValueError:
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("id") in OUR_PATCHES
+        and set(data)
+        <= {
+            "id",
+            "deprecated",
+        }
     )
 
 
@@ -173,8 +199,8 @@ async def test_history_holds_no_plaintext_pii(
     raw = history.SerializeToString()
     assert _leaks(raw) == [], "plaintext customer data in the stored history"
     for payload in payloads:
-        if _is_local_activity_marker_metadata(payload):
-            continue  # the SDK's own bookkeeping (ids, times): never our data
+        if _is_local_activity_marker_metadata(payload) or _is_patch_marker_metadata(payload):
+            continue  # the SDK's own bookkeeping (ids, times, branch names): never our data
         assert payload.metadata.get("encoding") == ENCODING, payload.metadata
         for view in _base64_views(payload.data):
             assert _leaks(view) == [], "customer data base64-encoded in a payload"

@@ -22,7 +22,7 @@ from engine.platform.database.tables import (
     SuppressedAddress,
 )
 
-HEAD = "0009"
+HEAD = "0010"
 
 
 @pytest.fixture
@@ -584,3 +584,44 @@ def test_downgrade_to_0008_drops_the_claim_lease_and_upgrade_restores_it(
 
     assert current_revision(sync_engine) == HEAD
     assert schema_differences(sync_engine) == []
+
+
+# --- 0010: the API key behind each consent decision -------------------------------
+
+
+def test_downgrade_to_0009_drops_the_consent_key_and_upgrade_restores_it(
+    database_url: str, sync_engine: Engine
+) -> None:
+    def consent_columns() -> dict[str, Any]:
+        return {c["name"]: c for c in inspect(sync_engine).get_columns("consent_events")}
+
+    assert consent_columns()["api_key_id"]["nullable"] is True
+    with sync_engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO consent_events (customer_id, granted, source, api_key_id)"
+            " VALUES ('c1', false, 'api', '0123456789abcdef')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO consent_events (customer_id, granted, source)"
+            " VALUES ('c1', true, 'preference_centre')"
+        )
+
+    command.downgrade(alembic_config(database_url), "0009")
+
+    assert current_revision(sync_engine) == "0009"
+    assert "api_key_id" not in consent_columns()
+    with sync_engine.connect() as connection:
+        kept = connection.exec_driver_sql(
+            "SELECT customer_id, source FROM consent_events ORDER BY id"
+        ).all()
+    assert [tuple(row) for row in kept] == [("c1", "api"), ("c1", "preference_centre")]
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert schema_differences(sync_engine) == []
+    with sync_engine.connect() as connection:
+        keys = connection.exec_driver_sql(
+            "SELECT api_key_id FROM consent_events ORDER BY id"
+        ).scalars()
+        assert list(keys) == [None, None]  # what was dropped does not come back

@@ -1,0 +1,52 @@
+"""One call of each public method of AftercareClient, for the tests that must hold on
+every method (errors, deadlines, closing): its name, the RPC it makes, how to make it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aftercare.v1 import journey_pb2 as pb
+from aftercare.v1 import preferences_pb2 as prefs
+
+from clients import AftercareClient
+
+
+@dataclass(frozen=True)
+class MethodCall:
+    name: str
+    rpc: str
+    invoke: Callable[[AftercareClient], Awaitable[object]]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ORDER = pb.Order(order_id="A-1001")
+EVENT = pb.OrderEvent(event_id="e1", type=pb.EVENT_TYPE_SHIPPED)
+
+JOURNEY_CALLS = (
+    MethodCall("start_journey", "StartJourney", lambda c: c.start_journey(ORDER)),
+    MethodCall("record_event", "RecordEvent", lambda c: c.record_event("A-1001", EVENT)),
+    MethodCall(
+        "record_event_with_order",
+        "RecordEvent",
+        lambda c: c.record_event_with_order("A-1001", EVENT, ORDER),
+    ),
+    MethodCall("get_journey", "GetJourney", lambda c: c.get_journey("A-1001")),
+    MethodCall("cancel_journey", "CancelJourney", lambda c: c.cancel_journey("A-1001")),
+    MethodCall("list_journeys", "ListJourneys", lambda c: c.list_journeys(customer_id="cus_42")),
+)
+PREFERENCES_CALLS = (
+    MethodCall("get_preferences", "GetPreferences", lambda c: c.get_preferences("cus_42")),
+    MethodCall(
+        "update_preferences",
+        "UpdatePreferences",
+        lambda c: c.update_preferences(
+            prefs.UpdatePreferencesRequest(customer_id="cus_42", locale="de")
+        ),
+    ),
+    MethodCall("unsubscribe", "Unsubscribe", lambda c: c.unsubscribe("cus_42")),
+    MethodCall("erase_customer", "EraseCustomer", lambda c: c.erase_customer("cus_42")),
+)
+EVERY_CALL = JOURNEY_CALLS + PREFERENCES_CALLS
