@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from engine.platform.redaction import EMAIL, PHONE, personal_data_in, redact
 
 
