@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium screenshots
+.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium nginx screenshots
 
 run: install
 	$(BIN)/aftercare run
@@ -20,7 +20,7 @@ run: install
 demo: install
 	$(BIN)/aftercare demo
 
-test: install lint chromium
+test: install lint chromium nginx
 	$(BIN)/pytest
 
 lint: install
@@ -81,6 +81,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's nginx: the TLS tests put it in front of the Temporal dev server as a
+# TLS-terminating gRPC proxy (mutual TLS, API keys). Debian installs it in /usr/sbin,
+# which a non-root PATH may lack.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nginx >/dev/null; }
 
 # The order confirmation (en, de) at 375 and 1200 px -> .aftercare/screenshots/*.png
 screenshots: install chromium

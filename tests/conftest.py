@@ -23,6 +23,7 @@ from engine.platform.database.connection import create_engine, create_session_fa
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
 from engine.processes.api import ApiServer, build_server
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import WorkerGroup, journey_worker
 from tests.support.api_keys import all_scopes_key
 from tests.support.databases import postgres_available, postgres_database, sqlite_url
@@ -129,14 +130,17 @@ async def service(
     state_dir = tmp_path_factory.mktemp("state")
     database = sqlite_url(state_dir)
     upgrade_database(database)
-    settings = Settings(
-        _env_file=None,
-        state_dir=state_dir,
-        temporal_address=temporal_server.address,
-        task_queue=f"test-{uuid.uuid4().hex[:8]}",
-        database_url=database,
-        smtp_port=mail_sink.port,
-        grpc_port=free_port(),
+    # Secrets kept under the state dir, as `aftercare run` keeps them.
+    settings = with_dev_secrets(
+        Settings(
+            _env_file=None,
+            state_dir=state_dir,
+            temporal_address=temporal_server.address,
+            task_queue=f"test-{uuid.uuid4().hex[:8]}",
+            database_url=database,
+            smtp_port=mail_sink.port,
+            grpc_port=free_port(),
+        )
     )
     api_key = await all_scopes_key(database)
     async with (

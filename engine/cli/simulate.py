@@ -15,7 +15,6 @@ from engine.cli.samples import sample_order
 from engine.journeys import parsing
 from engine.platform.rpc.violations import InvalidRequest
 from engine.platform.settings import Settings
-from engine.simulation.simulate import DEFAULT_EVENTS, load_events, render_table, simulate
 from workflows.orders import Order
 from workflows.plans.catalogue import PlanError
 
@@ -43,6 +42,10 @@ def simulate_command(
     ] = None,
 ) -> None:
     """Run one order through the real workflow in virtual time and print its timeline."""
+    # Here, not at the top: the simulation needs the test server and the SMTP sink,
+    # which only development installs (`aftercare --help` works without them).
+    from engine.simulation.simulate import DEFAULT_EVENTS, load_events, render_table, simulate
+
     try:
         domain_order = _order(order, plan)
         steps = load_events(events) if events else list(DEFAULT_EVENTS)

@@ -135,8 +135,11 @@ class ErasureActivities:
             status = await self.journeys.status(order_id)
         except JourneyNotFound:
             registered = journey.registered_at
-            if registered is not None and datetime.now(UTC) - registered < START_GRACE:
-                # Its owner was registered a moment ago: the start may be in flight.
+            recent = registered is not None and datetime.now(UTC) - registered < START_GRACE
+            if recent and not await self.ledger.for_journey(journey.workflow_id):
+                # Its owner was registered a moment ago and it sent nothing yet: the
+                # start may be in flight. (One that sent something did start: Temporal
+                # no longer keeping it means it is gone.)
                 raise ApplicationError(
                     "the journey may still be starting; looking again", type="MayBeStarting"
                 ) from None
@@ -189,12 +192,14 @@ class CustomerEraser:
     result, or with its progress when it takes longer than ``wait``."""
 
     def __init__(
-        self, client: Client, task_queue: str, marks: ErasureMarks, *, wait: timedelta
+        self, client: Client, task_queue: str, marks: ErasureMarks, *, answer_within: timedelta
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._marks = marks
-        self._wait = wait
+        # Most of the time for the result, the rest for asking where it stands.
+        self._query_timeout = min(QUERY_TIMEOUT, answer_within * 0.3)
+        self._wait = answer_within - self._query_timeout
 
     def erasure_id(self, customer_id: str) -> str:
         return ERASURE_WORKFLOW_PREFIX + self._marks.digest(customer_id)
@@ -232,6 +237,6 @@ class CustomerEraser:
         """Where a running erasure stands; a query needs a worker, so when none answers
         in time the answer is that it waits for one (it goes on when one comes)."""
         try:
-            return await handle.query(CustomerErasure.progress, rpc_timeout=QUERY_TIMEOUT)
+            return await handle.query(CustomerErasure.progress, rpc_timeout=self._query_timeout)
         except (RPCError, WorkflowQueryFailedError):
             return ErasureProgress(stage="waiting for a worker")

@@ -8,9 +8,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import parse as parse_rate_limit
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from engine.platform.secret_values import SecretFileSource, secret_problem
 from workflows.plans.catalogue import FrequencyCaps, parse_frequency_caps
 
 # Everything the embedded dev stack writes (Temporal database, SQLite, mail sink,
@@ -26,6 +35,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A refused value is named, never shown: it may be a secret.
+        hide_input_in_errors=True,
     )
 
     state_dir: Path = DEFAULT_STATE_DIR
@@ -39,11 +50,29 @@ class Settings(BaseSettings):
     # run time. Off trades that net for worker CPU (see engine/platform/temporal/sandbox.py); the
     # replay tests run sandboxed either way.
     workflow_sandbox: bool = True
+    # A secured Temporal (a self-hosted cluster behind TLS, Temporal Cloud), read by
+    # engine/platform/temporal/tls.py. TLS unset means "on as soon as any TLS setting or
+    # an API key is given", so a key never crosses the network in clear by omission;
+    # false forces plaintext. The CA file replaces the system's roots; the server name
+    # is what the certificate must carry when the address does not (an IP, a proxy).
+    # The client certificate and key (mutual TLS) come as files or as PEM text.
+    temporal_tls: bool | None = None
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_cert: SecretStr | None = None
+    temporal_tls_key: SecretStr | None = None
+    # Sent as "authorization: Bearer <key>" (Temporal Cloud's API keys).
+    temporal_api_key: SecretStr | None = None
 
     # Our own SQL database (message ledger); SQLite under state_dir unless set.
     # SecretStr: the URL may carry the database password, and a repr of the
     # settings (a log line, an error report) must not show it.
     database_url: SecretStr | None = None
+    # The password for database_url when the URL carries none: the URL can then sit in
+    # plain configuration and the password in a secret (AFTERCARE_DATABASE_PASSWORD_FILE).
+    database_password: SecretStr | None = None
 
     # Outgoing email
     smtp_host: str = "127.0.0.1"
@@ -156,9 +185,52 @@ class Settings(BaseSettings):
     # validator parses it, so a mistake names this setting and the path in it.
     frequency_caps: Annotated[FrequencyCaps | None, NoDecode] = None
 
+    # How long a stopping `aftercare worker` (SIGTERM, Ctrl-C) lets the activities in
+    # flight finish before cancelling them; a cancelled attempt goes back to Temporal,
+    # which gives it to another worker. Keep it below the supervisor's own patience
+    # (compose: stop_grace_period), or the process is killed mid-send.
+    worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
+
     # Logging
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # AFTERCARE_<SECRET>_FILE, read from the environment and .env alike.
+        variables = [
+            source.env_vars
+            for source in (env_settings, dotenv_settings)
+            if isinstance(source, EnvSettingsSource)
+        ]
+        return (
+            init_settings,
+            SecretFileSource(settings_cls, variables),
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @field_validator("*")
+    @classmethod
+    def _real_secrets(cls, value: object, info: ValidationInfo) -> object:
+        # Every secret setting: empty means unset; a placeholder or a key too short is
+        # refused, naming the variable (engine.platform.secret_values).
+        if not isinstance(value, SecretStr) or info.field_name is None:
+            return value
+        if not value.get_secret_value().strip():
+            return None
+        problem = secret_problem(info.field_name, value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("temporal_ui_port", "smtp_port")
     @classmethod
@@ -214,9 +286,66 @@ class Settings(BaseSettings):
             raise ValueError("grpc_client_cert and grpc_client_key: set both or neither")
         return self
 
+    @model_validator(mode="after")
+    def _temporal_tls_consistent(self) -> Settings:
+        # Named as the environment variables are: that is what an operator sets.
+        pairs = (
+            ("cert", self.temporal_tls_cert_file, self.temporal_tls_cert),
+            ("key", self.temporal_tls_key_file, self.temporal_tls_key),
+        )
+        for half, as_file, as_text in pairs:
+            if as_file is not None and as_text is not None:
+                raise ValueError(
+                    f"AFTERCARE_TEMPORAL_TLS_{half.upper()}_FILE and "
+                    f"AFTERCARE_TEMPORAL_TLS_{half.upper()}: set one of them, not both"
+                )
+        has_cert = self.temporal_tls_cert_file is not None or self.temporal_tls_cert is not None
+        has_key = self.temporal_tls_key_file is not None or self.temporal_tls_key is not None
+        if has_cert != has_key:
+            raise ValueError(
+                "mutual TLS with Temporal needs the client certificate "
+                "(AFTERCARE_TEMPORAL_TLS_CERT_FILE or _CERT) and its key "
+                "(AFTERCARE_TEMPORAL_TLS_KEY_FILE or _KEY): set both or neither"
+            )
+        if self.temporal_tls is False and (
+            has_cert
+            or self.temporal_tls_ca_file is not None
+            or self.temporal_tls_server_name is not None
+        ):
+            raise ValueError(
+                "AFTERCARE_TEMPORAL_TLS is false, yet a TLS setting for Temporal is given "
+                "(CA file, server name or client certificate): remove one or the other"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _database_password_fits_the_url(self) -> Settings:
+        if self.database_password is None:
+            return self
+        if self.database_url is None:
+            raise ValueError(
+                "AFTERCARE_DATABASE_PASSWORD needs AFTERCARE_DATABASE_URL (without a password)"
+            )
+        try:
+            has_password = make_url(self.database_url.get_secret_value()).password is not None
+        except ArgumentError:
+            raise ValueError("AFTERCARE_DATABASE_URL is not a database URL") from None
+        if has_password:
+            raise ValueError(
+                "AFTERCARE_DATABASE_URL carries a password and AFTERCARE_DATABASE_PASSWORD "
+                "is set too: give the password one way only"
+            )
+        return self
+
     @property
     def resolved_database_url(self) -> str:
-        """The async SQLAlchemy URL: the configured one, or SQLite under state_dir."""
+        """The async SQLAlchemy URL: the configured one (with database_password put in,
+        when given), or SQLite under state_dir."""
+        if self.database_password is not None and self.database_url is not None:
+            url = make_url(self.database_url.get_secret_value())
+            return url.set(password=self.database_password.get_secret_value()).render_as_string(
+                hide_password=False
+            )
         if self.database_url is not None and self.database_url.get_secret_value():
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.state_dir / 'aftercare.db').resolve()}"

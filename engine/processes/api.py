@@ -27,7 +27,7 @@ from engine.customers.service import PreferencesServicer
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
 from engine.journeys.service import JourneyServicer
-from engine.platform.codec.runtime import erasure_marks_for
+from engine.platform.codec.runtime import erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.logging import get_logger
 from engine.platform.rpc.deadlines import HandlerTimeoutInterceptor
@@ -146,8 +146,8 @@ async def api_parts(client: Client, settings: Settings) -> AsyncIterator[ApiPart
         notifier = JourneyNotifier(store, directory)
         # Erasure runs durably on the worker; the API starts it and waits a while,
         # well inside its own handler bound, for the answer.
-        wait = timedelta(seconds=min(6.0, settings.grpc_call_timeout_seconds * 0.6))
-        eraser = CustomerEraser(client, settings.task_queue, marks, wait=wait)
+        answer_within = timedelta(seconds=min(6.0, settings.grpc_call_timeout_seconds * 0.6))
+        eraser = CustomerEraser(client, settings.task_queue, marks, answer_within=answer_within)
         servicer = PreferencesServicer(store, notifier, eraser)
         yield ApiParts(directory, servicer, store, notifier)
     finally:
@@ -194,6 +194,7 @@ async def serving_api(
 
 
 async def run_api(settings: Settings) -> None:
+    require_secrets(settings)
     stop = stop_event()
     client = await connect(settings, wait=STARTUP_WAIT)
     # By default erasure destroys keys in the store behind connect()'s codec.

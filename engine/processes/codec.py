@@ -6,7 +6,12 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from engine.platform.codec.customer_keys import CustomerKeys
-from engine.platform.codec.runtime import codec_for, codec_token_for, customer_keys_for
+from engine.platform.codec.runtime import (
+    codec_for,
+    codec_token_for,
+    customer_keys_for,
+    require_secrets,
+)
 from engine.platform.codec.server import build_codec_app
 from engine.platform.http_server import serve_http
 from engine.platform.logging import get_logger
@@ -29,6 +34,7 @@ def codec_app(settings: Settings, customer_keys: CustomerKeys) -> Starlette:
 
 
 async def run_codec(settings: Settings) -> None:
+    require_secrets(settings, codec_token=True)
     stop = stop_event()
     customer_keys = customer_keys_for(settings)
     try:

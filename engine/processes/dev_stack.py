@@ -21,10 +21,12 @@ from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.devstack.twilio_fake import serve_twilio_fake
+from engine.platform.codec.keys import load_or_create_keyring
 from engine.platform.codec.runtime import (
     TOKEN_FILE_NAME,
     converter_for,
     customer_keys_for,
+    load_or_create_codec_token,
 )
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.http_server import serve_http
@@ -68,6 +70,26 @@ class StackAddresses:
     sms: str
     http: str
     database: str
+
+
+def with_dev_secrets(settings: Settings) -> Settings:
+    """``settings`` with every secret the parts need: the configured ones, else those
+    kept under ``state_dir`` (made on first use, readable by the owner only, reused on
+    every start so journeys and links survive a restart).
+
+    The dev stack is the only part of the service that makes keys: a deployment's
+    processes refuse to start without them (``aftercare secrets init`` makes a set).
+    Tests and tools that build the parts as the dev stack does take theirs here.
+    """
+    configured_keys = settings.codec_keys.get_secret_value() if settings.codec_keys else None
+    keyring = load_or_create_keyring(settings.state_dir, configured_keys)
+    return settings.model_copy(
+        update={
+            "secret_key": SecretStr(load_or_create_secret(settings)),
+            "codec_keys": SecretStr(keyring.to_config()),
+            "codec_token": SecretStr(load_or_create_codec_token(settings)),
+        }
+    )
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -134,9 +156,8 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    settings = settings.model_copy(
-        update={"secret_key": SecretStr(load_or_create_secret(settings))}
-    )
+    configured_token = settings.codec_token is not None
+    settings = with_dev_secrets(settings)
     sink = MailSink(settings.smtp_host, settings.smtp_port, settings.mail_dir)
     codec_url = f"http://{settings.codec_host}:{settings.codec_port}"
     ui_url = f"http://{temporal_host}:{settings.temporal_ui_port}"
@@ -195,7 +216,7 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                     ui=ui_url,
                     codec=codec_url,
                     codec_token_file=str((state_dir / TOKEN_FILE_NAME).resolve())
-                    if settings.codec_token is None
+                    if not configured_token
                     else "AFTERCARE_CODEC_TOKEN",
                     api_key_file=str(api_key_file.resolve()),
                     mail_dir=str(settings.mail_dir.resolve()),

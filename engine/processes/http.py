@@ -51,11 +51,11 @@ from engine.messaging.ledger import MessageLedger
 from engine.messaging.phone_index import PhoneIndex, phone_index_key
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import Brand, brand_from_settings, default_brand
-from engine.platform.codec.runtime import erasure_marks_for
+from engine.platform.codec.runtime import erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.http_limits import RateLimit, Throttled, trusting_proxies
 from engine.platform.http_server import serve_http
-from engine.platform.links.secret import load_or_create_secret
+from engine.platform.links.secret import secret_key_for
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
@@ -192,7 +192,7 @@ async def http_app(settings: Settings) -> AsyncIterator[Starlette]:
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
     token = settings.twilio_auth_token
-    secret = load_or_create_secret(settings)
+    secret = secret_key_for(settings)
     marks = erasure_marks_for(settings)
 
     async def directory() -> JourneyDirectory:
@@ -223,6 +223,8 @@ async def http_app(settings: Settings) -> AsyncIterator[Starlette]:
 
 
 async def run_http(settings: Settings) -> None:
+    # The codec keys too: the app tells journeys of events and consent through Temporal.
+    require_secrets(settings)
     stop = stop_event()
     async with http_app(settings) as app, serve_http(app, settings.http_host, settings.http_port):
         log.info("http app listening", host=settings.http_host, port=settings.http_port)

@@ -35,9 +35,9 @@ from engine.messaging.phone_index import PhoneIndex, phone_index_key
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import brand_from_settings
 from engine.platform.codec.customer_codec import customer_keys_of
-from engine.platform.codec.runtime import customer_keys_for, erasure_marks_for
+from engine.platform.codec.runtime import customer_keys_for, erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
-from engine.platform.links.secret import load_or_create_secret
+from engine.platform.links.secret import secret_key_for
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
@@ -92,7 +92,7 @@ def build_channels(
     links = LinkBuilder(
         shop_url=settings.shop_url,
         public_base_url=settings.public_base_url,
-        signer=LinkSigner(load_or_create_secret(settings)),
+        signer=LinkSigner(secret_key_for(settings)),
     )
     brand = brand_from_settings(settings)
     sms_renderer = SmsRenderer(brand)
@@ -128,7 +128,7 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
     )
     try:
         # Keyed like the HTTP app's index (engine.processes.http): the same secret.
-        phones = PhoneIndex(sessions, phone_index_key(load_or_create_secret(settings)))
+        phones = PhoneIndex(sessions, phone_index_key(secret_key_for(settings)))
         yield MessageActivities(
             MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
             SuppressionList(sessions),
@@ -161,11 +161,16 @@ def _channel_rates(settings: Settings) -> dict[Channel, float | None]:
 
 
 @asynccontextmanager
-async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[WorkerGroup]:
+async def journey_worker(
+    client: Client, settings: Settings, *, shutdown_grace: timedelta = timedelta(0)
+) -> AsyncIterator[WorkerGroup]:
     """Every worker this service runs, plus the resources their activities use.
 
     Run it with ``await group.run()`` (or ``async with group``); connections are
-    closed when the context ends.
+    closed when the context ends. On shutdown, activities in flight get
+    ``shutdown_grace`` to finish before they are cancelled and handed back to Temporal
+    (``aftercare worker`` gives them ``worker_shutdown_grace_seconds``; a send that
+    reached its provider still waits for its record: activities.send_message).
     """
     async with (
         message_activities(settings) as messages,
@@ -180,6 +185,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                 client,
                 task_queue=settings.task_queue,
                 build_id=worker_build_id(),
+                graceful_shutdown_timeout=shutdown_grace,
                 workflows=[OrderJourney, CustomerErasure, ErasureSweep],
                 workflow_runner=workflow_runner(settings),
                 max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
@@ -198,6 +204,7 @@ async def journey_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
                     task_queue=channel_task_queue(settings.task_queue, channel),
                     build_id=worker_build_id(),
                     activities=[messages.send_message],
+                    graceful_shutdown_timeout=shutdown_grace,
                     # Enforced by the server across every worker of the queue: the
                     # provider's limit holds however many workers run.
                     max_task_queue_activities_per_second=rate,
@@ -223,7 +230,7 @@ async def erasure_activities(
             preferences=PreferenceStore(sessions, marks),
             ledger=MessageLedger(sessions),
             keys=keys,
-            hasher=RecipientHasher(load_or_create_secret(settings)),
+            hasher=RecipientHasher(secret_key_for(settings)),
             sessions=sessions,
         )
     finally:
@@ -233,9 +240,26 @@ async def erasure_activities(
 
 
 async def run_worker(settings: Settings) -> None:
+    """``aftercare worker``: refuses to start without the deployment's secrets; on
+    SIGTERM or SIGINT stops polling at once, lets the activities in flight finish for
+    up to ``worker_shutdown_grace_seconds`` (then cancels them, and Temporal retries
+    them elsewhere), and exits."""
+    require_secrets(settings)
     stop = stop_event()
     client = await connect(settings, wait=STARTUP_WAIT)
-    async with journey_worker(client, settings) as worker, worker:
+    grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
+    async with journey_worker(client, settings, shutdown_grace=grace) as group:
+        running = asyncio.create_task(group.run(), name="workers")
+        stopping = asyncio.create_task(stop.wait())
         log.info("worker running", task_queue=settings.task_queue)
-        await stop.wait()
-        log.info("worker stopping")
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        log.info(
+            "worker stopping",
+            grace_seconds=settings.worker_shutdown_grace_seconds,
+            unexpected=running.done(),
+        )
+        # Every worker of the group at once: their graces run side by side.
+        await group.shutdown()
+        await running  # raises what made a worker fail, if one did
+        log.info("worker stopped")

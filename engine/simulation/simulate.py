@@ -21,6 +21,7 @@ from activities.email.rendering import TEMPLATE_NAMES
 from engine.devstack.mail_sink import MailSink
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import journey_worker
 from engine.simulation.time_skipping import start_time_skipping
 from workflows.ids import journey_id_for
@@ -87,6 +88,7 @@ async def simulate(
                 smtp_port=sink.port,
                 plans_dir=plans_dir,
             )
+            settings = with_dev_secrets(settings)  # made for this throwaway folder alone
             async with journey_worker(env.client, settings) as worker, worker:
                 order = replace(order, placed_at=await env.get_current_time())
                 handle = await env.client.start_workflow(

@@ -221,7 +221,7 @@ async def stack(temporal_client: Client, tmp_path: Path, logs: Logs) -> AsyncIte
             database_url=database,
             smtp_port=sink.port,
             smtp_timeout_seconds=5,
-            secret_key="test-link-secret",
+            secret_key="test-link-secret-0123456789abcdef",
             public_base_url="https://care.shop.example",
             state_dir=tmp_path,
         )

@@ -81,7 +81,7 @@ def email_activities(database_url: str, ledger: MessageLedger, smtp_port: int) -
         smtp_port=smtp_port,
         smtp_timeout_seconds=5,
         database_url=database_url,
-        secret_key="test-link-secret",
+        secret_key="test-link-secret-0123456789abcdef",
         public_base_url="https://care.shop.example",
     )
     mailer = SmtpMailer(SmtpConfig.from_settings(settings))
@@ -348,7 +348,9 @@ async def test_marketing_carries_one_click_unsubscribe_and_transactional_does_no
     assert marketing.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # The token in the header is signed for this customer, journey and purpose.
     token = header.strip("<>").rsplit("/", 1)[1]
-    claims = LinkSigner("test-link-secret").verify(token, "unsubscribe", timedelta(days=1))
+    claims = LinkSigner("test-link-secret-0123456789abcdef").verify(
+        token, "unsubscribe", timedelta(days=1)
+    )
     assert claims.customer_id == cross_sell.order.customer.id
     assert claims.journey_id == cross_sell.journey_id
 

@@ -67,7 +67,7 @@ def activities(db: Database, smtp_port: int) -> MessageActivities:
         _env_file=None,
         smtp_port=smtp_port,
         smtp_timeout_seconds=5,
-        secret_key="test-link-secret",
+        secret_key="test-link-secret-0123456789abcdef",
         public_base_url="https://care.shop.example",
     )
     return MessageActivities(

@@ -110,14 +110,14 @@ async def service(database_url: str) -> AsyncIterator[Service]:
         ledger=ledger,
         suppressions=SuppressionList(sessions),
         consent=ConsentLedger(sessions, TEST_MARKS),
-        signer=LinkSigner("test-link-secret"),
+        signer=LinkSigner("test-link-secret-0123456789abcdef"),
         twilio_auth_token=TOKEN,
         public_base_url=public_url,
     )
     settings = Settings(
         _env_file=None,
         database_url=database_url,
-        secret_key="test-link-secret",
+        secret_key="test-link-secret-0123456789abcdef",
         public_base_url=public_url,
     )
     async with (

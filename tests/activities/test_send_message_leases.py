@@ -140,7 +140,11 @@ async def test_an_attempt_that_cannot_start_in_time_gives_up_without_sending(
     # One connection, held by a slow message: the next one cannot be on its way
     # before its attempt's deadline (a 3 s timeout leaves it 2 s), so it gives up.
     settings = Settings(
-        _env_file=None, smtp_max_connections=1, smtp_timeout_seconds=10, database_url=database_url
+        _env_file=None,
+        smtp_max_connections=1,
+        smtp_timeout_seconds=10,
+        database_url=database_url,
+        secret_key="test-link-secret-0123456789abcdef",
     )
     busy, waiting = new_request(), new_request()
     async with smtp_server(SlowHandler(4.0)) as slow:
@@ -171,7 +175,12 @@ async def test_an_attempt_that_cannot_start_in_time_gives_up_without_sending(
 async def test_a_send_the_journey_cancels_before_it_is_on_its_way_is_recorded_skipped(
     database_url: str, ledger: MessageLedger
 ) -> None:
-    settings = Settings(_env_file=None, smtp_max_connections=1, database_url=database_url)
+    settings = Settings(
+        _env_file=None,
+        smtp_max_connections=1,
+        database_url=database_url,
+        secret_key="test-link-secret-0123456789abcdef",
+    )
     busy, moot = new_request(), new_request()
     async with smtp_server(SlowHandler(2.0)) as slow:
         mailer = SmtpMailer(
@@ -226,11 +235,13 @@ async def slow_twilio(database_url: str, ledger: MessageLedger) -> AsyncIterator
         ledger=ledger,
         suppressions=SuppressionList(ledger.sessions),
         consent=ConsentLedger(ledger.sessions, TEST_MARKS),
-        signer=LinkSigner("test-link-secret"),
+        signer=LinkSigner("test-link-secret-0123456789abcdef"),
         twilio_auth_token=TOKEN,
         public_base_url=public_url,
     )
-    settings = Settings(_env_file=None, database_url=database_url, secret_key="test-link-secret")
+    settings = Settings(
+        _env_file=None, database_url=database_url, secret_key="test-link-secret-0123456789abcdef"
+    )
     async with (
         serve_twilio_fake(
             "127.0.0.1",

@@ -34,6 +34,7 @@ from engine.platform.database.migrate import upgrade_database
 from engine.platform.database.tables import MessageStatus
 from engine.platform.http_server import serve_http
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.http import http_app
 from engine.processes.worker import journey_worker
 from tests.support.databases import sqlite_url
@@ -153,6 +154,7 @@ async def test_a_slow_mail_server_gets_every_confirmation_once(
             smtp_port=sink.port,
             smtp_max_connections=1,
         )
+        settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
         async with worker(temporal_client, settings):
             handles = await start_journeys(temporal_client, settings, journeys)
             await all_confirmed(handles, seconds=600)
@@ -215,6 +217,7 @@ async def test_a_slow_twilio_gets_every_text_once_though_its_reports_come_late(
             http_port=http_port,
             public_base_url=f"http://127.0.0.1:{http_port}",
         )
+        settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
         async with (
             http_app(settings) as app,
             serve_http(app, "127.0.0.1", http_port),

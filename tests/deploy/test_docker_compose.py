@@ -2,9 +2,11 @@
 
 No Docker engine runs where these tests run, so nothing is built or started: the
 compose file is read with ``yaml.safe_load`` (anchors and ``<<`` merge keys resolved
-as Compose resolves them) and the Dockerfile is parsed line by line. Each check is a
-function that returns the problems it finds; the tests assert the real files have
-none, and feed the same functions broken copies to show that each one can fail.
+as Compose resolves them), validated against the Compose Specification's published
+JSON schema (vendored in ``compose_spec/``), and the Dockerfile is parsed line by line.
+Each check is a function that returns the problems it finds; the tests assert the real
+files have none, and feed the same functions broken copies to show that each one can
+fail.
 """
 
 from __future__ import annotations
@@ -18,24 +20,47 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 
+from engine.cli.secrets import fresh_secrets, write_secrets_dir
+from engine.platform.secret_values import FILE_SUFFIX, secret_fields
 from engine.platform.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+COMPOSE_SCHEMA = Path(__file__).resolve().parent / "compose_spec" / "compose-spec.json"
 
 # Top-level subcommands of the `aftercare` CLI (engine/cli.py) that a compose
 # `command:` may start with. Kept as a constant instead of being read from the Typer
 # app so that these checks do not import the CLI and its dependencies; add a name
 # here when the CLI gains a top-level subcommand.
-CLI_SUBCOMMANDS = frozenset({"api", "worker", "http", "run", "db", "demo", "journey", "keys"})
+# (tests/deploy/test_runtime_dependencies.py checks it against the real CLI.)
+CLI_SUBCOMMANDS = frozenset(
+    {
+        "api",
+        "worker",
+        "http",
+        "codec",
+        "run",
+        "db",
+        "demo",
+        "journey",
+        "keys",
+        "secrets",
+        "health",
+        "simulate",
+        "preview",
+    }
+)
 
 # Our own services: built from ./Dockerfile, configured through AFTERCARE_* variables.
-APP_SERVICES = ("migrate", "api", "worker", "http")
+APP_SERVICES = ("migrate", "api", "worker", "http", "codec")
 EXPECTED_SERVICES = frozenset(
     {
         "postgresql",
@@ -56,7 +81,18 @@ DATABASE_SERVICES = ("postgresql", "aftercare-db")
 POSTGRES_DATA_DIR = "/var/lib/postgresql/data"
 
 ENV_PREFIX: str = Settings.model_config.get("env_prefix", "").upper()
-SETTINGS_VARIABLES = frozenset(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+# The secret settings, each of which may be given as a file (AFTERCARE_<NAME>_FILE).
+SECRET_FIELDS = frozenset(secret_fields(Settings))
+SECRET_FILE_VARIABLES = {ENV_PREFIX + name.upper() + FILE_SUFFIX: name for name in SECRET_FIELDS}
+SETTINGS_VARIABLES = frozenset(
+    {ENV_PREFIX + name.upper() for name in Settings.model_fields} | set(SECRET_FILE_VARIABLES)
+)
+# Where a Docker secret is mounted in a container.
+SECRETS_MOUNT = "/run/secrets/"
+# What a user reaches on the host, by service: API, HTTP app, Temporal UI, codec server.
+PUBLISHED_PORTS = {"api": "50051", "http": "8000", "temporal-ui": "8080", "codec": "8234"}
+# A value in a variable with one of these words in its name is a secret.
+SECRET_WORDS = ("PASSWORD", "PWD", "SECRET", "TOKEN", "KEY")
 
 Compose = dict[str, Any]
 Service = Mapping[str, Any]
@@ -170,8 +206,15 @@ def command_of(service: Service) -> list[str]:
 # --- compose checks (each returns the problems found) ------------------------------
 
 
-def check_settings_variables(compose: Compose) -> list[str]:
-    """Every AFTERCARE_* variable is a Settings field and every service's set validates."""
+# The contents of the secret files, as `aftercare secrets init` makes them.
+SECRET_VALUES = {secret.name: secret.value for secret in fresh_secrets(database_passwords=True)}
+
+
+def check_settings_variables(
+    compose: Compose, secret_values: Mapping[str, str] = SECRET_VALUES
+) -> list[str]:
+    """Every AFTERCARE_* variable is a Settings field (or a secret's _FILE) and every
+    service's set validates, its secret files holding ``secret_values`` (by name)."""
     problems: list[str] = []
     for name, service in services_of(compose).items():
         env = aftercare_environment(service)
@@ -180,19 +223,30 @@ def check_settings_variables(compose: Compose) -> list[str]:
             problems.append(f"{name}: not fields of Settings: {', '.join(unknown)}")
             continue
         try:
-            build_settings(env)
+            build_settings(env, secret_values)
         except ValueError as error:  # pydantic's ValidationError is a ValueError
             problems.append(f"{name}: invalid settings: {error}")
     return problems
 
 
-def build_settings(env: Mapping[str, str | None]) -> Settings:
-    """Settings built from these variables alone: no .env file, no process environment."""
-    values: dict[str, Any] = {
-        key[len(ENV_PREFIX) :].lower(): interpolate(value)
-        for key, value in env.items()
-        if value is not None
-    }
+def build_settings(
+    env: Mapping[str, str | None], secret_values: Mapping[str, str] = SECRET_VALUES
+) -> Settings:
+    """Settings built from these variables alone: no .env file, no process environment.
+    A secret given as ``/run/secrets/NAME`` takes the value ``secret_values[NAME]``."""
+    values: dict[str, Any] = {}
+    for key, value in env.items():
+        if value is None:
+            continue
+        if key.upper() in SECRET_FILE_VARIABLES:
+            secret = interpolate(value).removeprefix(SECRETS_MOUNT)
+            if secret not in secret_values:
+                raise ValueError(
+                    f"{key}: {value} is not one of the secrets {sorted(secret_values)}"
+                )
+            values[SECRET_FILE_VARIABLES[key.upper()]] = secret_values[secret]
+        else:
+            values[key[len(ENV_PREFIX) :].lower()] = interpolate(value)
     return Settings(_env_file=None, **values)
 
 
@@ -301,6 +355,158 @@ def check_commands(compose: Compose) -> list[str]:
     return problems
 
 
+def check_schema(compose: Compose) -> list[str]:
+    """What the Compose Specification's JSON schema finds wrong (draft 2020-12)."""
+    schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+        for error in validator.iter_errors(compose)
+    ]
+
+
+def secret_mounts_of(service: Service) -> dict[str, str]:
+    """Path in the container -> the top-level secret mounted there."""
+    mounts: dict[str, str] = {}
+    for item in service.get("secrets") or []:
+        if isinstance(item, Mapping):
+            source = str(item["source"])
+            target = str(item.get("target") or source)
+        else:
+            source = target = str(item)
+        mounts[target if target.startswith("/") else SECRETS_MOUNT + target] = source
+    return mounts
+
+
+def check_secret_files(compose: Compose) -> list[str]:
+    """Every secret a service mounts is declared with a file, and every file a
+    variable names under /run/secrets is mounted into that service."""
+    declared = compose.get("secrets") or {}
+    problems: list[str] = []
+    for name, service in services_of(compose).items():
+        mounts = secret_mounts_of(service)
+        for source in sorted(set(mounts.values())):
+            if source not in declared:
+                problems.append(f"{name} mounts undeclared secret {source!r}")
+            elif "file" not in (declared[source] or {}):
+                problems.append(f"secret {source!r} names no file")
+        for key, value in environment_of(service).items():
+            if value is not None and value.startswith(SECRETS_MOUNT) and value not in mounts:
+                problems.append(f"{name}: {key} reads {value}, which is not mounted there")
+    return problems
+
+
+def check_no_secrets(compose: Compose) -> list[str]:
+    """The file holds no secret: secret settings come as files, other variables named
+    like a secret hold none, and no URL carries a password."""
+    problems: list[str] = []
+    for name, service in services_of(compose).items():
+        for key, value in environment_of(service).items():
+            upper = key.upper()
+            if value is None or upper.endswith(FILE_SUFFIX):
+                continue
+            setting = upper.removeprefix(ENV_PREFIX).lower()
+            if upper.startswith(ENV_PREFIX) and setting in SECRET_FIELDS:
+                if setting != "database_url":  # a URL is no secret without its password
+                    problems.append(f"{name}: {key} is written here; use {key}{FILE_SUFFIX}")
+            elif not upper.startswith(ENV_PREFIX) and any(w in upper for w in SECRET_WORDS):
+                problems.append(f"{name}: {key} is written here; use a secret file")
+            try:
+                password = urlsplit(interpolate(value)).password
+            except ValueError:
+                password = None
+            if password:
+                problems.append(f"{name}: {key} carries a password")
+    return problems
+
+
+def check_published_ports(compose: Compose) -> list[str]:
+    """The host gets the API, the HTTP app, the UI and the codec server, nothing else."""
+    problems: list[str] = []
+    for name, service in services_of(compose).items():
+        published = sorted(host for host, _ in published_ports_of(service) if host)
+        expected = PUBLISHED_PORTS.get(name)
+        if expected is None and published:
+            problems.append(f"{name} publishes {published}; it belongs on the compose network")
+        elif expected is not None and published != [expected]:
+            problems.append(f"{name} publishes {published}, not [{expected!r}]")
+    return problems
+
+
+def check_codec_wiring(compose: Compose) -> list[str]:
+    """The codec server runs with its token, answers the UI's origin, and the UI sends
+    the browser to it with credentials (the codec server's login cookie)."""
+    services = services_of(compose)
+    ui, codec = services.get("temporal-ui"), services.get("codec")
+    if ui is None or codec is None:
+        return ["no `temporal-ui` or no `codec` service"]
+    problems: list[str] = []
+    ui_env = environment_of(ui)
+    endpoint = urlsplit(interpolate(ui_env.get("TEMPORAL_CODEC_ENDPOINT") or ""))
+    if endpoint.port != int(PUBLISHED_PORTS["codec"]):
+        problems.append(f"the UI's codec endpoint {endpoint.geturl()!r} is not the codec server")
+    if ui_env.get("TEMPORAL_CODEC_INCLUDE_CREDENTIALS") != "true":
+        problems.append("the UI does not include credentials in its codec requests")
+    settings = build_settings(aftercare_environment(codec))
+    if command_of(codec) != ["codec"]:
+        problems.append(f"the codec service runs {command_of(codec)}")
+    if settings.codec_token is None:
+        problems.append("the codec server gets no token")
+    if (settings.codec_host, str(settings.codec_port)) != ("0.0.0.0", PUBLISHED_PORTS["codec"]):
+        problems.append(f"the codec server listens on {settings.codec_host}:{settings.codec_port}")
+    if urlsplit(settings.codec_ui_origin).port != int(PUBLISHED_PORTS["temporal-ui"]):
+        problems.append(f"the codec server answers {settings.codec_ui_origin}, not the UI")
+    return problems
+
+
+def check_health_probes(compose: Compose) -> list[str]:
+    """The servers are probed on their own settings (TLS included) by `aftercare health`."""
+    problems: list[str] = []
+    for part in ("api", "http", "codec"):
+        test = (services_of(compose).get(part, {}).get("healthcheck") or {}).get("test")
+        if test != ["CMD", "aftercare", "health", part]:
+            problems.append(f"{part} is not probed by `aftercare health {part}`: {test}")
+    return problems
+
+
+def seconds_of(duration: str) -> float:
+    """A Compose duration (``1m30s``, ``45s``, ``500ms``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a duration: {duration!r}")
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def check_worker_grace(compose: Compose) -> list[str]:
+    """Compose waits longer after SIGTERM than the worker lets its activities run."""
+    worker = services_of(compose).get("worker", {})
+    grace = build_settings(aftercare_environment(worker)).worker_shutdown_grace_seconds
+    patience = seconds_of(str(worker.get("stop_grace_period", "10s")))
+    if patience <= grace:
+        return [f"worker: stop_grace_period {patience:g}s is not above its {grace:g}s grace"]
+    return []
+
+
+def check_env_example(text: str) -> list[str]:
+    """Names only: every line a known variable with no value, the required secrets there."""
+    problems: list[str] = []
+    names: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        names.add(name.strip())
+        if not sep or value.strip():
+            problems.append(f"line {number}: {name.strip()} has a value")
+        if name.strip() not in SETTINGS_VARIABLES:
+            problems.append(f"line {number}: {name.strip()} is not a setting")
+    for required in ("SECRET_KEY", "CODEC_KEYS", "CODEC_TOKEN"):
+        if ENV_PREFIX + required not in names:
+            problems.append(f"{ENV_PREFIX}{required} is missing")
+    return problems
+
+
 # --- reading the Dockerfile --------------------------------------------------------
 
 
@@ -373,11 +579,38 @@ def copy_arguments(arguments: str) -> tuple[dict[str, str], list[str], str]:
     return flags, words[:-1], words[-1]
 
 
+def copied_from(stage: Stage) -> list[str]:
+    """The stages (by name) this stage COPYs files from."""
+    return [
+        flags["from"]
+        for keyword, arguments in stage.instructions
+        if keyword == "COPY"
+        for flags in [copy_arguments(arguments)[0]]
+        if "from" in flags
+    ]
+
+
+def feeding_stages(stages: list[Stage], stage: Stage) -> list[Stage]:
+    """The stage, the stages below it, and every stage any of them COPYs from (and so
+    on): everything that can put a file into it."""
+    by_name = {s.name: s for s in stages if s.name}
+    found: list[Stage] = []
+    pending = [stage]
+    while pending:
+        for current in lineage(stages, pending.pop(0)):
+            if current in found:
+                continue
+            found.append(current)
+            pending += [by_name[name] for name in copied_from(current) if name in by_name]
+    return found
+
+
 def context_copy_sources(stages: list[Stage], stage: Stage) -> list[str]:
-    """What COPY takes from the build context into this stage or the stages below it."""
+    """What COPY takes from the build context into this stage, the stages below it, or
+    the stages it copies from."""
     sources: list[str] = []
-    for ancestor in lineage(stages, stage):
-        for keyword, arguments in ancestor.instructions:
+    for feeder in feeding_stages(stages, stage):
+        for keyword, arguments in feeder.instructions:
             if keyword in ("COPY", "ADD"):
                 flags, copied, _ = copy_arguments(arguments)
                 if "from" not in flags:
@@ -438,14 +671,30 @@ def check_dockerfile_runtime(text: str) -> list[str]:
     if not commands or json.loads(commands[-1]) != ["api"]:
         problems.append('CMD is not ["api"]')
 
-    syncs = [args for keyword, args in inherited if keyword == "RUN" and "uv sync" in args]
+    # The environment is installed in the final stage or in a stage it copies from
+    # whole; either way, without the dev group or any group it includes.
+    by_name = {stage.name: stage for stage in stages if stage.name}
+    installers = chain + [
+        ancestor
+        for source in copied_from(final)
+        if source in by_name
+        for ancestor in lineage(stages, by_name[source])
+    ]
+    syncs = [
+        args
+        for stage in installers
+        for keyword, args in stage.instructions
+        if keyword == "RUN" and "uv sync" in args
+    ]
     if not syncs:
         problems.append("final image never runs `uv sync`")
     problems += [
         f"final image installs the dev group: RUN {args}"
         for args in syncs
-        if "--no-dev" not in args
+        if "--no-dev" not in args or "--group" in args or "--all-groups" in args
     ]
+    if any(k == "RUN" and "pip install uv" in a for k, a in inherited):
+        problems.append("final image carries uv, a build tool")
 
     # The generated protobuf modules come from a stage that runs protoc.
     generators = {
@@ -456,10 +705,8 @@ def check_dockerfile_runtime(text: str) -> list[str]:
     }
     if not generators:
         problems.append("no build stage runs grpc_tools.protoc")
-    copied_from = {
-        copy_arguments(args)[0].get("from") for keyword, args in inherited if keyword == "COPY"
-    }
-    if not generators & copied_from:
+    feeders = {stage.name for stage in feeding_stages(stages, final)}
+    if not generators & feeders:
         problems.append("the final image does not COPY the generated code from the protoc stage")
     return problems
 
@@ -721,3 +968,132 @@ def test_dockerfile_parser_understands_syntax_variants() -> None:
     assert stages[0].instructions == [("RUN", "pip install uv && uv --version")]
     assert context_copy_sources(stages, stages[-1]) == ["engine", "workflows/", "."]
     assert check_dockerfile_sources(text) == []
+
+
+# --- the deployment's secrets, ports, codec server and probes -------------------------
+
+
+def test_compose_follows_the_compose_specification(compose: Compose) -> None:
+    assert check_schema(compose) == []
+
+
+def test_the_schema_check_catches_what_compose_would_refuse(compose: Compose) -> None:
+    # A misspelt key, a condition Compose does not know, a secret given as a number, a
+    # duration given as a number.
+    assert check_schema(broken(compose, "api", helthcheck={"test": ["CMD", "true"]})) != []
+    waits = {"migrate": {"condition": "service_finished"}}
+    assert check_schema(broken(compose, "http", depends_on=waits)) != []
+    assert check_schema(broken(compose, "codec", secrets=[42])) != []
+    assert check_schema(broken(compose, "worker", stop_grace_period=45)) != []
+
+
+def test_compose_holds_no_secret(compose: Compose) -> None:
+    assert check_no_secrets(compose) == []
+    assert check_secret_files(compose) == []
+
+
+def test_the_secret_checks_catch_secrets_written_into_the_file(compose: Compose) -> None:
+    written = with_env(compose, "api", AFTERCARE_SECRET_KEY="k" * 40)
+    assert check_no_secrets(written) == [
+        "api: AFTERCARE_SECRET_KEY is written here; use AFTERCARE_SECRET_KEY_FILE"
+    ]
+    with_password = with_env(
+        compose, "worker", AFTERCARE_DATABASE_URL="postgresql+psycopg://a:pw@aftercare-db/a"
+    )
+    assert check_no_secrets(with_password) == ["worker: AFTERCARE_DATABASE_URL carries a password"]
+    postgres = with_env(compose, "aftercare-db", POSTGRES_PASSWORD="aftercare")
+    assert check_no_secrets(postgres) == [
+        "aftercare-db: POSTGRES_PASSWORD is written here; use a secret file"
+    ]
+    unmounted = broken(compose, "http", secrets=["secret_key", "database_password"])
+    assert check_secret_files(unmounted) == [
+        "http: AFTERCARE_CODEC_KEYS_FILE reads /run/secrets/codec_keys, which is not mounted there"
+    ]
+    undeclared = copy.deepcopy(compose)
+    del undeclared["secrets"]["codec_token"]
+    assert check_secret_files(undeclared) == ["codec mounts undeclared secret 'codec_token'"]
+
+
+def test_secrets_init_writes_the_files_compose_mounts(compose: Compose, tmp_path: Path) -> None:
+    """`aftercare secrets init --secrets-dir` makes exactly the files compose names, and
+    each service's settings read from them (through the real AFTERCARE_*_FILE source)
+    pass every check."""
+    folder = tmp_path / "secrets"
+    write_secrets_dir(folder, fresh_secrets(database_passwords=True))
+    declared = {
+        name: Path(interpolate(str(spec["file"]))).name
+        for name, spec in (compose.get("secrets") or {}).items()
+    }
+    assert sorted(declared.values()) == sorted(path.name for path in folder.iterdir())
+    for name in APP_SERVICES:
+        service = services_of(compose)[name]
+        mounts = secret_mounts_of(service)
+        env: dict[str, str] = {}
+        for key, value in aftercare_environment(service).items():
+            assert value is not None
+            if value in mounts:  # /run/secrets/NAME -> the file init wrote
+                env[key] = str(folder / declared[mounts[value]])
+            else:
+                env[key] = interpolate(value)
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            settings = Settings(_env_file=None)
+        assert settings.secret_key is not None, name
+        assert settings.codec_keys is not None, name
+        password = (folder / "database_password").read_text().strip()
+        assert f"aftercare:{password}@aftercare-db:5432" in settings.resolved_database_url, name
+        assert (settings.codec_token is not None) == (name == "codec"), name
+
+
+def test_only_the_ports_users_need_are_published(compose: Compose) -> None:
+    assert check_published_ports(compose) == []
+    exposed = broken(compose, "temporal", ports=["7233:7233"])
+    assert check_published_ports(exposed) == [
+        "temporal publishes ['7233']; it belongs on the compose network"
+    ]
+    assert check_published_ports(broken(compose, "codec", ports=None)) == [
+        "codec publishes [], not ['8234']"
+    ]
+
+
+def test_the_ui_reads_journeys_through_the_codec_server(compose: Compose) -> None:
+    assert check_codec_wiring(compose) == []
+    ui_env = environment_of(services_of(compose)["temporal-ui"])
+    assert check_codec_wiring(
+        broken(compose, "temporal-ui", environment={**ui_env, "TEMPORAL_CODEC_ENDPOINT": ""})
+    ) == ["the UI's codec endpoint '' is not the codec server"]
+    assert check_codec_wiring(
+        with_env(compose, "codec", AFTERCARE_CODEC_UI_ORIGIN="http://localhost:8233")
+    ) == ["the codec server answers http://localhost:8233, not the UI"]
+    codec_env = aftercare_environment(services_of(compose)["codec"])
+    without_token = {k: v for k, v in codec_env.items() if k != "AFTERCARE_CODEC_TOKEN_FILE"}
+    assert check_codec_wiring(broken(compose, "codec", environment=without_token)) == [
+        "the codec server gets no token"
+    ]
+
+
+def test_servers_are_probed_on_their_own_settings(compose: Compose) -> None:
+    assert check_health_probes(compose) == []
+    grpc_probe = {"test": ["CMD", "grpc_health_probe", "-addr=:50051"]}
+    assert check_health_probes(broken(compose, "api", healthcheck=grpc_probe)) != []
+
+
+def test_compose_waits_for_the_workers_grace(compose: Compose) -> None:
+    assert check_worker_grace(compose) == []
+    assert check_worker_grace(broken(compose, "worker", stop_grace_period="30s")) != []
+    assert check_worker_grace(broken(compose, "worker", stop_grace_period=None)) != []
+    assert seconds_of("1m30s") == 90
+    assert seconds_of("500ms") == 0.5
+
+
+def test_env_example_names_the_secrets_without_values() -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert check_env_example(text) == []
+    assert check_env_example(text + "AFTERCARE_SECRET_KEY_FILE=/run/secrets/secret_key\n") == [
+        f"line {len(text.splitlines()) + 1}: AFTERCARE_SECRET_KEY_FILE has a value"
+    ]
+    assert check_env_example("AFTERCARE_SECRET_KEY=\n") == [
+        "AFTERCARE_CODEC_KEYS is missing",
+        "AFTERCARE_CODEC_TOKEN is missing",
+    ]

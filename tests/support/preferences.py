@@ -19,6 +19,7 @@ from engine.devstack.mail_sink import MailSink
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.settings import Settings
 from engine.processes.api import ApiParts, serving_api
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import journey_worker
 from tests.support.net import free_port
 
@@ -51,6 +52,7 @@ async def preferences_stack(
         grpc_port=free_port(),
         plans_dir=plans_dir,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     engine = create_engine(database_url)
     try:
         api_key = await ApiKeyStore(create_session_factory(engine)).create("tests", ALL_SCOPES)

@@ -19,6 +19,7 @@ from engine.devstack.mail_sink import MailSink, ReceivedMail
 from engine.journeys.directory import initial_search_attributes
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import WorkerGroup, journey_worker
 from engine.simulation.time_skipping import start_time_skipping
 from tests.support.databases import sqlite_url
@@ -175,6 +176,7 @@ async def virtual_journeys(
             smtp_port=sink.port,
             **overrides,  # type: ignore[arg-type]
         )
+        settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
         async with journey_worker(env.client, settings) as worker, worker:
             yield VirtualJourneys(env, settings, sink, worker)
     finally:

@@ -39,7 +39,9 @@ from engine.platform.codec.runtime import converter_for, customer_keys_for
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
+from engine.platform.temporal.connection import connect
 from engine.processes.api import serving_api as full_api
+from engine.processes.dev_stack import with_dev_secrets
 from tools.throwaway_database import throwaway_database
 
 # The machines this runs on have PostgreSQL here, trust auth (see ENVIRONMENT.md).
@@ -103,6 +105,7 @@ async def bench_stack(overrides: Mapping[str, Any] | None = None) -> AsyncIterat
                 grpc_port=free_port(),
                 **(overrides or {}),
             )
+            settings = with_dev_secrets(settings)  # under the state dir, as `aftercare run`
             upgrade_database(settings.resolved_database_url)
             customer_keys = customer_keys_for(settings)
             try:
@@ -111,12 +114,12 @@ async def bench_stack(overrides: Mapping[str, Any] | None = None) -> AsyncIterat
                     server=server,
                     sink=sink,
                     settings=settings,
-                    client=await Client.connect(
-                        server.address, data_converter=converter_for(settings, customer_keys)
+                    # Through the service's own connect: the Temporal settings
+                    # (TLS, API key) in ``overrides`` reach the stack's clients too.
+                    client=await connect(
+                        settings, data_converter=converter_for(settings, customer_keys)
                     ),
-                    baseline_client=await Client.connect(
-                        server.address, data_converter=converter_for(settings)
-                    ),
+                    baseline_client=await connect(settings, data_converter=converter_for(settings)),
                     api_key=await _bench_api_key(settings),
                 )
             finally:

@@ -1,125 +1,56 @@
-"""The AES-256 keys that encrypt payloads: configured, or made once for the dev stack.
+"""The AES-256 keys that encrypt payloads, as the codec uses them.
 
-A keyring has one *current* key, which encrypts everything new, and any number of
-older keys kept only to decrypt what they once encrypted (history written before
-a rotation must stay readable for as long as Temporal keeps it).
-
-Configured as ``kid1:base64key,kid2:base64key`` (the first is current); without
-configuration a keyring of one random key is written to ``state_dir/codec-keys.json``
-(readable by the owner only) and reused from then on.
+Their format (a keyring, ``kid1:base64key,kid2:base64key`` with the first current) is
+:mod:`engine.platform.keyring`, re-exported here. A deployment must configure them
+(``AFTERCARE_CODEC_KEYS``, the same in every process; `aftercare secrets init` makes a
+set). Only the dev stack goes without: it writes a keyring of one random key to
+``state_dir/codec-keys.json`` (readable by the owner only) and reuses it
+(:func:`load_or_create_keyring`).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-import re
-import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.platform.files import create_once
+from engine.platform.keyring import (
+    KEY_BYTES,
+    Keyring,
+    KeyringError,
+    decode_key,
+    generate_keyring,
+    new_key,
+    new_key_id,
+    parse_keyring,
+)
+
+__all__ = [
+    "KEYS_FILE_NAME",
+    "KEY_BYTES",
+    "Keyring",
+    "KeyringError",
+    "generate_keyring",
+    "load_or_create_keyring",
+    "new_key",
+    "new_key_id",
+    "parse_keyring",
+]
 
 KEYS_FILE_NAME = "codec-keys.json"
-KEY_BYTES = 32  # AES-256
-
-# Key ids travel in payload metadata and in the configuration string: keep them
-# short and free of the separators used there.
-_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class KeyringError(ValueError):
-    """The keys are unusable: malformed configuration, wrong key size, no current key."""
-
-
-@dataclass(frozen=True)
-class Keyring:
-    current_key_id: str
-    keys: dict[str, bytes] = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if self.current_key_id not in self.keys:
-            raise KeyringError(f"the current key {self.current_key_id!r} is not in the keyring")
-        for key_id, key in self.keys.items():
-            if not _KEY_ID.match(key_id):
-                raise KeyringError(
-                    f"key id {key_id!r} must be 1-64 letters, digits, '.', '_' or '-'"
-                )
-            if len(key) != KEY_BYTES:
-                raise KeyringError(f"key {key_id!r} is {len(key)} bytes; AES-256 needs {KEY_BYTES}")
-        # A private copy: the caller's dict changing later must not change us.
-        object.__setattr__(self, "keys", dict(self.keys))
-
-    @property
-    def current_key(self) -> bytes:
-        return self.keys[self.current_key_id]
-
-    def key(self, key_id: str) -> bytes | None:
-        return self.keys.get(key_id)
-
-    def rotated(self, new_key_id: str, new_key: bytes) -> Keyring:
-        """This keyring with ``new_key`` current and every key so far kept for decrypting."""
-        if new_key_id in self.keys:
-            raise KeyringError(f"key id {new_key_id!r} is already in the keyring")
-        return Keyring(new_key_id, {new_key_id: new_key, **self.keys})
-
-    def to_config(self) -> str:
-        """The ``kid:base64key,...`` form :func:`parse_keyring` reads (current first)."""
-        ordered = [self.current_key_id, *(k for k in self.keys if k != self.current_key_id)]
-        return ",".join(f"{kid}:{base64.b64encode(self.keys[kid]).decode()}" for kid in ordered)
-
-
-def new_key() -> bytes:
-    return secrets.token_bytes(KEY_BYTES)
-
-
-def new_key_id() -> str:
-    return f"k-{secrets.token_hex(4)}"
-
-
-def generate_keyring() -> Keyring:
-    key_id = new_key_id()
-    return Keyring(key_id, {key_id: new_key()})
-
-
-def parse_keyring(configured: str) -> Keyring:
-    """Read ``kid1:base64key,kid2:base64key``: the first key is current."""
-    keys: dict[str, bytes] = {}
-    current: str | None = None
-    for entry in configured.split(","):
-        entry = entry.strip()
-        if not entry:
-            continue
-        key_id, separator, encoded = entry.partition(":")
-        key_id = key_id.strip()
-        if not separator or not key_id:
-            raise KeyringError("codec keys must look like 'kid1:base64key,kid2:base64key'")
-        if key_id in keys:
-            raise KeyringError(f"key id {key_id!r} appears twice")
-        keys[key_id] = _decode_key(key_id, encoded.strip())
-        current = current or key_id
-    if current is None:
-        raise KeyringError("no codec key configured")
-    return Keyring(current, keys)
 
 
 def load_or_create_keyring(state_dir: Path, configured: str | None) -> Keyring:
-    """The configured keyring; otherwise the one in ``state_dir/codec-keys.json``,
-    made on first use and reused, so history written before a restart stays readable."""
+    """For the dev stack only: the configured keyring; otherwise the one in
+    ``state_dir/codec-keys.json``, made on first use and reused, so history written
+    before a restart stays readable."""
     if configured is not None and configured.strip():
         return parse_keyring(configured)
     path = state_dir / KEYS_FILE_NAME
     if not path.exists():
         create_once(path, _dump(generate_keyring()))
     return _load(path)
-
-
-def _decode_key(key_id: str, encoded: str) -> bytes:
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise KeyringError(f"key {key_id!r} is not valid base64") from err
 
 
 def _dump(keyring: Keyring) -> str:
@@ -139,7 +70,7 @@ def _load(path: Path) -> Keyring:
         keys = data["keys"]
         if not isinstance(current, str) or not isinstance(keys, dict):
             raise TypeError("unexpected layout")
-        return Keyring(current, {str(k): _decode_key(str(k), str(v)) for k, v in keys.items()})
+        return Keyring(current, {str(k): decode_key(str(k), str(v)) for k, v in keys.items()})
     except (ValueError, KeyError, TypeError) as err:
         raise KeyringError(
             f"{path} is not a usable keyring ({err}); restore it from a backup — "

@@ -12,8 +12,16 @@ from temporalio.service import RPCError
 from engine.platform.codec.runtime import converter_for, customer_keys_for
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
+from engine.platform.temporal.tls import (
+    TemporalConfigError,
+    refusal,
+    temporal_access,
+    unreachable_hint,
+)
 
 log = get_logger(__name__)
+
+__all__ = ["TemporalConfigError", "connect"]
 
 
 async def connect(
@@ -24,24 +32,46 @@ async def connect(
 ) -> Client:
     """Connect to the configured server, retrying for up to ``wait`` while it starts.
 
+    TLS, mutual TLS and the API key come from the ``temporal_tls*`` and
+    ``temporal_api_key`` settings (:mod:`engine.platform.temporal.tls`). A setting that
+    cannot work (an unreadable file, a certificate or key the server refuses) raises
+    TemporalConfigError at once, naming the setting: only a server that is not up yet
+    is waited for.
+
     Payloads are encrypted with the service's keys (:mod:`engine.platform.codec`), each journey
     under its customer's data key (so the database must be migrated), unless another
     ``data_converter`` is given; workers made from the client use it too. The key
     store is ``engine.platform.codec.customer_codec.customer_keys_of(client)``.
     """
+    # Files first: a typo in a path fails before the codec opens the database.
+    access = temporal_access(settings)
+    if access.api_key is not None and not access.uses_tls:
+        log.warning(
+            "temporal api key sent without tls",
+            address=settings.temporal_address,
+            reason="AFTERCARE_TEMPORAL_TLS is false",
+        )
     converter = data_converter or converter_for(settings, customer_keys_for(settings))
+    address = settings.temporal_address
     deadline = asyncio.get_running_loop().time() + wait.total_seconds()
     while True:
         try:
             return await Client.connect(
-                settings.temporal_address,
+                address,
                 namespace=settings.temporal_namespace,
                 data_converter=converter,
+                tls=access.tls,
+                api_key=access.api_key,
             )
         except (RPCError, RuntimeError, OSError) as err:
+            reason = refusal(err, settings, access)
+            if reason is not None:
+                raise TemporalConfigError(
+                    f"Temporal at {address} refused the connection: {reason}"
+                ) from err
             if asyncio.get_running_loop().time() >= deadline:
                 raise ConnectionError(
-                    f"cannot reach Temporal at {settings.temporal_address}: {err}"
+                    f"cannot reach Temporal at {address}: {err}{unreachable_hint(err, access)}"
                 ) from err
-            log.info("waiting for temporal", address=settings.temporal_address)
+            log.info("waiting for temporal", address=address)
             await asyncio.sleep(0.5)

@@ -34,6 +34,7 @@ from engine.platform.database.tables import ApiKeyRecord, Base
 from engine.platform.rpc.caller import calling_api_key
 from engine.platform.settings import Settings
 from engine.processes.api import serving_api
+from engine.processes.dev_stack import with_dev_secrets
 from tests.support.api_keys import bearer, create_key
 from tests.support.api_methods import ApiMethod, api_methods
 from tests.support.databases import sqlite_url
@@ -144,6 +145,7 @@ async def api(
         api_key_cache_seconds=0,
         grpc_call_timeout_seconds=SERVER_BOUND_SECONDS,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     keys = {"all": await create_key(database_url, sorted(ALL_SCOPES))}
     for scope in Scope:
         keys[f"without:{scope}"] = await create_key(database_url, sorted(ALL_SCOPES - {scope}))

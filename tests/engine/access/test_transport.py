@@ -23,6 +23,7 @@ from engine.journeys.directory import JourneyDirectory
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
 from engine.processes.api import build_server
+from engine.processes.dev_stack import with_dev_secrets
 from tests.support.api_keys import all_scopes_key
 from tests.support.certificates import CertificateAuthority, Issued
 from tests.support.databases import sqlite_url
@@ -68,6 +69,7 @@ async def parts(tmp_path_factory: pytest.TempPathFactory) -> Parts:
         task_queue=f"transport-{uuid.uuid4().hex[:8]}",
         database_url=database_url,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     return Parts(settings, await all_scopes_key(database_url), pki)
 
 

@@ -53,6 +53,7 @@ from engine.platform.database.tables import (
 )
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from tests.support.orders import domain_order
 from tests.support.preferences import PreferencesStack, preferences_stack
 from tests.support.waiting import eventually
@@ -64,7 +65,7 @@ from workflows.plans.model import FrequencyCap
 async def keys(database_url: str, tmp_path: Path) -> AsyncIterator[CustomerKeys]:
     """The real key store on the test's database, under a throwaway master key, with
     the erasure marks of the stack's secret (the stack's state dir is tmp_path too)."""
-    marks = erasure_marks_for(Settings(_env_file=None, state_dir=tmp_path))
+    marks = erasure_marks_for(with_dev_secrets(Settings(_env_file=None, state_dir=tmp_path)))
     store = CustomerKeys.open(database_url, generate_keyring(), marks)
     yield store
     await store.aclose()

@@ -36,15 +36,18 @@ from engine.platform.codec.runtime import erasure_marks_for
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.tables import CustomerKeyRecord, ErasedCustomer
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from tests.support.preferences import PreferencesStack, preferences_stack
 from tests.support.waiting import eventually
 
 CONFIRMATION = "order_confirmation"
+# A secret key other than the stack's (long enough to be one).
+ANOTHER_SECRET = "another-deployment-s-secret-key-0123456789"
 
 
 @pytest.fixture
 async def keys(database_url: str, tmp_path: Path) -> AsyncIterator[CustomerKeys]:
-    marks = erasure_marks_for(Settings(_env_file=None, state_dir=tmp_path))
+    marks = erasure_marks_for(with_dev_secrets(Settings(_env_file=None, state_dir=tmp_path)))
     store = CustomerKeys.open(database_url, generate_keyring(), marks)
     yield store
     await store.aclose()
@@ -235,7 +238,7 @@ async def test_the_erased_mark_is_a_keyed_hash(stack: PreferencesStack, database
     assert stored == marks.digest(customer)
     # Without the service's secret the id cannot be tested against the table.
     assert marks.digest(customer) != unkeyed
-    assert erasure_marks_for(Settings(_env_file=None, secret_key="another")).digest(
+    assert erasure_marks_for(Settings(_env_file=None, secret_key=ANOTHER_SECRET)).digest(
         customer
     ) != marks.digest(customer)
 

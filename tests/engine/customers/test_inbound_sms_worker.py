@@ -31,6 +31,7 @@ from engine.platform.database.connection import create_engine, create_session_fa
 from engine.platform.http_server import serve_http
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.http import http_app
 from engine.processes.worker import journey_worker
 from tests.engine.customers.test_inbound_sms import inbound, new_number
@@ -74,6 +75,7 @@ async def test_a_text_sent_by_the_worker_lets_a_stop_reply_find_the_customer(
             http_port=http_port,
             public_base_url=f"http://127.0.0.1:{http_port}",
         )
+        settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
         directory = JourneyDirectory(temporal_client, settings.task_queue)
         async with (
             journey_worker(temporal_client, settings) as worker,

@@ -22,6 +22,7 @@ import pytest
 import structlog
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
+from pydantic import SecretStr, ValidationError
 from temporalio.client import Client
 
 from engine.access.api_keys import parse_key
@@ -136,8 +137,15 @@ def test_a_bad_codec_key_is_refused_without_quoting_it(tmp_path: Path) -> None:
     values = new_secrets()
     # The second key is 16 bytes, not 32: refused, naming its id only.
     short_key = base64.b64encode(secrets.token_bytes(16)).decode()
-    settings = Settings(
-        _env_file=None, state_dir=tmp_path, codec_keys=f"k2:{values.codec_key},k1:{short_key}"
+    configured = f"k2:{values.codec_key},k1:{short_key}"
+    with pytest.raises(ValidationError) as invalid:
+        Settings(_env_file=None, state_dir=tmp_path, codec_keys=configured)
+    assert "AFTERCARE_CODEC_KEYS" in str(invalid.value)
+    assert "'k1'" in str(invalid.value)
+    assert_absent(str(invalid.value), {"good key": values.codec_key, "short key": short_key})
+    # Handed over past validation (a copy with an update), the keyring refuses it too.
+    settings = Settings(_env_file=None, state_dir=tmp_path).model_copy(
+        update={"codec_keys": SecretStr(configured)}
     )
     with pytest.raises(KeyringError) as refused:
         keyring_for(settings)

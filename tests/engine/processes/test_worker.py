@@ -11,6 +11,7 @@ from temporalio.client import Client
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
 from engine.platform.temporal.build_id import worker_build_id
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import EXTERNAL_STORAGE_CONCURRENCY, journey_worker
 from tests.support.databases import sqlite_url
 from workflows.contracts import channel_task_queue
@@ -28,6 +29,7 @@ async def test_the_journey_worker_walks_payloads_in_line_and_each_channel_has_a_
         task_queue=f"worker-{uuid.uuid4().hex[:8]}",
         database_url=database,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     async with journey_worker(temporal_client, settings) as group:
         configs = [worker.config() for worker in group.workers]
 

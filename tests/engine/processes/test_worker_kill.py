@@ -24,6 +24,7 @@ from engine.platform.codec.runtime import converter_for
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from tests.support.databases import sqlite_url
 from tests.support.orders import domain_order
 from tests.support.waiting import eventually
@@ -74,6 +75,17 @@ async def worker_process(env: dict[str, str]) -> AsyncIterator[asyncio.subproces
             await asyncio.wait_for(process.wait(), 30)
 
 
+def secrets_environment(settings: Settings) -> dict[str, str]:
+    """``AFTERCARE_SECRET_KEY`` and ``AFTERCARE_CODEC_KEYS`` of ``settings``, which
+    ``aftercare worker`` refuses to start without."""
+    assert settings.secret_key is not None
+    assert settings.codec_keys is not None
+    return {
+        "AFTERCARE_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "AFTERCARE_CODEC_KEYS": settings.codec_keys.get_secret_value(),
+    }
+
+
 async def test_a_send_interrupted_by_sigkill_is_delivered_once(
     temporal_server: TemporalDevServer, tmp_path: Path
 ) -> None:
@@ -95,10 +107,12 @@ async def test_a_send_interrupted_by_sigkill_is_delivered_once(
         AFTERCARE_LOG_FORMAT="json",
     )
     journey_id = journey_id_for(order.order_id)
-    # The worker processes encrypt with the keys under the state dir: so do we.
+    # The worker processes get the deployment's secrets (made here as the dev stack
+    # makes its own) and encrypt with those keys: so do we.
+    secrets = with_dev_secrets(Settings(_env_file=None, state_dir=tmp_path))
+    env.update(secrets_environment(secrets))
     temporal_client = await Client.connect(
-        temporal_server.address,
-        data_converter=converter_for(Settings(_env_file=None, state_dir=tmp_path)),
+        temporal_server.address, data_converter=converter_for(secrets)
     )
     try:
         async with worker_process(env) as first:

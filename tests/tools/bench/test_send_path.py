@@ -12,6 +12,7 @@ from engine.devstack.mail_sink import MailSink
 from engine.platform.database.connection import create_engine
 from engine.platform.database.tables import Message, MessageStatus
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from tools.bench.send_path import send_path
 from tools.bench.workloads import WARMUP_RUNS
 
@@ -22,6 +23,7 @@ async def test_send_path_delivers_every_email_and_sms_once(
     settings = Settings(
         _env_file=None, state_dir=tmp_path, smtp_port=mail_sink.port, database_url=database_url
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     before = len(mail_sink.handler.received)
 
     rates = await send_path(settings, mail_sink, sends=12, in_flight=4)

@@ -20,6 +20,7 @@ from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import journey_worker
 from tests.support.databases import sqlite_url
 from tests.support.orders import COFFEE, domain_order
@@ -128,6 +129,7 @@ async def test_a_journey_started_through_the_worker_pins_the_override(
         database_url=database,
         smtp_port=mail_sink.port,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     directory = JourneyDirectory(temporal_client, settings.task_queue)
     shipped = load_catalogue(known_templates=TEMPLATE_NAMES)["default"]
     order = domain_order(customer_id=f"cus-caps-{uuid.uuid4().hex[:8]}")

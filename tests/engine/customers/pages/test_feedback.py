@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from engine.platform.database.tables import ErasedCustomer, FeedbackResponse
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from engine.platform.settings import Settings
 from engine.platform.temporal.connection import connect
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.http import ConnectingJourneys
 from tests.conftest import Service
 from tests.engine.customers.pages.support import (
@@ -273,10 +275,12 @@ async def test_bad_links_and_cross_site_posts_change_nothing(served: Served) -> 
 
 
 async def test_temporal_out_of_reach_asks_to_retry_and_keeps_nothing(
-    db_engine: AsyncEngine, directory: JourneyDirectory
+    db_engine: AsyncEngine, directory: JourneyDirectory, tmp_path: Path
 ) -> None:
     # A real connection attempt to a port nobody listens on.
-    nowhere = Settings(_env_file=None, temporal_address=f"127.0.0.1:{free_port()}")
+    nowhere = with_dev_secrets(
+        Settings(_env_file=None, state_dir=tmp_path, temporal_address=f"127.0.0.1:{free_port()}")
+    )
     reachable = [False]
 
     async def make() -> JourneyDirectory:

@@ -36,6 +36,7 @@ from engine.platform.codec.runtime import codec_for, converter_for, erasure_mark
 from engine.platform.codec.server import build_codec_app
 from engine.platform.http_server import serve_http
 from engine.platform.settings import Settings
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import journey_worker
 from tests.support.ids import new_order_id
 from tests.support.stored_history import mail_for, payloads_in, raw_history
@@ -123,6 +124,7 @@ async def stack(
         database_url=database_url,
         smtp_port=mail_sink.port,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     keys = CustomerKeys.open(database_url, generate_keyring(), erasure_marks_for(settings))
     client = await Client.connect(
         temporal_server.address, data_converter=converter_for(settings, keys)

@@ -30,6 +30,7 @@ from engine.platform.codec import (
 from engine.platform.database.migrate import upgrade_database
 from engine.platform.settings import Settings
 from engine.platform.temporal.connection import connect
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import WorkerGroup, journey_worker
 from tests.support.databases import sqlite_url
 from tests.support.ids import new_order_id
@@ -85,6 +86,7 @@ async def encrypted_service(
         database_url=database,
         smtp_port=mail_sink.port,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     keyring = load_or_create_keyring(state_dir, None)
     client = await connect(settings, data_converter=data_converter(keyring))
     async with journey_worker(client, settings) as worker, worker:

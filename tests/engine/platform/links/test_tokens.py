@@ -220,6 +220,10 @@ def test_a_signed_token_in_a_url_verifies() -> None:
 # --- the secret ----------------------------------------------------------------------
 
 
+# A configured secret key (at least 32 characters, as every configured one must be).
+CONFIGURED = "configured-secret-key-0123456789abcdef"
+
+
 def settings_in(state_dir: Path, secret_key: str | None = None) -> Settings:
     return Settings(
         _env_file=None,
@@ -229,7 +233,7 @@ def settings_in(state_dir: Path, secret_key: str | None = None) -> Settings:
 
 
 def test_a_configured_secret_is_used_and_no_file_made(tmp_path: Path) -> None:
-    assert load_or_create_secret(settings_in(tmp_path, "configured-secret")) == "configured-secret"
+    assert load_or_create_secret(settings_in(tmp_path, CONFIGURED)) == CONFIGURED
     assert not (tmp_path / "secret.key").exists()
 
 

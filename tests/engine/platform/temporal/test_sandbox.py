@@ -36,6 +36,7 @@ from engine.platform.temporal.sandbox import (
     write_bytecode_beside,
     write_bytecode_for,
 )
+from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import journey_worker
 from tests.support.databases import sqlite_url
 from tests.support.orders import domain_order
@@ -186,6 +187,7 @@ async def test_a_journey_run_without_the_sandbox_replays_in_it(
         smtp_port=mail_sink.port,
         workflow_sandbox=False,
     )
+    settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     order = domain_order()
     journey_id = journey_id_for(order.order_id)
     async with journey_worker(temporal_client, settings) as group, group:
