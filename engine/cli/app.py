@@ -12,9 +12,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
+from engine.cli.configuration import CONFIGURATION_ERROR, load_settings
+from engine.cli.database import db_app
 from engine.cli.demo import demo
 from engine.cli.health import health_command
 from engine.cli.journey import journey_app
@@ -22,10 +22,7 @@ from engine.cli.keys import keys_app
 from engine.cli.preview import preview_command
 from engine.cli.secrets import secrets_app
 from engine.cli.simulate import simulate_command
-from engine.platform.database.migrate import upgrade_database
-from engine.platform.logging import configure_logging
 from engine.platform.secret_values import MissingSecret
-from engine.platform.settings import Settings
 from engine.platform.temporal.tls import TemporalConfigError
 from engine.processes.api import run_api
 from engine.processes.codec import run_codec
@@ -37,7 +34,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Aftercare's own database.", no_args_is_help=True)
 app.add_typer(journey_app, name="journey")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
@@ -46,20 +42,6 @@ app.command(help="Push sample orders and events through the API (needs `aftercar
 app.command("simulate")(simulate_command)
 app.command("preview")(preview_command)
 app.command("health")(health_command)
-
-# Exit code of a process that cannot start as configured (a missing or refused secret).
-CONFIGURATION_ERROR = 2
-
-
-def _settings() -> Settings:
-    try:
-        settings = Settings()
-    except (ValidationError, SettingsError) as err:
-        # Names the setting, never its value (the settings hide refused input).
-        typer.echo(f"configuration error: {err}", err=True)
-        raise typer.Exit(code=CONFIGURATION_ERROR) from None
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 def _serve(process: Coroutine[Any, Any, None]) -> None:
@@ -90,7 +72,7 @@ def run() -> None:
         )
         raise typer.Exit(code=1) from None
 
-    settings = _settings()
+    settings = load_settings()
     try:
         asyncio.run(run_stack(settings))
     except (PreflightError, TemporalServerError) as err:
@@ -101,30 +83,22 @@ def run() -> None:
 @app.command()
 def worker() -> None:
     """Run the Temporal worker (journey workflows and their activities)."""
-    _serve(run_worker(_settings()))
+    _serve(run_worker(load_settings()))
 
 
 @app.command()
 def api() -> None:
     """Run the gRPC API server."""
-    _serve(run_api(_settings()))
+    _serve(run_api(load_settings()))
 
 
 @app.command()
 def http() -> None:
     """Run the HTTP app: Twilio status callbacks and the links customers click."""
-    _serve(run_http(_settings()))
+    _serve(run_http(load_settings()))
 
 
 @app.command()
 def codec() -> None:
     """Run the codec server that lets ops with the codec token read journeys in the UI."""
-    _serve(run_codec(_settings()))
-
-
-@db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Apply database migrations up to REVISION."""
-    settings = _settings()
-    upgrade_database(settings.resolved_database_url, revision)
-    typer.echo(f"database at revision {revision}")
+    _serve(run_codec(load_settings()))

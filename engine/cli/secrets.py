@@ -25,10 +25,11 @@ from typing import Annotated
 
 import typer
 
-from engine.platform.codec.keys import generate_keyring
-from engine.platform.codec.runtime import new_codec_token
+from engine.platform.codec.keys import KeyringError, generate_keyring, new_key, new_key_id
+from engine.platform.codec.runtime import keyring_for, new_codec_token
 from engine.platform.links.secret import new_secret_key
-from engine.platform.secret_values import variable
+from engine.platform.secret_values import MissingSecret, variable
+from engine.platform.settings import Settings
 
 secrets_app = typer.Typer(
     help="The secrets every process of a deployment shares.", no_args_is_help=True
@@ -199,3 +200,37 @@ def init(
     if force:
         typer.echo("replaced any secrets that were there (--force)", err=True)
     typer.echo(f"wrote {written}; {use}. Keep a backup: the codec keys cannot be made again.")
+
+
+@secrets_app.command("rotate-codec-key")
+def rotate_codec_key() -> None:
+    """Print AFTERCARE_CODEC_KEYS with a fresh key in front (stdout: the value alone).
+
+    The new key encrypts from then on; every key configured now stays, to decrypt
+    what it encrypted. Nothing is written: put the value wherever the deployment keeps
+    the secret, restart every process, then run `aftercare db rewrap-keys`."""
+    try:
+        # The settings read AFTERCARE_CODEC_KEYS or its _FILE, and check the keyring.
+        current = keyring_for(Settings())
+    except MissingSecret as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(code=2) from None
+    except ValueError as err:  # a refused setting: named, never shown
+        typer.echo(f"configuration error: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    while True:
+        try:
+            rotated = current.rotated(new_key_id(), new_key())
+            break
+        except KeyringError:
+            continue  # the random key id is taken already: draw another
+    typer.echo(rotated.to_config())
+    typer.echo(
+        f"new current key {rotated.current_key_id}, in front of "
+        f"{', '.join(k for k in rotated.keys if k != rotated.current_key_id)}. Set "
+        f"{variable('codec_keys')} to this value in every process and restart them all "
+        "(a process without the new key cannot read what it encrypts), then run "
+        "`aftercare db rewrap-keys`. Keep the old keys as long as Temporal keeps history "
+        "they encrypted.",
+        err=True,
+    )

@@ -37,6 +37,7 @@ from engine.journeys.errors import JourneyEnded, JourneyNotFound
 from engine.messaging import phone_index
 from engine.messaging.frequency_caps import delete_slots
 from engine.messaging.ledger import MessageLedger
+from engine.platform.database.erasure_journal import ErasureJournal
 from engine.platform.database.erasure_marks import ErasureMarks
 from engine.platform.logging import get_logger
 from workflows.erasure import CustomerErasure
@@ -104,9 +105,15 @@ class ErasureActivities:
     keys: DataKeys
     hasher: RecipientHasher
     sessions: async_sessionmaker[AsyncSession]
+    # Kept apart from the database, so a restored backup gets this erasure re-applied.
+    journal: ErasureJournal
+    marks: ErasureMarks
 
     @activity.defn(name=MARK_ERASED_ACTIVITY)
     async def mark(self, request: ErasureRequest) -> Marked:
+        # Journaled first, on every run: no crash can leave a mark, or later a destroyed
+        # key, that the journal does not know (the step is retried until both are done).
+        await self.journal.record(self.marks.digest(request.customer_id))
         erasure = await self.preferences.erase(request.customer_id)
         return Marked(
             preference_rows_deleted=erasure.preference_rows_deleted,
@@ -157,14 +164,7 @@ class ErasureActivities:
     @activity.defn(name=FORGET_ROWS_ACTIVITY)
     async def forget_rows(self, request: SweepRequest) -> RowsForgotten:
         """The customer's rows outside preferences and the ledger, all or none."""
-        async with self.sessions() as session, session.begin():
-            return RowsForgotten(
-                cap_slots=await delete_slots(session, request.customer_id),
-                phone_rows=await phone_index.forget_customer(session, request.customer_id),
-                feedback_rows=await feedback_responses.forget_customer(
-                    session, request.customer_id
-                ),
-            )
+        return await forget_customer_rows(self.sessions, request.customer_id)
 
     @activity.defn(name=ANONYMISE_LEDGER_ACTIVITY)
     async def anonymise_ledger(self, request: AnonymiseLedger) -> int:
@@ -185,6 +185,19 @@ class ErasureActivities:
             self.anonymise_ledger,
             self.destroy_key,
         ]
+
+
+async def forget_customer_rows(
+    sessions: async_sessionmaker[AsyncSession], customer_id: str
+) -> RowsForgotten:
+    """Delete the customer's frequency-cap slots, phone index rows and feedback
+    answers in one transaction (an erasure's step, and a restore re-applying one)."""
+    async with sessions() as session, session.begin():
+        return RowsForgotten(
+            cap_slots=await delete_slots(session, customer_id),
+            phone_rows=await phone_index.forget_customer(session, customer_id),
+            feedback_rows=await feedback_responses.forget_customer(session, customer_id),
+        )
 
 
 class CustomerEraser:

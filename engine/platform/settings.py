@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # The password for database_url when the URL carries none: the URL can then sit in
     # plain configuration and the password in a secret (AFTERCARE_DATABASE_PASSWORD_FILE).
     database_password: SecretStr | None = None
+    # Where erasures are journaled (keyed hashes and times only), apart from the
+    # database: a restored backup gets every erasure since the backup re-applied from
+    # it (engine.platform.database.erasure_journal). SQLite under state_dir unless
+    # set; a deployment points it at storage that outlives the database and is not
+    # restored with it. SecretStr: the URL may carry a password.
+    erasure_journal_url: SecretStr | None = None
 
     # Outgoing email
     smtp_host: str = "127.0.0.1"
@@ -349,6 +355,14 @@ class Settings(BaseSettings):
         if self.database_url is not None and self.database_url.get_secret_value():
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.state_dir / 'aftercare.db').resolve()}"
+
+    @property
+    def resolved_erasure_journal_url(self) -> str:
+        """The erasure journal's async SQLAlchemy URL: the configured one, or SQLite
+        under state_dir."""
+        if self.erasure_journal_url is not None and self.erasure_journal_url.get_secret_value():
+            return self.erasure_journal_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.state_dir / 'erasure-journal.db').resolve()}"
 
     @property
     def grpc_target(self) -> str:

@@ -37,6 +37,7 @@ from engine.platform.brand import brand_from_settings
 from engine.platform.codec.customer_codec import customer_keys_of
 from engine.platform.codec.runtime import customer_keys_for, erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.database.erasure_journal import erasure_journal_for
 from engine.platform.links.secret import secret_key_for
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.logging import get_logger
@@ -224,6 +225,7 @@ async def erasure_activities(
     marks = erasure_marks_for(settings)
     shared = customer_keys_of(client)
     keys = shared if shared is not None else customer_keys_for(settings)
+    journal = erasure_journal_for(settings)
     try:
         yield ErasureActivities(
             journeys=JourneyDirectory(client, settings.task_queue),
@@ -232,8 +234,11 @@ async def erasure_activities(
             keys=keys,
             hasher=RecipientHasher(secret_key_for(settings)),
             sessions=sessions,
+            journal=journal,
+            marks=marks,
         )
     finally:
+        await journal.aclose()
         if shared is None:
             await keys.aclose()
         await engine.dispose()

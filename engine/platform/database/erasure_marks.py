@@ -95,6 +95,32 @@ class ErasureMarks:
         )
         return now, False
 
+    def known_hashes(self, customer_id: str) -> tuple[str, str]:
+        """Every hash a mark of the customer may hold: the keyed one, and the plain
+        SHA-256 of marks written before the hash was keyed."""
+        hashes = self._hashes(customer_id)
+        return hashes["customer_hash"], hashes["legacy_hash"]
+
+    async def put_back(
+        self, session: AsyncSession, customer_hash: str, erased_at: datetime
+    ) -> bool:
+        """Mark erased the customer a journaled hash names (a restore re-applying an
+        erasure; the id itself is not known), in the caller's transaction. True if the
+        mark was missing."""
+        dialect = session.get_bind().dialect.name
+        added = await session.execute(
+            insert_on_conflict(dialect, _ERASED)
+            .on_conflict_do_nothing()
+            .returning(_ERASED.c.customer_hash),
+            {"customer_hash": customer_hash, "erased_at": erased_at},
+        )
+        return added.first() is not None
+
+    async def recorded(self, connection: Connection) -> list[tuple[str, datetime]]:
+        """Every mark held: (hash, erased at)."""
+        rows = await connection.execute(select(_ERASED.c.customer_hash, _ERASED.c.erased_at))
+        return [(customer_hash, _utc(at)) for customer_hash, at in rows]
+
     async def lock(self, connection: Connection, customer_id: str) -> None:
         """Hold the customer's lock until the transaction ends (PostgreSQL; SQLite's
         writers hold the database's write lock already, see BEGIN IMMEDIATE)."""
