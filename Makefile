@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium nginx screenshots
+.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium nginx prometheus screenshots dashboard-screenshots ops-scale
 
 run: install
 	$(BIN)/aftercare run
@@ -20,7 +20,7 @@ run: install
 demo: install
 	$(BIN)/aftercare demo
 
-test: install lint chromium nginx
+test: install lint chromium nginx prometheus
 	$(BIN)/pytest
 
 lint: install
@@ -71,6 +71,13 @@ bench-idle: install
 chaos: install
 	$(BIN)/python -m tools.chaos --journeys 500
 
+# Issue 18's pause test at its full size: 1,000 sleeping journeys, step cross_sell
+# paused, timers fired in virtual time, nothing sent, resumed, each sent once
+# (about two minutes; `make test` runs it with 100).
+ops-scale: install
+	AFTERCARE_PAUSE_JOURNEYS=1000 $(BIN)/pytest -n0 \
+		tests/engine/journeys/operations/test_pause_at_scale.py
+
 # Record a history for every journey path that has none (tests/histories/*.json) for
 # the replay tests; FORCE="name ..." records those paths again.
 histories: install
@@ -90,6 +97,18 @@ nginx:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nginx >/dev/null; }
 
+# Debian's Prometheus (prometheus and promtool in /usr/bin): `make test` checks the
+# alert rules with promtool and scrapes the running stack with a real Prometheus.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ] || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq prometheus >/dev/null; }
+
 # The order confirmation (en, de) at 375 and 1200 px -> .aftercare/screenshots/*.png
 screenshots: install chromium
 	$(BIN)/python -m tools.screenshots
+
+# The dashboard's key panels drawn by a real Prometheus from a running stack with
+# traffic (about two minutes) -> docs/images/dashboard-*.png for docs/operations.md.
+dashboard-screenshots: install chromium prometheus
+	$(BIN)/python -m tools.dashboard_screenshots --out docs/images

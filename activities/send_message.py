@@ -14,6 +14,12 @@ provider refuses the address, and kept by a retry. Over the cap the answer is
 DEFERRED (with the instant it fits; the ledger row stays open for that later
 attempt) or, past the message's stale limit, STALE (the ledger row says so).
 
+An operator's pause (``engine.messaging.pauses``) is asked before all of these,
+before anything is claimed: a message it holds is answered PAUSED (the journey asks
+again later), or, once past its stale limit, STALE, the drop recorded in the
+ledger. A retry of a send an earlier attempt began is not held: a pause stops what
+has not started.
+
 An attempt can outlive its start-to-close timeout (a slow provider, a full
 connection pool), and Temporal then starts the next attempt while the first still
 runs. So each attempt claims the row as its owner with a lease shorter than the
@@ -43,11 +49,14 @@ from activities.channels.base import (
     TransientDeliveryError,
 )
 from activities.handover import Handover
+from activities.send_metrics import count, counted, duplicate_avoided, unavailable_reason
 from engine.messaging.frequency_caps import CapOutcome, FrequencyCapStore, send_key
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
+from engine.messaging.pauses import Pause, PauseRegistry
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.database.tables import MessageStatus
 from engine.platform.redaction import redact
+from engine.platform.telemetry.catalogue import DuplicateReason, Outcome, Reason
 from workflows.contracts import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 from workflows.vocabulary import Channel
@@ -89,8 +98,11 @@ class MessageActivities:
         caps: FrequencyCapStore | None = None,
         *,
         report_grace: timedelta = REPORT_GRACE,
+        pauses: PauseRegistry | None = None,
     ) -> None:
         self._ledger = ledger
+        # None: nothing can pause sending (tools that send single messages).
+        self._pauses = pauses
         self._report_grace = report_grace
         self._suppressions = suppressions
         self._consent = consent
@@ -104,6 +116,9 @@ class MessageActivities:
         address = channel.address_of(request) if channel else ""
         claim = claim_for(request, address)
         attempt = Attempt.current()
+        pause = await self._pause_holding(request, claim.key)
+        if pause is not None:
+            return await self._paused(request, claim, attempt, pause)
         entry = await self._ledger.claim(
             claim, owner=attempt.owner, lease=CLAIM_LEASE, now=datetime.now(UTC)
         )
@@ -115,8 +130,10 @@ class MessageActivities:
                 # That attempt may have died before counting it (the provider's
                 # delivery report recorded the send): the slot it reserved is taken.
                 await caps.confirm(_slot_key(request), entry.sent_at)
+            duplicate_avoided(request, DuplicateReason.ALREADY_SETTLED)
             return _outcome(entry, request)
         if not entry.held_by(attempt.owner):
+            duplicate_avoided(request, DuplicateReason.LEASE_HELD)
             raise _wait_for(entry)
         try:
             async with self._leased(claim.key, attempt.owner) as lease:
@@ -129,6 +146,7 @@ class MessageActivities:
                 # The journey asked (the step became moot) before the provider had it.
                 await self._ledger.mark_skipped(claim.key, _CANCELLED)
                 await self._release_slot(request)
+                count(request, Outcome.SKIPPED, Reason.CANCELLED)
             raise
 
     async def _send_claimed(
@@ -141,14 +159,16 @@ class MessageActivities:
         lease: Lease,
     ) -> SentMessage:
         reason = self._unavailable(request, channel, address)
+        code = unavailable_reason(request, channel, address)
         if not reason and await self._suppressions.is_suppressed(request.channel, address):
             reason = "address suppressed after an earlier permanent failure"
+            code = Reason.SUPPRESSED
         if not reason:
-            reason = await self._consent_refusal(request)
+            reason, code = await self._consent_refusal(request), Reason.NO_CONSENT
         if reason:
             await self._ledger.mark_skipped(key, _UNAVAILABLE + reason)
             await self._release_slot(request)  # held or reserved by an earlier attempt
-            return _result(request, Delivery.UNAVAILABLE, detail=reason)
+            return counted(request, _result(request, Delivery.UNAVAILABLE, detail=reason), code)
         capped = await self._over_cap(request, key)
         if capped is not None:
             return capped
@@ -194,7 +214,11 @@ class MessageActivities:
             await self._suppressions.add(request.channel, address, reason)
             await self._ledger.mark_failed(key, reason)
             await self._release_slot(request)  # the next channel may take it
-            return _result(request, Delivery.BOUNCED, detail=reason)
+            return counted(
+                request,
+                _result(request, Delivery.BOUNCED, detail=reason),
+                Reason.PROVIDER_REFUSED,
+            )
         except TransientDeliveryError as err:
             # The row stays claimed: the retry (same key) sends it.
             delay = timedelta(seconds=err.retry_after_seconds or 0)
@@ -202,6 +226,11 @@ class MessageActivities:
                 # Held while a late delivery report may still settle it.
                 await lease.hold(self._report_grace)
                 delay = max(delay, self._report_grace)
+            count(
+                request,
+                Outcome.FAILED,
+                Reason.PROVIDER_NO_ANSWER if err.maybe_delivered else Reason.PROVIDER_ERROR,
+            )
             raise ApplicationError(
                 redact(str(err)), type=TRANSIENT_FAILURE, next_retry_delay=delay or None
             ) from err
@@ -213,7 +242,11 @@ class MessageActivities:
         activity.logger.info(
             "message sent", extra={"step": request.step, "channel": request.channel}
         )
-        return _result(request, Delivery.SENT, message_id=provider_id, at=sent_at)
+        return counted(
+            request,
+            _result(request, Delivery.SENT, message_id=provider_id, at=sent_at),
+            Reason.NONE,
+        )
 
     @contextlib.asynccontextmanager
     async def _leased(self, key: str, owner: str) -> AsyncIterator[Lease]:
@@ -238,6 +271,51 @@ class MessageActivities:
                 await renewal
             if not lease.held:
                 await self._ledger.release(key, owner)
+
+    async def _pause_holding(self, request: SendMessageInput, key: str) -> Pause | None:
+        """The operator's pause holding this message now, if any (asked before
+        anything is claimed, so a held message leaves no trace but the answer)."""
+        if self._pauses is None:
+            return None
+        pause = await self._pauses.matching(
+            request.plan_id, request.step, request.category, request.template
+        )
+        if pause is None:
+            return None
+        if activity.info().attempt > 1 and await self._ledger.get(key) is not None:
+            # A retry of a send an earlier attempt began (it claimed the row, and may
+            # have handed the message to the provider): a pause stops what has not
+            # started; this attempt finishes, and records, what has.
+            return None
+        return pause
+
+    async def _paused(
+        self, request: SendMessageInput, claim: Claim, attempt: Attempt, pause: Pause
+    ) -> SentMessage:
+        """PAUSED while the message can still wait; past its stale limit it is
+        dropped, and the ledger says why (as the frequency cap's stale path does)."""
+        held = f"paused by {pause.describe()}"
+        stale_at = request.stale_at
+        if stale_at is None or _cap_clock() < stale_at:
+            activity.logger.info(
+                "message held by a pause", extra={"step": request.step, "pause": pause.id}
+            )
+            return counted(
+                request, _result(request, Delivery.PAUSED, detail=held), Reason.OPERATOR_PAUSE
+            )
+        entry = await self._ledger.claim(
+            claim, owner=attempt.owner, lease=CLAIM_LEASE, now=datetime.now(UTC)
+        )
+        if entry.is_final:
+            return _outcome(entry, request)
+        if not entry.held_by(attempt.owner):
+            raise _wait_for(entry)
+        detail = f"{held} until past its stale limit ({stale_at.isoformat(timespec='minutes')})"
+        await self._ledger.mark_skipped(claim.key, _STALE + detail)
+        await self._release_slot(request)  # one an earlier deferral held
+        return counted(
+            request, _result(request, Delivery.STALE, detail=detail), Reason.OPERATOR_PAUSE
+        )
 
     def _caps_for(self, request: SendMessageInput) -> FrequencyCapStore | None:
         """The cap store when this message counts against the customer's caps."""
@@ -266,15 +344,18 @@ class MessageActivities:
             return None
         if decision.outcome == CapOutcome.DEFERRED:
             # The ledger row stays claimed: the step's next attempt continues it.
-            return _result(
+            deferred = _result(
                 request,
                 Delivery.DEFERRED,
                 detail=decision.reason,
                 not_before=decision.at,
             )
+            return counted(request, deferred, Reason.FREQUENCY_CAP)
         detail = f"{decision.reason} until {decision.at.isoformat(timespec='minutes')}"
         await self._ledger.mark_skipped(key, _STALE + detail)
-        return _result(request, Delivery.STALE, detail=detail)
+        return counted(
+            request, _result(request, Delivery.STALE, detail=detail), Reason.FREQUENCY_CAP
+        )
 
     async def _release_slot(self, request: SendMessageInput) -> None:
         caps = self._caps_for(request)

@@ -12,6 +12,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from engine.platform.telemetry.provider_calls import provider_call
 from workflows.contracts import (
     OPEN_SUPPORT_TICKET_ACTIVITY,
     SupportTicketInput,
@@ -36,20 +37,21 @@ class SupportDeskActivities:
             "score": request.score,
             "comment": request.comment,
         }
-        async with httpx.AsyncClient(timeout=self._timeout) as client:
-            response = await client.post(
-                self._url,
-                json=payload,
-                headers={"Idempotency-Key": f"{request.journey_id}/support_ticket"},
-            )
-        if response.status_code in (408, 425, 429) or response.status_code >= 500:
-            response.raise_for_status()  # transient: Temporal retries with backoff
-        if response.status_code >= 400:
-            raise ApplicationError(
-                f"support desk refused the ticket: HTTP {response.status_code}",
-                type="SupportDeskRefused",
-                non_retryable=True,
-            )
+        with provider_call("support_desk", "open_ticket"):
+            async with httpx.AsyncClient(timeout=self._timeout) as client:
+                response = await client.post(
+                    self._url,
+                    json=payload,
+                    headers={"Idempotency-Key": f"{request.journey_id}/support_ticket"},
+                )
+            if response.status_code in (408, 425, 429) or response.status_code >= 500:
+                response.raise_for_status()  # transient: Temporal retries with backoff
+            if response.status_code >= 400:
+                raise ApplicationError(
+                    f"support desk refused the ticket: HTTP {response.status_code}",
+                    type="SupportDeskRefused",
+                    non_retryable=True,
+                )
         reference = ""
         if response.headers.get("content-type", "").startswith("application/json"):
             body = response.json()

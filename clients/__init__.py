@@ -6,6 +6,7 @@ from clients.aftercare_client import (
     AftercareClient,
     AftercareError,
     AuthenticationError,
+    BulkOperationNotFoundError,
     ClientClosedError,
     CustomerErasedError,
     DeadlineExceededError,
@@ -14,14 +15,18 @@ from clients.aftercare_client import (
     JourneyExistsError,
     JourneyNotFoundError,
     NoPlanError,
+    NotFoundError,
+    PauseNotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
+    TooManyBulkOperationsError,
 )
 
 __all__ = [
     "AftercareClient",
     "AftercareError",
     "AuthenticationError",
+    "BulkOperationNotFoundError",
     "ClientClosedError",
     "CustomerErasedError",
     "DeadlineExceededError",
@@ -30,7 +35,10 @@ __all__ = [
     "JourneyExistsError",
     "JourneyNotFoundError",
     "NoPlanError",
+    "NotFoundError",
+    "PauseNotFoundError",
     "PermissionDeniedError",
     "ServiceUnavailableError",
+    "TooManyBulkOperationsError",
     "messages",
 ]

@@ -16,17 +16,22 @@ Failures arrive as typed exceptions, subclasses of :class:`AftercareError`
 :meth:`AftercareClient.close`, ...), not raw gRPC errors. Which precondition a
 FAILED_PRECONDITION answer names decides its exception on every method:
 ``CUSTOMER_ERASED`` is :class:`CustomerErasedError`, ``NO_PLAN`` :class:`NoPlanError`.
+The operations methods (pauses, bulk operations) raise :class:`PauseNotFoundError`,
+:class:`BulkOperationNotFoundError` and :class:`TooManyBulkOperationsError` besides;
+every not-found exception is a :class:`NotFoundError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
+from aftercare.v1 import operations_pb2 as ops_pb
+from aftercare.v1 import operations_pb2_grpc as ops_grpc
 from aftercare.v1 import preferences_pb2 as preferences_pb
 from aftercare.v1 import preferences_pb2_grpc as preferences_grpc
 from aftercare.v1.failures import CUSTOMER_ERASED as CUSTOMER_ERASED  # re-exported
@@ -55,8 +60,25 @@ class InvalidRequestError(AftercareError):
         self.fields = fields
 
 
-class JourneyNotFoundError(AftercareError):
+class NotFoundError(AftercareError):
+    """NOT_FOUND: what the call names does not exist (each kind has its subclass)."""
+
+
+class JourneyNotFoundError(NotFoundError):
     pass
+
+
+class PauseNotFoundError(NotFoundError):
+    """No pause of sending has this id."""
+
+
+class BulkOperationNotFoundError(NotFoundError):
+    """No bulk operation has this job id."""
+
+
+class TooManyBulkOperationsError(AftercareError):
+    """RESOURCE_EXHAUSTED on a bulk operation: Temporal runs as many as it allows at
+    once. Wait for one to finish (:meth:`AftercareClient.get_bulk_operation`), retry."""
 
 
 class JourneyExistsError(AftercareError):
@@ -137,10 +159,12 @@ def _translate(
     *,
     timeout_seconds: float,
     failed_precondition: type[AftercareError],
+    errors: Mapping[grpc.StatusCode, type[AftercareError]] = _ERRORS,
 ) -> AftercareError:
     """The exception for ``error``. ``failed_precondition`` is the one for a
     FAILED_PRECONDITION that names neither ``CUSTOMER_ERASED`` nor ``NO_PLAN``; the
-    call's ``timeout_seconds`` go into a :class:`DeadlineExceededError`."""
+    call's ``timeout_seconds`` go into a :class:`DeadlineExceededError`; ``errors``
+    maps the other codes (the base class for a code it lacks)."""
     code, message = error.code(), error.details() or ""
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         fields: dict[str, str] = {}
@@ -160,7 +184,7 @@ def _translate(
         return failed_precondition(code, message)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceededError(code, message, timeout_seconds)
-    return _ERRORS.get(code, AftercareError)(code, message)
+    return errors.get(code, AftercareError)(code, message)
 
 
 def _precondition_kinds(error: grpc.aio.AioRpcError) -> set[str]:
@@ -211,6 +235,7 @@ class AftercareClient:
         )
         self._stub = pb_grpc.JourneyServiceStub(self._channel)
         self._preferences = preferences_grpc.PreferencesServiceStub(self._channel)
+        self._operations = ops_grpc.OperationsServiceStub(self._channel)
         self._timeout = timeout_seconds
 
     async def __aenter__(self) -> AftercareClient:
@@ -314,6 +339,100 @@ class AftercareClient:
             preferences_pb.EraseCustomerRequest(customer_id=customer_id),
         )
 
+    # -- OperationsService (an API key with journeys:admin) ------------------------
+
+    async def pause_sending(
+        self,
+        kind: ops_pb.PauseScopeKind.ValueType,
+        value: str,
+        *,
+        reason: str,
+        include_transactional: bool = False,
+    ) -> ops_pb.Pause:
+        """Hold every message of the scope (e.g. ``PAUSE_SCOPE_KIND_STEP``,
+        ``"cross_sell"``) until :meth:`resume_sending`; the pause (an identical one in
+        force is returned as it is)."""
+        response: ops_pb.PauseSendingResponse = await self._call_operations(
+            self._operations.PauseSending,
+            ops_pb.PauseSendingRequest(
+                scope=ops_pb.PauseScope(kind=kind, value=value),
+                include_transactional=include_transactional,
+                reason=reason,
+            ),
+        )
+        return response.pause
+
+    async def resume_sending(self, pause_id: str) -> ops_pb.ResumeSendingResponse:
+        """Lift a pause; held messages are asked again at once. PauseNotFoundError
+        for an unknown id."""
+        return await self._call_operations(
+            self._operations.ResumeSending,
+            ops_pb.ResumeSendingRequest(pause_id=pause_id),
+            not_found=PauseNotFoundError,
+        )
+
+    async def list_pauses(self) -> ops_pb.ListPausesResponse:
+        """The pauses in force, oldest first."""
+        return await self._call_operations(self._operations.ListPauses, ops_pb.ListPausesRequest())
+
+    async def count_journeys(
+        self, journeys: ops_pb.JourneyFilter | None = None
+    ) -> ops_pb.CountJourneysResponse:
+        """How many running journeys the filter selects (all without one)."""
+        return await self._call_operations(
+            self._operations.CountJourneys, ops_pb.CountJourneysRequest(filter=journeys)
+        )
+
+    async def start_bulk_operation(
+        self,
+        action: ops_pb.BulkAction.ValueType,
+        journeys: ops_pb.JourneyFilter,
+        *,
+        reason: str = "",
+        dry_run: bool = False,
+        max_operations_per_second: int = 0,
+    ) -> ops_pb.StartBulkOperationResponse:
+        """Cancel, pause or resume the running journeys ``journeys`` selects (the
+        count only, with ``dry_run``); ``reason`` is required unless ``dry_run``.
+        TooManyBulkOperationsError when Temporal runs its limit of them already."""
+        return await self._call_operations(
+            self._operations.StartBulkOperation,
+            ops_pb.StartBulkOperationRequest(
+                filter=journeys,
+                action=action,
+                reason=reason,
+                dry_run=dry_run,
+                max_operations_per_second=max_operations_per_second,
+            ),
+        )
+
+    async def get_bulk_operation(self, job_id: str) -> ops_pb.BulkOperation:
+        """A bulk operation's state and progress. BulkOperationNotFoundError for an
+        unknown job id."""
+        response: ops_pb.GetBulkOperationResponse = await self._call_operations(
+            self._operations.GetBulkOperation,
+            ops_pb.GetBulkOperationRequest(job_id=job_id),
+            not_found=BulkOperationNotFoundError,
+        )
+        return response.operation
+
+    async def _call_operations(
+        self,
+        method: Callable[..., Awaitable[Reply]],
+        request: Any,
+        *,
+        not_found: type[AftercareError] = NotFoundError,
+    ) -> Reply:
+        # No operations call is about one journey: NOT_FOUND names what the call
+        # named, and FAILED_PRECONDITION (which no operation answers today) is not
+        # a journey that ended.
+        errors = {
+            **_ERRORS,
+            grpc.StatusCode.NOT_FOUND: not_found,
+            grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyBulkOperationsError,
+        }
+        return await self._call(method, request, failed_precondition=AftercareError, errors=errors)
+
     async def _call_preferences(
         self, method: Callable[..., Awaitable[Reply]], request: Any
     ) -> Reply:
@@ -327,12 +446,16 @@ class AftercareClient:
         request: Any,
         *,
         failed_precondition: type[AftercareError] = JourneyEndedError,
+        errors: Mapping[grpc.StatusCode, type[AftercareError]] = _ERRORS,
     ) -> Reply:
         try:
             return await method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
             raise _translate(
-                err, timeout_seconds=self._timeout, failed_precondition=failed_precondition
+                err,
+                timeout_seconds=self._timeout,
+                failed_precondition=failed_precondition,
+                errors=errors,
             ) from err
         except grpc.aio.UsageError as err:
             # A unary call raises it only on a closed channel (or for per-call

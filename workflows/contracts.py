@@ -18,6 +18,13 @@ SEND_MESSAGE_ACTIVITY = "send_message"
 OPEN_SUPPORT_TICKET_ACTIVITY = "open_support_ticket"
 SUPERSEDE_REPLENISHMENT_ACTIVITY = "supersede_replenishment"
 
+# Signals of the pause controls. None takes an argument, so a Temporal batch operation
+# can send them to every journey a visibility query selects, with empty input.
+SENDING_RESUMED_SIGNAL = "sending_resumed"  # a scope pause was lifted: ask held sends again
+PAUSE_JOURNEY_SIGNAL = "pause_journey"  # hold this journey's non-transactional sends
+PAUSE_JOURNEY_ALL_SIGNAL = "pause_journey_all"  # hold all its sends, transactional too
+RESUME_JOURNEY_SIGNAL = "resume_journey"  # lift this journey's own pause
+
 
 def channel_task_queue(journey_task_queue: str, channel: Channel) -> str:
     """Sends run on one task queue per channel, so each provider gets its own
@@ -32,8 +39,12 @@ class Delivery(StrEnum):
     UNDELIVERABLE = "undeliverable"  # no channel of the step could reach the customer
     # Over the customer's frequency cap: not sent; it fits at ``not_before``.
     DEFERRED = "deferred"
-    # Over the cap until past the message's stale limit: dropped (the ledger says why).
+    # Over the cap, or paused, until past the message's stale limit: dropped (the
+    # ledger says why).
     STALE = "stale"
+    # An operator's pause holds this message (the detail names the pause and its
+    # scope): not sent, nothing claimed; the journey asks again later.
+    PAUSED = "paused"
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,11 @@ class SendMessageInput:
     max_sms_segments: int = 2
     # The customer's frequency cap for this message; None: not capped.
     cap: CapCheck | None = None
+    # The journey's plan, which a pause may name ("" in inputs from before pauses).
+    plan_id: str = ""
+    # Past this instant the message is stale: a paused message is dropped (and
+    # recorded) rather than held longer. None: it may wait indefinitely.
+    stale_at: datetime | None = None
 
 
 @dataclass(frozen=True)

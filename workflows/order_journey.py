@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -25,7 +26,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         CHOOSE_PLAN_ACTIVITY,
         OPEN_SUPPORT_TICKET_ACTIVITY,
+        PAUSE_JOURNEY_ALL_SIGNAL,
+        PAUSE_JOURNEY_SIGNAL,
+        RESUME_JOURNEY_SIGNAL,
         SEND_MESSAGE_ACTIVITY,
+        SENDING_RESUMED_SIGNAL,
         SUPERSEDE_REPLENISHMENT_ACTIVITY,
         ChoosePlanInput,
         Delivery,
@@ -39,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.events import apply_event
     from workflows.frequency import CapCheck, caps_for, priority_of
+    from workflows.metrics import EVENT_TO_MESSAGE, STARTED, STEP_LATENESS, seconds_between
     from workflows.orders import Order, OrderEvent
     from workflows.overrides import (
         CustomerOverrides,
@@ -46,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         plan_for,
         refusal_reason,
     )
-    from workflows.plans.model import Category, Hook, PinnedPlan
+    from workflows.plans.model import Category, Hook, PinnedPlan, TriggerKind
     from workflows.scheduler import (
         REPLENISHMENT_PREFIX,
         RETURN_EVENTS,
@@ -58,7 +64,9 @@ with workflow.unsafe.imports_passed_through():
         with_deferrals,
     )
     from workflows.state import (
+        HeldSend,
         JourneyInput,
+        JourneyPause,
         JourneyState,
         ScheduledStep,
         StepOutcome,
@@ -102,6 +110,17 @@ FREQUENCY_CAP_PATCH = "frequency-cap"
 # the support desk is told whatever became of the apology. Histories without the
 # marker run the sequential loop they were recorded with.
 SENDS_BESIDE_EVENTS_PATCH = "sends-beside-events"
+# Holding sends for an operator's pause (search attribute, held steps). Asked only when
+# a journey first holds something, never at the start: a journey that was asleep when
+# pauses shipped must be pausable too, and a patch asked while replaying its older
+# history would answer False for the rest of the run.
+PAUSABLE_SENDS_PATCH = "pausable-sends"
+# A send a scope pause holds is asked again this often, at its stale limit at the
+# latest; "sending_resumed" asks at once.
+PAUSE_RECHECK = timedelta(hours=1)
+# One the journey's own pause holds waits for resume_journey; it wakes at its stale
+# limit (to be dropped), or daily when it has none.
+JOURNEY_PAUSE_RECHECK = timedelta(days=1)
 MAX_TIMELINE = 300
 
 
@@ -135,6 +154,8 @@ class OrderJourney:
         self._mooted: dict[tuple[str, int], str] = {}
         self._desk: asyncio.Task[None] | None = None
         self._sends_beside = False
+        # Set by the pause signals: wakes the journey to look at its held sends again.
+        self._controls_changed = False
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyState:
@@ -191,6 +212,39 @@ class OrderJourney:
         self._note("note", f"customer preferences changed: {overrides.describe()}")
         self._overrides_changed = True
 
+    @workflow.signal(name=SENDING_RESUMED_SIGNAL)
+    def sending_resumed(self) -> None:
+        """A scope pause was lifted: the sends pauses hold are asked again now (a
+        pause still in force holds them again). JourneyPaused stays as it is until
+        their answers come."""
+        released = self._release_holds(lambda held: not held.by_journey)
+        if released:
+            self._note("note", f"sending resumed: {', '.join(released)} asked again")
+        self._controls_changed = True
+
+    @workflow.signal(name=PAUSE_JOURNEY_SIGNAL)
+    def pause_journey(self) -> None:
+        """An operator holds this journey's non-transactional sends until resume_journey."""
+        self._pause_journey(JourneyPause.NON_TRANSACTIONAL)
+
+    @workflow.signal(name=PAUSE_JOURNEY_ALL_SIGNAL)
+    def pause_journey_all(self) -> None:
+        """An operator holds all of this journey's sends, transactional ones too."""
+        self._pause_journey(JourneyPause.ALL)
+
+    @workflow.signal(name=RESUME_JOURNEY_SIGNAL)
+    def resume_journey(self) -> None:
+        """The journey's own pause is lifted: what it held is due again now."""
+        state = self._state
+        if state.journey_pause is None:
+            return
+        state.journey_pause = None
+        released = self._release_holds(lambda held: held.by_journey)
+        due = f": {', '.join(released)} due again" if released else ""
+        self._note("note", f"journey resumed by an operator{due}")
+        self._sync_paused()
+        self._controls_changed = True
+
     @workflow.query(name="state")
     def state(self) -> JourneyState:
         return self._state
@@ -228,9 +282,10 @@ class OrderJourney:
         cancels it, and a transactional message due now does not wait for a
         non-transactional one that is retrying through a provider outage."""
         while True:
-            self._overrides_changed = False
+            self._overrides_changed = self._controls_changed = False
             self._apply_pending_events()
             agenda = self._settled_agenda(pinned)
+            self._forget_moot_holds(agenda)
             self._cancel_moot_sends()
             now = workflow.now()
             self._publish(agenda, now)
@@ -241,6 +296,7 @@ class OrderJourney:
                     lambda: (
                         bool(self._state.pending_events)
                         or self._overrides_changed
+                        or self._controls_changed
                         or any(task.done() for _, task in self._in_flight.values())
                     )
                 )
@@ -265,7 +321,11 @@ class OrderJourney:
             wake = min(t for t in (agenda.next_due(now), end) if t is not None)
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: bool(self._state.pending_events) or self._overrides_changed,
+                    lambda: (
+                        bool(self._state.pending_events)
+                        or self._overrides_changed
+                        or self._controls_changed
+                    ),
                     timeout=wake - now,
                     timeout_summary=self._state.next_step[:100],
                 )
@@ -328,9 +388,10 @@ class OrderJourney:
         """The loop of journeys recorded before sends ran beside it: each due send is
         awaited in turn, and events wait for the send under way."""
         while True:
-            self._overrides_changed = False
+            self._overrides_changed = self._controls_changed = False
             self._apply_pending_events()
             agenda = self._settled_agenda(pinned)
+            self._forget_moot_holds(agenda)
             now = workflow.now()
             self._publish(agenda, now)
             due = agenda.due(now)
@@ -339,7 +400,11 @@ class OrderJourney:
                     sent = await self._perform(send)
                     if sent and send.step is not None and send.step.hook == Hook.SUPPORT_TICKET:
                         await self._open_support_ticket_inline()
-                    if self._state.pending_events or self._overrides_changed:
+                    if (
+                        self._state.pending_events
+                        or self._overrides_changed
+                        or self._controls_changed
+                    ):
                         break  # events take effect before anything else goes out
                 continue
             if pinned.plan.replenishment is not None and not self._state.older_journeys_told:
@@ -359,7 +424,11 @@ class OrderJourney:
             wake = min(t for t in (agenda.next_due(now), end) if t is not None)
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: bool(self._state.pending_events) or self._overrides_changed,
+                    lambda: (
+                        bool(self._state.pending_events)
+                        or self._overrides_changed
+                        or self._controls_changed
+                    ),
                     timeout=wake - now,
                     timeout_summary=self._state.next_step[:100],
                 )
@@ -413,7 +482,11 @@ class OrderJourney:
         """Send on the step's channels in order of preference until one reaches the
         customer; record undeliverable (and why) when none can. True when a channel
         took the message, False when none could or it failed, None when the frequency
-        cap deferred or dropped it (the step is not over, or not attempted)."""
+        cap deferred or dropped it, or a pause holds it (the step is not over, or not
+        attempted)."""
+        if self._held_by_journey(send):
+            return None
+        self._record_lateness(send)
         refusals: list[str] = []
         for channel in send.channels:
             reason = self._unreachable(channel)
@@ -426,13 +499,20 @@ class OrderJourney:
                 _reraise_cancellation(err)
                 cause = err.cause
                 reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+                self._unhold(send.key)
                 self._resolve(send, StepOutcome.FAILED, f"not delivered by {channel}: {reason}")
                 return False
+            if sent.status == Delivery.PAUSED:
+                # A pause is no channel's: no fallback; the step is asked again later.
+                self._hold(send, sent.detail, by_journey=False)
+                return None
+            self._unhold(send.key)
             if sent.status in (Delivery.DEFERRED, Delivery.STALE):
                 # The cap is the customer's, not the channel's: no fallback.
                 self._over_cap(send, sent)
                 return None
             if sent.status == Delivery.SENT:
+                self._record_event_to_message(send)
                 self._state.sent.append(sent)
                 fallback = f" after {'; '.join(refusals)}" if refusals else ""
                 self._resolve(send, StepOutcome.SENT, f"by {channel}{fallback}")
@@ -452,6 +532,32 @@ class OrderJourney:
         )
         self._resolve(send, StepOutcome.SKIPPED, f"undeliverable: {detail}")
         return False
+
+    def _record_lateness(self, send: PlannedSend) -> None:
+        """How late this send starts against its due time (a metric: recorded only
+        when the journey really runs, never on replay, and no history event)."""
+        STEP_LATENESS.record(
+            seconds_between(send.due_at, workflow.now()),
+            {"plan": self._state.plan_id, "step": _step_label(send), "category": send.category},
+        )
+
+    def _record_event_to_message(self, send: PlannedSend) -> None:
+        """From the journey learning of the event (or starting) to this message sent,
+        for a step sent on its trigger alone (nothing else moved its due time)."""
+        step = send.step
+        if step is None or step.trigger.delay or send.due_at != send.base_at:
+            return
+        trigger = step.trigger
+        since, event = None, STARTED
+        if trigger.on == TriggerKind.START:
+            since = self._state.started_at
+        elif trigger.on == TriggerKind.EVENT and trigger.event is not None:
+            since, event = self._state.reported.get(trigger.event), trigger.event.value
+        if since is not None:
+            EVENT_TO_MESSAGE.record(
+                seconds_between(since, workflow.now()),
+                {"plan": self._state.plan_id, "step": send.step_id, "event": event},
+            )
 
     def _unreachable(self, channel: Channel) -> str:
         """What the order alone says about a channel, to spare a pointless activity."""
@@ -480,6 +586,8 @@ class OrderJourney:
             run_out_at=send.run_out_at,
             max_sms_segments=self._plan.plan.sms_max_segments if self._plan else 2,
             cap=self._cap_check(send),
+            plan_id=state.plan_id,
+            stale_at=self._stale_at(send),
         )
         transactional = send.category == Category.TRANSACTIONAL
         stale_after = send.step.stale_after if send.step else None
@@ -554,6 +662,127 @@ class OrderJourney:
             self._note("skip", f"{label}: {detail}")
             return
         self._resolve(send, StepOutcome.SKIPPED, detail)
+
+    # -- pauses ------------------------------------------------------------------
+    # A held send is deferred like one the frequency cap deferred (state.deferred), so
+    # the journey's timers and the agenda work as ever; state.held says why, for the
+    # query, the UI and the signals that release it.
+
+    def _pause_journey(self, level: JourneyPause) -> None:
+        state = self._state
+        if state.journey_pause == level:
+            return
+        state.journey_pause = level
+        if level == JourneyPause.NON_TRANSACTIONAL:
+            # Lowered from all sends: the transactional ones it held are due again.
+            self._release_holds(lambda held: held.by_journey and held.transactional)
+        what = "all its sends" if level == JourneyPause.ALL else "its non-transactional sends"
+        self._note("note", f"journey paused by an operator: {what} are held")
+        self._sync_paused()
+        self._controls_changed = True
+
+    def _release_holds(self, which: Callable[[HeldSend], bool]) -> list[str]:
+        """Forget the holds ``which`` selects, so their sends are due again now; their keys."""
+        state = self._state
+        released = [key for key, held in state.held.items() if which(held)]
+        for key in released:
+            del state.held[key]
+            state.deferred.pop(key, None)
+        return released
+
+    def _held_by_journey(self, send: PlannedSend) -> bool:
+        """Whether the journey's own pause holds ``send`` (held, or dropped once past
+        its stale limit: no activity is asked, so only the journey records that)."""
+        level = self._state.journey_pause
+        if level is None:
+            return False
+        if level == JourneyPause.NON_TRANSACTIONAL and send.category == Category.TRANSACTIONAL:
+            return False
+        stale_at = self._stale_at(send)
+        if stale_at is not None and workflow.now() >= stale_at:
+            dropped = SentMessage(
+                step=send.step_id,
+                channel=None,
+                template=send.template,
+                sent_at=workflow.now(),
+                message_id="",
+                status=Delivery.STALE,
+                detail="held by the journey's own pause until past its stale limit",
+            )
+            self._unhold(send.key)
+            self._over_cap(send, dropped)
+            return True
+        self._hold(send, "the journey is paused", by_journey=True)
+        return True
+
+    def _hold(self, send: PlannedSend, reason: str, *, by_journey: bool) -> None:
+        """Defer ``send`` until it is asked again (at its stale limit at the latest),
+        and say why; noted on the timeline when it is first held, or held anew."""
+        state = self._state
+        now = workflow.now()
+        before = state.held.get(send.key)
+        since = before.since if before is not None else now
+        state.held[send.key] = HeldSend(
+            since=since,
+            reason=reason,
+            by_journey=by_journey,
+            transactional=send.category == Category.TRANSACTIONAL,
+        )
+        stale_at = self._stale_at(send)
+        again = now + (JOURNEY_PAUSE_RECHECK if by_journey else PAUSE_RECHECK)
+        if stale_at is not None:
+            again = min(again, stale_at)
+        state.deferred[send.key] = max(again, now + timedelta(seconds=1))
+        if before is None or before.reason != reason:
+            tz = self._current_order().customer.timezone
+            until = (
+                f"; dropped if still held at {local_iso(stale_at, tz)}"
+                if stale_at is not None
+                else ""
+            )
+            self._note("note", f"{_label(send)}: held, {reason}{until}")
+        self._sync_paused()
+
+    def _unhold(self, key: str) -> None:
+        """The send was answered otherwise than paused: no pause holds it any more
+        (nor, once "sending_resumed" released it, is JourneyPaused left standing)."""
+        self._state.held.pop(key, None)
+        self._sync_paused()
+
+    def _forget_moot_holds(self, agenda: Agenda) -> None:
+        """Holds of sends no longer on the agenda (an event ended their step)."""
+        state = self._state
+        if not state.held:
+            return
+        planned = {send.key for send in agenda.sends}
+        for key in [key for key in state.held if key not in planned]:
+            del state.held[key]
+            state.deferred.pop(key, None)
+        self._sync_paused()
+
+    def _sync_paused(self) -> None:
+        """Keep JourneyPaused (and the details the UI shows) in step with the holds."""
+        state = self._state
+        paused = bool(state.held) or state.journey_pause is not None
+        if paused == state.paused or not workflow.patched(PAUSABLE_SENDS_PATCH):
+            return
+        state.paused = paused
+        workflow.upsert_search_attributes([sa.JOURNEY_PAUSED.value_set(paused)])
+        self._show_details()
+
+    def _stale_at(self, send: PlannedSend) -> datetime | None:
+        """When the message is no longer worth sending, so a pause drops rather than
+        holds it: its step's stale_after past the trigger (the scheduler's rule), or
+        without one the send budget from when it was first held; a replenishment
+        reminder once the item has run out; never for transactional messages."""
+        if send.category == Category.TRANSACTIONAL:
+            return None
+        if send.step is None:
+            return send.run_out_at
+        if send.step.stale_after is not None:
+            return send.base_at + send.step.stale_after
+        held = self._state.held.get(send.key)
+        return (held.since if held is not None else workflow.now()) + DEFAULT_SEND_BUDGET
 
     def _resolve(self, send: PlannedSend, outcome: StepOutcome, detail: str) -> None:
         state = self._state
@@ -689,6 +918,7 @@ class OrderJourney:
                 channels=list(send.channels),
                 due_at=send.due_at,
                 due_local=local_iso(send.due_at, tz),
+                held=state.held[send.key].reason if send.key in state.held else "",
             )
             for send in agenda.sends
         ]
@@ -699,6 +929,8 @@ class OrderJourney:
             first = state.scheduled[0]
             when = "now" if first.due_at <= now else f"at {first.due_local} ({tz})"
             state.next_step = f"{first.step} {when}"
+            if first.held:
+                state.next_step = f"{first.step} held ({first.held}); asked again {when}"
         elif agenda.waiting_for:
             state.next_step = "Waiting for " + ", ".join(agenda.waiting_for)
         else:
@@ -711,8 +943,10 @@ class OrderJourney:
         upcoming = "\n".join(
             f"- {s.step}: {s.due_local} ({', '.join(s.channels)})" for s in state.scheduled[:5]
         )
+        paused = _pause_summary(state)
         workflow.set_current_details(
-            f"**Stage:** {state.stage} · **Plan:** {plan}\n\n"
+            (f"**Paused:** {paused}\n\n" if paused else "")
+            + f"**Stage:** {state.stage} · **Plan:** {plan}\n\n"
             f"**Next:** {state.next_step}\n\n"
             + (f"**Scheduled:**\n{upcoming}\n\n" if upcoming else "")
             + f"**Messages sent:** {sum(1 for m in state.sent if m.status == 'sent')}"
@@ -755,8 +989,29 @@ class OrderJourney:
         return [send.focus_sku] if send.focus_sku else []
 
 
+def _pause_summary(state: JourneyState) -> str:
+    """What pauses hold, for the UI's current details ("" when nothing is paused)."""
+    parts = []
+    if state.journey_pause == JourneyPause.ALL:
+        parts.append("the journey is paused (all its sends)")
+    elif state.journey_pause == JourneyPause.NON_TRANSACTIONAL:
+        parts.append("the journey is paused (its non-transactional sends)")
+    parts += [f"{key} {held.reason}" for key, held in state.held.items() if not held.by_journey]
+    return "; ".join(parts)
+
+
+def _label(send: PlannedSend) -> str:
+    return f"{send.key} #{send.iteration}" if send.iteration else send.key
+
+
 def _flight_key(send: PlannedSend) -> tuple[str, int]:
     return send.key, send.iteration
+
+
+def _step_label(send: PlannedSend) -> str:
+    """The step as a metric label: a replenishment reminder's names its SKU, which
+    is no plan vocabulary, so all of them are "replenishment"."""
+    return send.step_id if send.step is not None else REPLENISHMENT_PREFIX.rstrip(":")
 
 
 def _days(span: timedelta) -> str:

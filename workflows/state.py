@@ -34,6 +34,8 @@ class ScheduledStep:
     channels: list[Channel]
     due_at: datetime
     due_local: str
+    # Why a pause holds it ("" when none does); ``due_at`` is then when it is asked again.
+    held: str = ""
 
 
 class StepOutcome(StrEnum):
@@ -49,6 +51,24 @@ class StepRecord:
     outcome: StepOutcome
     at: datetime
     detail: str = ""
+
+
+class JourneyPause(StrEnum):
+    """The journey's own pause (an operator's signal): which of its sends it holds."""
+
+    NON_TRANSACTIONAL = "non_transactional"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class HeldSend:
+    """A send a pause holds: since when, and why."""
+
+    since: datetime
+    # "paused by pause-1a2b... (step=cross_sell)", or "the journey is paused".
+    reason: str
+    by_journey: bool = False  # held by the journey's own pause, not a scope pause
+    transactional: bool = False
 
 
 @dataclass
@@ -96,6 +116,13 @@ class JourneyState:
     deferred: dict[str, datetime] = field(default_factory=dict)
     # The customer's own choices (consent, quiet hours, channel, zone), newest known.
     overrides: CustomerOverrides | None = None
+    # Sends a pause holds (agenda key -> since when, why); when each is asked again
+    # is its entry in ``deferred``.
+    held: dict[str, HeldSend] = field(default_factory=dict)
+    # The journey's own pause (pause_journey, pause_journey_all); None: not paused.
+    journey_pause: JourneyPause | None = None
+    # What the JourneyPaused search attribute says: a send held, or a pause of its own.
+    paused: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import aiosmtplib
 from activities.handover import NOT_STARTED, Handover
 from engine.platform.redaction import redact
 from engine.platform.settings import Settings
+from engine.platform.telemetry.provider_calls import provider_call
 
 SECURITY_MODES = ("none", "starttls", "tls")
 
@@ -142,11 +143,12 @@ class SmtpMailer:
         free connection, connecting, the envelope), give up with a TransientSmtpError
         and send nothing; ``handover.begun`` is set when DATA begins."""
         handover = handover or Handover()
-        try:
-            async with asyncio.timeout_at(handover.start_by) as bound:
-                return await self._send(message, _Held(None, bound, handover))
-        except TimeoutError:
-            raise TransientSmtpError(f"{NOT_STARTED} (all connections busy)") from None
+        with provider_call("smtp", "send"):
+            try:
+                async with asyncio.timeout_at(handover.start_by) as bound:
+                    return await self._send(message, _Held(None, bound, handover))
+            except TimeoutError:
+                raise TransientSmtpError(f"{NOT_STARTED} (all connections busy)") from None
 
     async def _send(self, message: EmailMessage, holder: _Held) -> str:
         async with self._slots:

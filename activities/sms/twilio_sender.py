@@ -46,6 +46,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 from activities.handover import NOT_STARTED, Handover
 from engine.messaging.delivery_reports import LEDGER_KEY_PARAM, STATUS_PATH
 from engine.platform.redaction import redact
+from engine.platform.telemetry.provider_calls import provider_call
 
 if TYPE_CHECKING:
     from engine.platform.settings import Settings
@@ -297,9 +298,10 @@ class TwilioSender:
         box = _LastResponse()
         token = _last_response.set(box)
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                handover.begun = True
-                message = await self._client().messages.create_async(**arguments)
+            with provider_call("twilio", "send_whatsapp" if whatsapp else "send_sms"):
+                async with asyncio.timeout(self.timeout_seconds):
+                    handover.begun = True
+                    message = await self._client().messages.create_async(**arguments)
         # Never chained (``from None``): the SDK's and aiohttp's exceptions quote
         # Twilio's text or the request unredacted; ours carry what matters.
         except TwilioRestException as err:

@@ -28,6 +28,7 @@ ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
 
 _JOURNEYS = "/aftercare.v1.JourneyService/"
 _PREFERENCES = "/aftercare.v1.PreferencesService/"
+_OPERATIONS = "/aftercare.v1.OperationsService/"
 
 #: gRPC method path -> every scope the caller's key must hold.
 METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
@@ -41,6 +42,13 @@ METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
     _PREFERENCES + "Unsubscribe": frozenset({Scope.PREFERENCES_WRITE}),
     # Erasure cancels journeys as well as deleting preferences.
     _PREFERENCES + "EraseCustomer": frozenset({Scope.PREFERENCES_WRITE, Scope.JOURNEYS_ADMIN}),
+    # Pauses and bulk operations act on every journey, so even reading them is admin.
+    _OPERATIONS + "PauseSending": frozenset({Scope.JOURNEYS_ADMIN}),
+    _OPERATIONS + "ResumeSending": frozenset({Scope.JOURNEYS_ADMIN}),
+    _OPERATIONS + "ListPauses": frozenset({Scope.JOURNEYS_ADMIN}),
+    _OPERATIONS + "CountJourneys": frozenset({Scope.JOURNEYS_ADMIN}),
+    _OPERATIONS + "StartBulkOperation": frozenset({Scope.JOURNEYS_ADMIN}),
+    _OPERATIONS + "GetBulkOperation": frozenset({Scope.JOURNEYS_ADMIN}),
 }
 
 #: Services anyone may call, without a key.

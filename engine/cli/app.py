@@ -19,10 +19,12 @@ from engine.cli.demo import demo
 from engine.cli.health import health_command
 from engine.cli.journey import journey_app
 from engine.cli.keys import keys_app
+from engine.cli.operations import ops_app
 from engine.cli.preview import preview_command
 from engine.cli.secrets import secrets_app
 from engine.cli.simulate import simulate_command
 from engine.platform.secret_values import MissingSecret
+from engine.platform.telemetry.runtime import MetricsConfigError
 from engine.platform.temporal.tls import TemporalConfigError
 from engine.processes.api import run_api
 from engine.processes.codec import run_codec
@@ -37,6 +39,7 @@ app = typer.Typer(
 app.add_typer(journey_app, name="journey")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(ops_app, name="ops")
 app.add_typer(secrets_app, name="secrets")
 app.command(help="Push sample orders and events through the API (needs `aftercare run`).")(demo)
 app.command("simulate")(simulate_command)
@@ -49,7 +52,7 @@ def _serve(process: Coroutine[Any, Any, None]) -> None:
     work stops it with the setting's name instead of a traceback."""
     try:
         asyncio.run(process)
-    except (MissingSecret, TemporalConfigError) as err:
+    except (MissingSecret, TemporalConfigError, MetricsConfigError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(code=CONFIGURATION_ERROR) from None
 

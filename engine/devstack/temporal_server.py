@@ -13,12 +13,17 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from engine.platform.temporal.search_attributes import register_missing_search_attributes
 from workflows.search_attributes import dev_server_flags
 
 # Write-ahead logging lets readers and the writer overlap; synchronous=NORMAL
 # still survives a crash of the process (it syncs at checkpoints), trading only
 # the last transactions before a power loss: right for a developer machine.
 DEFAULT_SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal"}
+
+
+MAX_BATCH_OPERATIONS_SETTING = "frontend.MaxConcurrentBatchOperationPerNamespace"
+MAX_BATCH_OPERATIONS = 4
 
 
 class TemporalServerError(RuntimeError):
@@ -71,6 +76,11 @@ class TemporalDevServer:
             "--log-format",
             "json",
             *dev_server_flags(),
+            # Bulk operations (Temporal batch operations) running at once; the
+            # server's default of one would refuse a resume's signal while a bulk
+            # cancel runs (docs/operations.md).
+            "--dynamic-config-value",
+            f"{MAX_BATCH_OPERATIONS_SETTING}={MAX_BATCH_OPERATIONS}",
         ]
         if self.ui_port is None:
             args.append("--headless")
@@ -99,6 +109,9 @@ class TemporalDevServer:
             if not isinstance(log, int):
                 log.close()
         await self._wait_ready(timeout_seconds)
+        # A database kept from an earlier release lacks the attributes added since.
+        client = await Client.connect(self.address, namespace=self.namespace)
+        await register_missing_search_attributes(client)
 
     async def _wait_ready(self, timeout_seconds: float) -> None:
         loop = asyncio.get_running_loop()

@@ -51,6 +51,7 @@ def journey(view: JourneyView) -> pb.Journey:
         waiting_for=[_EVENT_NUMBERS[event] for event in state.waiting_for],
         next_step=state.next_step,
         plan=pb.PlanRef(id=state.plan_id, version=state.plan_version, content_hash=state.plan_hash),
+        paused=state.paused,
     )
     for step in state.scheduled:
         message.scheduled.append(
@@ -62,6 +63,7 @@ def journey(view: JourneyView) -> pb.Journey:
                 due_at=timestamp(step.due_at),
                 due_local=step.due_local,
                 timezone=state.timezone,
+                held=step.held,
             )
         )
     for sent in state.sent:

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # so Twilio's status callback can settle it before a retry would send again.
     twilio_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
     delivery_report_grace_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    # How old the send path's copy of the active pauses may be (engine.messaging.pauses):
+    # a new pause holds every message within this long. 0 reads them for every send.
+    pause_cache_seconds: float = Field(default=2.0, ge=0, le=2)
 
     # The HTTP app: Twilio status callbacks and the links customers click.
     http_host: str = "127.0.0.1"
@@ -196,6 +199,21 @@ class Settings(BaseSettings):
     # which gives it to another worker. Keep it below the supervisor's own patience
     # (compose: stop_grace_period), or the process is killed mid-send.
     worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    # Prometheus metrics (engine.platform.telemetry.runtime): each process serves
+    # http://metrics_host:<its port>/metrics, its own series and the Temporal SDK's.
+    # 0 = not served (the default, so tests and embedding code bind nothing); the
+    # dev stack serves them on 9464-9467 unless these are set.
+    metrics_host: str = "127.0.0.1"
+    api_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    http_metrics_port: int = Field(default=0, ge=0, le=65535)
+    codec_metrics_port: int = Field(default=0, ge=0, le=65535)
+
+    # Traces (engine.platform.telemetry.tracing): every process sends its spans over
+    # OTLP/gRPC to this collector, "http://host:4317" (https:// for TLS). Unset: no
+    # tracing at all, nothing exported.
+    otlp_endpoint: str | None = None
 
     # Logging
     log_level: str = "INFO"
@@ -276,6 +294,20 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or network") from None
         return tuple(checked)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str | None) -> str | None:
+        # The scheme decides TLS for the exporter: without one it would guess.
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        scheme, _, rest = value.partition("://")
+        if scheme not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(
+                f"must be http://host:port or https://host:port (OTLP/gRPC), got {value!r}"
+            )
+        return value
 
     @field_validator("frequency_caps", mode="before")
     @classmethod

@@ -1,7 +1,8 @@
-"""The API process (``aftercare api``): JourneyService and PreferencesService on one
-gRPC server, with health and reflection; every call passes the API-key check
-(``engine.access.auth``) and is bounded in time (``engine.platform.rpc.deadlines``);
-TLS or mutual TLS when configured (``engine.access.tls``)."""
+"""The API process (``aftercare api``): JourneyService, PreferencesService and
+OperationsService on one gRPC server, with health and reflection; every call passes
+the API-key check (``engine.access.auth``) and is bounded in time
+(``engine.platform.rpc.deadlines``); TLS or mutual TLS when configured
+(``engine.access.tls``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import timedelta
 import grpc
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
-from aftercare.v1 import preferences_pb2, preferences_pb2_grpc
+from aftercare.v1 import operations_pb2, operations_pb2_grpc, preferences_pb2, preferences_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from temporalio.client import Client
@@ -25,13 +26,21 @@ from engine.customers.journey_link import JourneyNotifier, StoredChoices
 from engine.customers.preferences import PreferenceStore
 from engine.customers.service import PreferencesServicer
 from engine.journeys.directory import JourneyDirectory
+from engine.journeys.operations.service import OperationsServicer, operations_servicer
 from engine.journeys.plans import deployment_plans
 from engine.journeys.service import JourneyServicer
 from engine.platform.codec.runtime import erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.logging import get_logger
 from engine.platform.rpc.deadlines import HandlerTimeoutInterceptor
+from engine.platform.rpc.metrics import RequestMetricsInterceptor
 from engine.platform.settings import Settings
+from engine.platform.telemetry.runtime import Process, instruments_for
+from engine.platform.telemetry.tracing import (
+    API_SERVICE,
+    grpc_server_interceptors,
+    process_tracing,
+)
 from engine.platform.temporal.connection import connect
 from engine.processes.lifecycle import STARTUP_WAIT, stop_event
 
@@ -41,6 +50,7 @@ JOURNEY_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JourneyService"].full_nam
 PREFERENCES_SERVICE_NAME = preferences_pb2.DESCRIPTOR.services_by_name[
     "PreferencesService"
 ].full_name
+OPERATIONS_SERVICE_NAME = operations_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name
 
 
 class PortInUse(RuntimeError):
@@ -55,7 +65,7 @@ class ApiServer:
 
     async def start(self) -> None:
         await self.server.start()
-        for name in ("", JOURNEY_SERVICE_NAME, PREFERENCES_SERVICE_NAME):
+        for name in ("", JOURNEY_SERVICE_NAME, PREFERENCES_SERVICE_NAME, OPERATIONS_SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
@@ -69,11 +79,13 @@ def build_server(
     address: str,
     preferences: PreferencesServicer | None = None,
     *,
+    operations: OperationsServicer | None = None,
     authenticator: Authenticator,
     settings: Settings | None = None,
 ) -> ApiServer:
     """A server bound to ``address`` (port 0 picks a free one); PreferencesService
-    too when ``preferences`` is given (it needs the database).
+    too when ``preferences`` is given, OperationsService when ``operations`` is
+    (both need the database).
 
     ``authenticator`` checks every call's API key; ``settings`` gives TLS, the
     message size limit and the handler time bound (defaults: plaintext, 4 MiB, 10 s).
@@ -82,8 +94,12 @@ def build_server(
     settings = settings or Settings.model_construct()
     max_bytes = settings.grpc_max_message_bytes
     server = grpc.aio.server(
-        # Authentication first: a refused call never reaches the time-bounded handler.
+        # Counted first, so refused calls are too; then authentication: a refused
+        # call never reaches the time-bounded handler.
         interceptors=[
+            # The call's server span (when tracing is on) holds everything below.
+            *grpc_server_interceptors(settings),
+            RequestMetricsInterceptor(instruments_for(settings, Process.API)),
             ApiKeyInterceptor(authenticator),
             HandlerTimeoutInterceptor(settings.grpc_call_timeout_seconds),
         ],
@@ -97,12 +113,15 @@ def build_server(
     pb_grpc.add_JourneyServiceServicer_to_server(JourneyServicer(directory), server)
     if preferences is not None:
         preferences_pb2_grpc.add_PreferencesServiceServicer_to_server(preferences, server)
+    if operations is not None:
+        operations_pb2_grpc.add_OperationsServiceServicer_to_server(operations, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (
             JOURNEY_SERVICE_NAME,
             *((PREFERENCES_SERVICE_NAME,) if preferences is not None else ()),
+            *((OPERATIONS_SERVICE_NAME,) if operations is not None else ()),
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ),
@@ -130,6 +149,8 @@ class ApiParts:
     servicer: PreferencesServicer
     store: PreferenceStore
     notifier: JourneyNotifier
+    # OperationsService: pauses of sending and bulk operations.
+    operations: OperationsServicer
 
 
 @asynccontextmanager
@@ -140,16 +161,16 @@ async def api_parts(client: Client, settings: Settings) -> AsyncIterator[ApiPart
     marks = erasure_marks_for(settings)
     try:
         store = PreferenceStore(sessions, marks)
-        directory = JourneyDirectory(
-            client, settings.task_queue, StoredChoices(store), deployment_plans(settings)
-        )
+        plans = deployment_plans(settings)
+        directory = JourneyDirectory(client, settings.task_queue, StoredChoices(store), plans)
         notifier = JourneyNotifier(store, directory)
         # Erasure runs durably on the worker; the API starts it and waits a while,
         # well inside its own handler bound, for the answer.
         answer_within = timedelta(seconds=min(6.0, settings.grpc_call_timeout_seconds * 0.6))
         eraser = CustomerEraser(client, settings.task_queue, marks, answer_within=answer_within)
         servicer = PreferencesServicer(store, notifier, eraser)
-        yield ApiParts(directory, servicer, store, notifier)
+        operations = operations_servicer(client, sessions, plans)
+        yield ApiParts(directory, servicer, store, notifier, operations)
     finally:
         await engine.dispose()
 
@@ -183,6 +204,7 @@ async def serving_api(
             parts.directory,
             settings.grpc_target,
             parts.servicer,
+            operations=parts.operations,
             authenticator=authenticator,
             settings=settings,
         )
@@ -196,9 +218,9 @@ async def serving_api(
 async def run_api(settings: Settings) -> None:
     require_secrets(settings)
     stop = stop_event()
-    client = await connect(settings, wait=STARTUP_WAIT)
+    client = await connect(settings, wait=STARTUP_WAIT, process=Process.API)
     # By default erasure destroys keys in the store behind connect()'s codec.
-    async with serving_api(client, settings):
+    async with process_tracing(settings, API_SERVICE), serving_api(client, settings):
         log.info(
             "api listening",
             address=settings.grpc_target,

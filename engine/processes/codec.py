@@ -16,6 +16,7 @@ from engine.platform.codec.server import build_codec_app
 from engine.platform.http_server import serve_http
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
+from engine.platform.telemetry.runtime import Process, instruments_for
 from engine.processes.lifecycle import stop_event
 
 log = get_logger(__name__)
@@ -23,9 +24,10 @@ log = get_logger(__name__)
 
 def codec_app(settings: Settings, customer_keys: CustomerKeys) -> Starlette:
     """The codec server decoding with the service's keys and ``customer_keys`` (share
-    the store with the worker and the API, so an erasure shows at once)."""
+    the store with the worker and the API, so an erasure shows at once). Starts the
+    codec process's /metrics when its port is set (its decoding errors are counted)."""
     return build_codec_app(
-        codec_for(settings, customer_keys),
+        codec_for(settings, customer_keys, instruments=instruments_for(settings, Process.CODEC)),
         codec_token_for(settings),
         ui_origin=settings.codec_ui_origin,
         login_rate_limit=settings.codec_login_rate_limit,

@@ -33,6 +33,14 @@ from engine.platform.http_server import serve_http
 from engine.platform.links.secret import load_or_create_secret
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
+from engine.platform.telemetry.runtime import (
+    Process,
+    instruments_for,
+    metrics_port,
+    metrics_url,
+    with_dev_stack_ports,
+)
+from engine.platform.telemetry.tracing import DEV_STACK_SERVICE, process_tracing
 from engine.platform.temporal.connection import connect
 from engine.processes.api import serving_api
 from engine.processes.codec import codec_app
@@ -70,6 +78,8 @@ class StackAddresses:
     sms: str
     http: str
     database: str
+    # (process, URL) of each /metrics served.
+    metrics: tuple[tuple[str, str], ...] = ()
 
 
 def with_dev_secrets(settings: Settings) -> Settings:
@@ -117,6 +127,7 @@ def banner(addresses: StackAddresses) -> str:
             f"  SMS/WhatsApp  {addresses.sms}",
             f"  HTTP app      {addresses.http}   (Twilio status callbacks, customer links)",
             f"  Database      {addresses.database}",
+            *_metrics_lines(addresses.metrics),
             "",
             "  Try it:  .venv/bin/aftercare demo",
             "",
@@ -124,7 +135,16 @@ def banner(addresses: StackAddresses) -> str:
     )
 
 
+def _metrics_lines(metrics: tuple[tuple[str, str], ...]) -> list[str]:
+    return [
+        f"  {'Metrics' if index == 0 else '':<12}  {url}   ({process}, Prometheus)"
+        for index, (process, url) in enumerate(metrics)
+    ]
+
+
 async def run_stack(settings: Settings) -> None:
+    # Metrics served on the dev ports unless the settings chose others (or 0: none).
+    settings = with_dev_stack_ports(settings)
     state_dir = settings.state_dir
     lock = InstanceLock(state_dir / "run.lock")
     lock.acquire()
@@ -138,9 +158,16 @@ async def run_stack(settings: Settings) -> None:
                 PortNeed("mail sink (SMTP)", settings.smtp_host, settings.smtp_port),
                 PortNeed("HTTP app", settings.http_host, settings.http_port),
                 PortNeed("codec server", settings.codec_host, settings.codec_port),
+                *(
+                    PortNeed(f"{process} metrics", settings.metrics_host, port)
+                    for process in Process
+                    if (port := metrics_port(settings, process))
+                ),
             ]
         )
-        await _run_parts(settings, temporal_host, temporal_port)
+        # Every part runs in this one process: one service name for their spans.
+        async with process_tracing(settings, DEV_STACK_SERVICE):
+            await _run_parts(settings, temporal_host, temporal_port)
     finally:
         lock.release()
 
@@ -195,7 +222,15 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         await server.start()
         parts.push_async_callback(server.stop)
 
-        client = await connect(settings, data_converter=converter_for(settings, customer_keys))
+        # A client per part, as in a deployment: each exports its metrics (the worker's
+        # also its activities' and journeys') on its own process's /metrics.
+        client = await connect(
+            settings,
+            data_converter=converter_for(
+                settings, customer_keys, instruments=instruments_for(settings, Process.WORKER)
+            ),
+            process=Process.WORKER,
+        )
         worker = await parts.enter_async_context(journey_worker(client, settings))
         worker_task = asyncio.create_task(worker.run(), name="worker")
         parts.push_async_callback(_stop_worker, worker, worker_task)
@@ -203,7 +238,14 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         # PreferencesService, and a directory that starts journeys with the
         # customer's stored preferences and tells running ones of changes.
         # Erasure destroys keys in the store the client, worker and codec server share.
-        await parts.enter_async_context(serving_api(client, settings))
+        api_client = await connect(
+            settings,
+            data_converter=converter_for(
+                settings, customer_keys, instruments=instruments_for(settings, Process.API)
+            ),
+            process=Process.API,
+        )
+        await parts.enter_async_context(serving_api(api_client, settings))
 
         app = await parts.enter_async_context(http_app(settings))
         await parts.enter_async_context(serve_http(app, settings.http_host, settings.http_port))
@@ -224,6 +266,11 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                     sms=sms_dir,
                     http=settings.public_base_url,
                     database=_redacted(settings.resolved_database_url),
+                    metrics=tuple(
+                        (process.value, url)
+                        for process in Process
+                        if (url := metrics_url(settings, process))
+                    ),
                 )
             ),
             flush=True,

@@ -54,11 +54,14 @@ from engine.platform.brand import Brand, brand_from_settings, default_brand
 from engine.platform.codec.runtime import erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.http_limits import RateLimit, Throttled, trusting_proxies
+from engine.platform.http_metrics import RequestMetrics
 from engine.platform.http_server import serve_http
 from engine.platform.links.secret import secret_key_for
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
+from engine.platform.telemetry.runtime import Instruments, Process, instruments_for
+from engine.platform.telemetry.tracing import HTTP_SERVICE, process_tracing
 from engine.platform.temporal.connection import connect
 from engine.platform.twilio_signature import MAX_BODY_BYTES as TWILIO_MAX_BODY_BYTES
 from engine.platform.twilio_signature import TwilioSignature
@@ -84,12 +87,14 @@ def build_http_app(
     on_consent_changed: ConsentChanged | None = None,
     link_rate_limit: str = "60/minute",
     trusted_proxies: Sequence[str] = (),
+    metrics: Instruments | None = None,
 ) -> Starlette:
     """The app. The feedback page needs ``journeys`` and ``feedback_responses``, and
     inbound messages need ``phones``; without them those routes are not served.
     ``on_consent_changed(customer_id)`` runs after a page or a text changed consent.
     ``link_rate_limit`` (requests per client, all link pages together) and
-    ``trusted_proxies`` are the settings of the same names."""
+    ``trusted_proxies`` are the settings of the same names; ``metrics`` count and
+    time every request (engine.platform.http_metrics)."""
     signature = TwilioSignature(twilio_auth_token, public_base_url)
     # One budget for every link page: a client guessing tokens gains nothing by
     # spreading its guesses over them.
@@ -149,7 +154,8 @@ def build_http_app(
                 max_body_size=TWILIO_MAX_BODY_BYTES,
             )
         )
-    return Starlette(routes=routes, middleware=trusting_proxies(trusted_proxies))
+    counting = Middleware(RequestMetrics, routes=routes, instruments=metrics or Instruments.noop())
+    return Starlette(routes=routes, middleware=[counting, *trusting_proxies(trusted_proxies)])
 
 
 async def _healthz(_request: Request) -> Response:
@@ -196,7 +202,7 @@ async def http_app(settings: Settings) -> AsyncIterator[Starlette]:
     marks = erasure_marks_for(settings)
 
     async def directory() -> JourneyDirectory:
-        return JourneyDirectory(await connect(settings), settings.task_queue)
+        return JourneyDirectory(await connect(settings, process=Process.HTTP), settings.task_queue)
 
     journeys = ConnectingJourneys(directory)
     # Consent changed on the pages or by text reaches the customer's running
@@ -217,6 +223,7 @@ async def http_app(settings: Settings) -> AsyncIterator[Starlette]:
             on_consent_changed=notifier.notify_preferences_changed,
             link_rate_limit=settings.link_rate_limit,
             trusted_proxies=settings.trusted_proxies,
+            metrics=instruments_for(settings, Process.HTTP),
         )
     finally:
         await engine.dispose()
@@ -226,6 +233,10 @@ async def run_http(settings: Settings) -> None:
     # The codec keys too: the app tells journeys of events and consent through Temporal.
     require_secrets(settings)
     stop = stop_event()
-    async with http_app(settings) as app, serve_http(app, settings.http_host, settings.http_port):
+    async with (
+        process_tracing(settings, HTTP_SERVICE),
+        http_app(settings) as app,
+        serve_http(app, settings.http_host, settings.http_port),
+    ):
         log.info("http app listening", host=settings.http_host, port=settings.http_port)
         await stop.wait()

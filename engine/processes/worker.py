@@ -29,8 +29,10 @@ from engine.customers.erasure import ErasureActivities, RecipientHasher
 from engine.customers.preferences import PreferenceStore
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
+from engine.messaging.backlog import sampling_backlog
 from engine.messaging.frequency_caps import FrequencyCapStore
 from engine.messaging.ledger import MessageLedger
+from engine.messaging.pauses import PauseRegistry
 from engine.messaging.phone_index import PhoneIndex, phone_index_key
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.brand import brand_from_settings
@@ -42,6 +44,8 @@ from engine.platform.links.secret import secret_key_for
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
+from engine.platform.telemetry.runtime import Process
+from engine.platform.telemetry.tracing import WORKER_SERVICE, process_tracing
 from engine.platform.temporal.build_id import worker_build_id
 from engine.platform.temporal.connection import connect
 from engine.platform.temporal.sandbox import workflow_runner, write_bytecode_for
@@ -137,6 +141,9 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
             build_channels(settings, mailer, sender, phones=phones),
             FrequencyCapStore(sessions),
             report_grace=timedelta(seconds=settings.delivery_report_grace_seconds),
+            pauses=PauseRegistry(
+                sessions, cache_ttl=timedelta(seconds=settings.pause_cache_seconds)
+            ),
         )
     finally:
         await mailer.aclose()
@@ -176,6 +183,8 @@ async def journey_worker(
     async with (
         message_activities(settings) as messages,
         erasure_activities(client, settings) as erasure,
+        # The worker's backlog gauges, when it serves metrics (its client's runtime).
+        sampling_backlog(settings),
     ):
         plans = PlanActivities(deployment_plans(settings))
         support = SupportDeskActivities(settings.support_webhook_url)
@@ -251,9 +260,12 @@ async def run_worker(settings: Settings) -> None:
     them elsewhere), and exits."""
     require_secrets(settings)
     stop = stop_event()
-    client = await connect(settings, wait=STARTUP_WAIT)
+    client = await connect(settings, wait=STARTUP_WAIT, process=Process.WORKER)
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
-    async with journey_worker(client, settings, shutdown_grace=grace) as group:
+    async with (
+        process_tracing(settings, WORKER_SERVICE),
+        journey_worker(client, settings, shutdown_grace=grace) as group,
+    ):
         running = asyncio.create_task(group.run(), name="workers")
         stopping = asyncio.create_task(stop.wait())
         log.info("worker running", task_queue=settings.task_queue)

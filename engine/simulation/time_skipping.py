@@ -41,7 +41,9 @@ async def start_time_skipping() -> WorkflowEnvironment:
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
             search_attributes={
-                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in sa.ALL
+                # The SDK's kinds are numbered as the API's.
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                for key in sa.ALL
             },
         )
     )

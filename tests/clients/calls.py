@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aftercare.v1 import journey_pb2 as pb
+from aftercare.v1 import operations_pb2 as ops
 from aftercare.v1 import preferences_pb2 as prefs
 
 from clients import AftercareClient
@@ -49,4 +50,22 @@ PREFERENCES_CALLS = (
     MethodCall("unsubscribe", "Unsubscribe", lambda c: c.unsubscribe("cus_42")),
     MethodCall("erase_customer", "EraseCustomer", lambda c: c.erase_customer("cus_42")),
 )
-EVERY_CALL = JOURNEY_CALLS + PREFERENCES_CALLS
+OPERATIONS_CALLS = (
+    MethodCall(
+        "pause_sending",
+        "PauseSending",
+        lambda c: c.pause_sending(ops.PAUSE_SCOPE_KIND_STEP, "cross_sell", reason="bad price"),
+    ),
+    MethodCall("resume_sending", "ResumeSending", lambda c: c.resume_sending("pause-1")),
+    MethodCall("list_pauses", "ListPauses", lambda c: c.list_pauses()),
+    MethodCall("count_journeys", "CountJourneys", lambda c: c.count_journeys()),
+    MethodCall(
+        "start_bulk_operation",
+        "StartBulkOperation",
+        lambda c: c.start_bulk_operation(
+            ops.BULK_ACTION_CANCEL, ops.JourneyFilter(plan="default"), dry_run=True
+        ),
+    ),
+    MethodCall("get_bulk_operation", "GetBulkOperation", lambda c: c.get_bulk_operation("job-1")),
+)
+EVERY_CALL = JOURNEY_CALLS + PREFERENCES_CALLS + OPERATIONS_CALLS

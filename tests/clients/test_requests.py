@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from aftercare.v1 import journey_pb2 as pb
+from aftercare.v1 import operations_pb2 as ops
 from aftercare.v1 import preferences_pb2 as prefs
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
@@ -95,6 +96,34 @@ UPDATE = prefs.UpdatePreferencesRequest(
 )
 
 
+PAUSE = ops.Pause(
+    pause_id="pause-0123456789abcdef",
+    scope=ops.PauseScope(kind=ops.PAUSE_SCOPE_KIND_STEP, value="cross_sell"),
+    reason="wrong price",
+    created_at=timestamp(1_750_400_000),
+    created_by="0123456789abcdef",
+)
+BULK_FILTER = ops.JourneyFilter(
+    plan="default",
+    stage=pb.JOURNEY_STAGE_DELIVERED,
+    customer_id="cus_42",
+    started_after=timestamp(1_750_000_000),
+    started_before=timestamp(1_750_500_000),
+    paused=False,
+)
+BULK = ops.BulkOperation(
+    job_id="aftercare-cancel-0123456789abcdef",
+    action=ops.BULK_ACTION_CANCEL,
+    state=ops.BULK_OPERATION_STATE_RUNNING,
+    total=40,
+    completed=12,
+    failed=1,
+    started_at=timestamp(1_750_400_100),
+    reason="recall",
+    query="WorkflowType = 'OrderJourney'",
+)
+
+
 def same(reply: Message) -> Message:
     return reply
 
@@ -102,6 +131,16 @@ def same(reply: Message) -> Message:
 def journey_of(reply: Message) -> Message:
     assert isinstance(reply, pb.GetJourneyResponse)
     return reply.journey
+
+
+def pause_of(reply: Message) -> Message:
+    assert isinstance(reply, ops.PauseSendingResponse)
+    return reply.pause
+
+
+def operation_of(reply: Message) -> Message:
+    assert isinstance(reply, ops.GetBulkOperationResponse)
+    return reply.operation
 
 
 @dataclass(frozen=True)
@@ -280,6 +319,82 @@ CASES = [
             data_key_destroyed=True,
             erased_at=timestamp(1_750_300_000),
         ),
+    ),
+    Case(
+        "pause_sending",
+        lambda c: c.pause_sending(
+            ops.PAUSE_SCOPE_KIND_STEP,
+            "cross_sell",
+            reason="wrong price",
+            include_transactional=True,
+        ),
+        "PauseSending",
+        ops.PauseSendingRequest(
+            scope=ops.PauseScope(kind=ops.PAUSE_SCOPE_KIND_STEP, value="cross_sell"),
+            include_transactional=True,
+            reason="wrong price",
+        ),
+        ops.PauseSendingResponse(pause=PAUSE),
+        returned=pause_of,
+    ),
+    Case(
+        "resume_sending",
+        lambda c: c.resume_sending("pause-0123456789abcdef"),
+        "ResumeSending",
+        ops.ResumeSendingRequest(pause_id="pause-0123456789abcdef"),
+        ops.ResumeSendingResponse(pause=PAUSE, job_id="aftercare-sending_resumed-0123"),
+    ),
+    Case(
+        "list_pauses",
+        lambda c: c.list_pauses(),
+        "ListPauses",
+        ops.ListPausesRequest(),
+        ops.ListPausesResponse(pauses=[PAUSE]),
+    ),
+    Case(
+        "count_journeys",
+        lambda c: c.count_journeys(BULK_FILTER),
+        "CountJourneys",
+        ops.CountJourneysRequest(filter=BULK_FILTER),
+        ops.CountJourneysResponse(count=40, query="WorkflowType = 'OrderJourney'"),
+    ),
+    Case(
+        "count_journeys of every journey",
+        lambda c: c.count_journeys(),
+        "CountJourneys",
+        ops.CountJourneysRequest(),
+        ops.CountJourneysResponse(count=1000),
+    ),
+    Case(
+        "start_bulk_operation",
+        lambda c: c.start_bulk_operation(
+            ops.BULK_ACTION_CANCEL, BULK_FILTER, reason="recall", max_operations_per_second=20
+        ),
+        "StartBulkOperation",
+        ops.StartBulkOperationRequest(
+            filter=BULK_FILTER,
+            action=ops.BULK_ACTION_CANCEL,
+            reason="recall",
+            max_operations_per_second=20,
+        ),
+        ops.StartBulkOperationResponse(count=40, job_id=BULK.job_id, query=BULK.query),
+    ),
+    Case(
+        "start_bulk_operation as a dry run",
+        lambda c: c.start_bulk_operation(ops.BULK_ACTION_PAUSE, BULK_FILTER, dry_run=True),
+        "StartBulkOperation",
+        ops.StartBulkOperationRequest(
+            filter=BULK_FILTER, action=ops.BULK_ACTION_PAUSE, dry_run=True
+        ),
+        ops.StartBulkOperationResponse(count=40, query=BULK.query),
+    ),
+    Case(
+        "get_bulk_operation",
+        lambda c: c.get_bulk_operation(BULK.job_id),
+        "GetBulkOperation",
+        ops.GetBulkOperationRequest(job_id=BULK.job_id),
+        ops.GetBulkOperationResponse(operation=BULK),
+        returned=operation_of,
     ),
 ]
 

@@ -29,6 +29,7 @@ import yaml
 from engine.cli.secrets import fresh_secrets, write_secrets_dir
 from engine.platform.secret_values import FILE_SUFFIX, secret_fields
 from engine.platform.settings import Settings
+from workflows import search_attributes as sa
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -54,6 +55,7 @@ CLI_SUBCOMMANDS = frozenset(
         "keys",
         "secrets",
         "health",
+        "ops",
         "simulate",
         "preview",
     }
@@ -75,7 +77,8 @@ EXPECTED_SERVICES = frozenset(
 # Top-level package directories the image must contain.
 PACKAGE_DIRS = ("engine", "workflows", "activities", "clients", "proto")
 # Custom search attributes the workflows write; Temporal rejects unregistered ones.
-SEARCH_ATTRIBUTES = ("OrderId", "CustomerId", "JourneyStage", "JourneyPlan")
+# Every attribute the journeys write, as the CLI names its type.
+SEARCH_ATTRIBUTES = {key.name: sa.CLI_TYPES[key.indexed_value_type] for key in sa.ALL}
 GRPC_PORT = "50051"
 DATABASE_SERVICES = ("postgresql", "aftercare-db")
 POSTGRES_DATA_DIR = "/var/lib/postgresql/data"
@@ -810,13 +813,12 @@ def test_app_commands_are_cli_subcommands(compose: Compose) -> None:
     assert command_of(services_of(compose)["migrate"]) == ["db", "upgrade"]
 
 
-def test_admin_tools_register_search_attributes_as_keyword(compose: Compose) -> None:
+def test_admin_tools_register_search_attributes_with_their_types(compose: Compose) -> None:
     service = services_of(compose)["temporal-admin-tools"]
     script = " ".join(command_of(service))
     assert "temporal operator search-attribute create" in script
-    assert "--type Keyword" in script
-    for attribute in SEARCH_ATTRIBUTES:
-        assert re.search(rf"\b{attribute}\b", script), attribute
+    for attribute, kind in SEARCH_ATTRIBUTES.items():
+        assert re.search(rf"\b{attribute}:{kind}\b", script), attribute
     assert environment_of(service).get("TEMPORAL_ADDRESS") == "temporal:7233"
 
 

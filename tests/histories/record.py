@@ -19,7 +19,7 @@ import contextlib
 import json
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from engine.devstack.mail_sink import MailSink
 from engine.journeys.directory import initial_search_attributes
 from engine.journeys.plans import deployment_plans
+from engine.messaging.pauses import PauseRegistry, PauseScope, ScopeKind
+from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.logging import configure_logging
 from tests.support.orders import COFFEE, domain_order
 from tests.support.virtual_time import VirtualJourneys, virtual_journeys
@@ -271,6 +273,57 @@ async def _refund_during_retry(journeys: VirtualJourneys) -> Handle:
     return handle
 
 
+@contextlib.asynccontextmanager
+async def _pauses(journeys: VirtualJourneys) -> AsyncIterator[PauseRegistry]:
+    """The pause registry of the journeys' database; every pause lifted afterwards."""
+    engine = create_engine(journeys.settings.resolved_database_url)
+    registry = PauseRegistry(create_session_factory(engine))
+    try:
+        yield registry
+    finally:
+        for pause in await registry.active():
+            await registry.resume(pause.id)
+        await engine.dispose()
+
+
+async def _paused_then_resumed(journeys: VirtualJourneys) -> Handle:
+    """Every cross-sell is paused: the journey's is held when due and asked again
+    hourly, then sent once the pause is lifted and the journey told."""
+    async with _pauses(journeys) as pauses:
+        handle = await _delivered(journeys, "H-PAUSED-RESUMED")
+        pause = await pauses.pause(PauseScope(ScopeKind.STEP, "cross_sell"))
+        await journeys.wait(handle, 21 * DAY + 3 * timedelta(hours=1))
+        await journeys.until(handle, lambda s: "cross_sell" in s.held)
+        await pauses.resume(pause.id)
+        await handle.signal(OrderJourney.sending_resumed)
+        await journeys.until(handle, lambda s: "cross_sell" in s.steps)
+        return handle
+
+
+async def _paused_until_stale(journeys: VirtualJourneys) -> Handle:
+    """Every marketing message is paused for longer than the cross-sell's stale_after:
+    it is held, then dropped (and recorded) at its stale limit."""
+    async with _pauses(journeys) as pauses:
+        handle = await _delivered(journeys, "H-PAUSED-STALE")
+        await pauses.pause(PauseScope(ScopeKind.CATEGORY, "marketing"))
+        await journeys.wait(handle, 24 * DAY)
+        await journeys.until(handle, lambda s: "cross_sell" in s.steps)
+        return handle
+
+
+async def _journey_paused(journeys: VirtualJourneys) -> Handle:
+    """An operator pauses one journey after delivery: its thank-you is held until
+    the journey is resumed the next day; the delivery notice was not held."""
+    handle = await journeys.start(domain_order(order_id="H-JOURNEY-PAUSED"))
+    await journeys.wait(handle, DAY)
+    await handle.signal(OrderJourney.pause_journey)
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    await journeys.wait(handle, DAY)
+    await handle.signal(OrderJourney.resume_journey)
+    await journeys.until(handle, lambda s: "thank_you" in s.steps)
+    return handle
+
+
 async def _delivered_order(journeys: VirtualJourneys, order: Order) -> Handle:
     handle = await journeys.start(order)
     await journeys.wait(handle, DAY)
@@ -295,6 +348,10 @@ SCENARIOS: dict[str, Scenario] = {
     "default_preferences_changed": _preferences_changed,
     "default_address_changed": _address_changed,
     "default_sms_fallback": _sms_fallback,
+    # Sends held by pauses (the pausable-sends patch).
+    "default_paused_then_resumed": _paused_then_resumed,
+    "default_paused_until_stale": _paused_until_stale,
+    "default_journey_paused": _journey_paused,
     # Journeys whose sends run beside the loop (the sends-beside-events patch).
     "beside_plan_at_start": _plan_at_start,
     "beside_detractor": _feedback(3),
@@ -349,7 +406,8 @@ async def main() -> None:
         sink = MailSink("127.0.0.1", 0, None)
         await sink.start()
         try:
-            async with virtual_journeys(Path(tmp), sink) as journeys:
+            # Pauses hold at once: the worker reads them for every send.
+            async with virtual_journeys(Path(tmp), sink, pause_cache_seconds=0) as journeys:
                 await journeys.travel_to(start)
                 for name, scenario in wanted.items():
                     for path in await _record(journeys, name, scenario):

@@ -1,10 +1,10 @@
 """A fake of Aftercare's gRPC API for testing clients of it, served for real.
 
-A ``grpc.aio`` server in the test process serves ``aftercare.v1.JourneyService`` and
-``aftercare.v1.PreferencesService`` through the generated servicer base classes. It
-records every call (request, metadata, the deadline left, the TLS peer) and answers
-what the test chose: a reply, or a status with ``google.rpc`` details, as the real
-service sends them (``grpc-status-details-bin``).
+A ``grpc.aio`` server in the test process serves ``aftercare.v1.JourneyService``,
+``aftercare.v1.PreferencesService`` and ``aftercare.v1.OperationsService`` through
+the generated servicer base classes. It records every call (request, metadata, the
+deadline left, the TLS peer) and answers what the test chose: a reply, or a status
+with ``google.rpc`` details, as the real service sends them (``grpc-status-details-bin``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import TypeVar
 import grpc
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
+from aftercare.v1 import operations_pb2 as operations_pb
+from aftercare.v1 import operations_pb2_grpc as operations_grpc
 from aftercare.v1 import preferences_pb2 as preferences_pb
 from aftercare.v1 import preferences_pb2_grpc as preferences_grpc
 from google.protobuf import any_pb2
@@ -168,9 +170,64 @@ class _Preferences(preferences_grpc.PreferencesServiceServicer):
         )
 
 
+class _Operations(operations_grpc.OperationsServiceServicer):
+    def __init__(self, api: FakeApi) -> None:
+        self._api = api
+
+    async def PauseSending(  # noqa: N802
+        self, request: operations_pb.PauseSendingRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb.PauseSendingResponse:
+        return await self._api.handle(
+            "PauseSending", request, context, operations_pb.PauseSendingResponse
+        )
+
+    async def ResumeSending(  # noqa: N802
+        self, request: operations_pb.ResumeSendingRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb.ResumeSendingResponse:
+        return await self._api.handle(
+            "ResumeSending", request, context, operations_pb.ResumeSendingResponse
+        )
+
+    async def ListPauses(  # noqa: N802
+        self, request: operations_pb.ListPausesRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb.ListPausesResponse:
+        return await self._api.handle(
+            "ListPauses", request, context, operations_pb.ListPausesResponse
+        )
+
+    async def CountJourneys(  # noqa: N802
+        self, request: operations_pb.CountJourneysRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb.CountJourneysResponse:
+        return await self._api.handle(
+            "CountJourneys", request, context, operations_pb.CountJourneysResponse
+        )
+
+    async def StartBulkOperation(  # noqa: N802
+        self, request: operations_pb.StartBulkOperationRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb.StartBulkOperationResponse:
+        return await self._api.handle(
+            "StartBulkOperation", request, context, operations_pb.StartBulkOperationResponse
+        )
+
+    async def GetBulkOperation(  # noqa: N802
+        self, request: operations_pb.GetBulkOperationRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb.GetBulkOperationResponse:
+        return await self._api.handle(
+            "GetBulkOperation", request, context, operations_pb.GetBulkOperationResponse
+        )
+
+
 JOURNEY_METHODS = ("StartJourney", "RecordEvent", "GetJourney", "CancelJourney", "ListJourneys")
 PREFERENCES_METHODS = ("GetPreferences", "UpdatePreferences", "Unsubscribe", "EraseCustomer")
-ALL_METHODS = JOURNEY_METHODS + PREFERENCES_METHODS
+OPERATIONS_METHODS = (
+    "PauseSending",
+    "ResumeSending",
+    "ListPauses",
+    "CountJourneys",
+    "StartBulkOperation",
+    "GetBulkOperation",
+)
+ALL_METHODS = JOURNEY_METHODS + PREFERENCES_METHODS + OPERATIONS_METHODS
 
 
 @dataclass(frozen=True)
@@ -192,6 +249,7 @@ async def serve_fake_api(
     server = grpc.aio.server()
     pb_grpc.add_JourneyServiceServicer_to_server(_Journeys(api), server)
     preferences_grpc.add_PreferencesServiceServicer_to_server(_Preferences(api), server)
+    operations_grpc.add_OperationsServiceServicer_to_server(_Operations(api), server)
     address = "127.0.0.1:0"
     if credentials is None:
         port = server.add_insecure_port(address)

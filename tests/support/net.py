@@ -1,12 +1,7 @@
-"""Free ports for servers the tests start."""
+"""Free ports for servers the tests start (tools.ports: outside the ephemeral range)."""
 
 from __future__ import annotations
 
-import socket
+from tools.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+__all__ = ["free_port"]

@@ -43,6 +43,11 @@ def test_every_plan_path_has_a_history() -> None:
         "default_preferences_changed",
         "default_address_changed",
         "default_sms_fallback",
+        # Sends held by pauses: a scope pause lifted, one outlasting stale_after, a
+        # journey's own pause.
+        "default_paused_then_resumed",
+        "default_paused_until_stale",
+        "default_journey_paused",
         # Journeys whose sends run beside the loop.
         "beside_plan_at_start",
         "beside_detractor",

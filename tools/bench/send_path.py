@@ -25,8 +25,8 @@ from engine.platform.settings import Settings
 from engine.processes.dev_stack import DEV_TWILIO_SID, DEV_TWILIO_TOKEN, dev_twilio_settings
 from engine.processes.http import http_app
 from engine.processes.worker import message_activities
-from tools.bench.stack import free_port
 from tools.bench.workloads import MAIL_TIMEOUT_SECONDS, WARMUP_RUNS, Throughput, bounded
+from tools.ports import free_port
 from workflows.contracts import Delivery, SendMessageInput
 from workflows.orders import Order
 from workflows.vocabulary import Channel

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -42,19 +41,13 @@ from engine.platform.settings import Settings
 from engine.platform.temporal.connection import connect
 from engine.processes.api import serving_api as full_api
 from engine.processes.dev_stack import with_dev_secrets
+from tools.ports import free_port
 from tools.throwaway_database import throwaway_database
 
 # The machines this runs on have PostgreSQL here, trust auth (see ENVIRONMENT.md).
 POSTGRES_ADMIN_DSN = os.environ.get(
     "AFTERCARE_BENCH_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

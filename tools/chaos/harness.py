@@ -25,8 +25,9 @@ from engine.platform.http_server import serve_http
 from engine.platform.settings import Settings
 from engine.processes.dev_stack import DEV_TWILIO_SID, DEV_TWILIO_TOKEN, dev_twilio_settings
 from engine.processes.http import http_app
-from tools.bench.stack import Stack, bench_stack, free_port, serving_api, settings_environment
+from tools.bench.stack import Stack, bench_stack, serving_api, settings_environment
 from tools.chaos.config import ChaosConfig
+from tools.ports import free_port
 
 CHAOS_PLANS_DIR = Path(__file__).resolve().parent / "plans"
 AFTERCARE = Path(sys.executable).parent / "aftercare"

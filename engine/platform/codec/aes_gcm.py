@@ -34,6 +34,8 @@ from temporalio.converter import (
 
 from engine.platform.codec.keys import Keyring
 from engine.platform.codec.payloads import DATA_CONVERTER as PLAIN_DATA_CONVERTER
+from engine.platform.telemetry.catalogue import CODEC_ERRORS, CodecReason
+from engine.platform.telemetry.runtime import Instruments
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
@@ -46,14 +48,20 @@ _AAD_PREFIX = b"aftercare/payload-codec/v1:"
 
 
 class CodecError(ValueError):
-    """A payload could not be decrypted."""
+    """A payload could not be decrypted; ``reason`` says why in a fixed code (the
+    ``aftercare_codec_errors`` metric's label)."""
+
+    def __init__(self, message: str, reason: CodecReason = CodecReason.BAD_CIPHERTEXT) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnknownKeyError(CodecError):
     def __init__(self, key_id: str) -> None:
         super().__init__(
             f"payload was encrypted with key {key_id!r}, which is not in the keyring; "
-            "keep retired keys configured (after the current one) while history uses them"
+            "keep retired keys configured (after the current one) while history uses them",
+            CodecReason.UNKNOWN_KEY,
         )
         self.key_id = key_id
 
@@ -95,24 +103,42 @@ def open_sealed(cipher: AESGCM, payload: Payload, associated_data: bytes, key_na
 def payload_key_id(payload: Payload) -> str:
     raw_key_id = payload.metadata.get(KEY_ID_METADATA)
     if raw_key_id is None:
-        raise CodecError(f"encrypted payload has no {KEY_ID_METADATA!r} metadata")
+        raise CodecError(
+            f"encrypted payload has no {KEY_ID_METADATA!r} metadata", CodecReason.MALFORMED
+        )
     return raw_key_id.decode("utf-8", errors="replace")
 
 
 class AesGcmCodec(PayloadCodec):
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, *, instruments: Instruments | None = None) -> None:
+        """``instruments``: the process's, which count the payloads that fail."""
         self._keyring = keyring
         self._ciphers = {kid: AESGCM(key) for kid, key in keyring.keys.items()}
+        self._errors = (instruments or Instruments.noop()).counter(CODEC_ERRORS)
 
     @property
     def keyring(self) -> Keyring:
         return self._keyring
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.encrypt(payload) for payload in payloads]
+        try:
+            return [self.encrypt(payload) for payload in payloads]
+        except Exception as err:
+            self.count_error("encode", err)
+            raise
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decrypt(payload) for payload in payloads]
+        try:
+            return [self.decrypt(payload) for payload in payloads]
+        except Exception as err:
+            self.count_error("decode", err)
+            raise
+
+    def count_error(self, operation: str, err: Exception) -> None:
+        """Count a failed ``operation`` (encode, decode) by its reason; anything but a
+        CodecError is the customer key store failing (its database)."""
+        reason = err.reason if isinstance(err, CodecError) else CodecReason.KEY_STORE_ERROR
+        self._errors.add(operation=operation, reason=reason.value)
 
     def encrypt(self, payload: Payload) -> Payload:
         key_id = self._keyring.current_key_id
@@ -130,7 +156,8 @@ class AesGcmCodec(PayloadCodec):
         if payload.metadata.get(KEY_KIND_METADATA) == CUSTOMER_KEY_KIND:
             raise CodecError(
                 f"payload was encrypted with customer data key {key_id!r}; decoding it "
-                "needs the customer key store (engine.platform.codec.customer_codec)"
+                "needs the customer key store (engine.platform.codec.customer_codec)",
+                CodecReason.NO_CUSTOMER_KEYS,
             )
         cipher = self._ciphers.get(key_id)
         if cipher is None:

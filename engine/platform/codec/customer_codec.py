@@ -56,6 +56,8 @@ from engine.platform.codec.aes_gcm import (
 )
 from engine.platform.codec.customer_keys import CustomerKeys
 from engine.platform.codec.keys import Keyring
+from engine.platform.telemetry.catalogue import CodecReason
+from engine.platform.telemetry.runtime import Instruments
 
 # The contexts that name a journey: its own payloads, and its activities'.
 _JOURNEY_CONTEXTS = (WorkflowSerializationContext, ActivitySerializationContext)
@@ -65,7 +67,8 @@ class CustomerKeyDestroyed(CodecError):
     def __init__(self, key_id: str) -> None:
         super().__init__(
             f"data key destroyed (customer erased): payload was encrypted with customer "
-            f"data key {key_id!r}, which no longer exists, so it can never be decrypted"
+            f"data key {key_id!r}, which no longer exists, so it can never be decrypted",
+            CodecReason.KEY_DESTROYED,
         )
         self.key_id = key_id
 
@@ -80,8 +83,14 @@ def _customer_associated_data(key_id: str) -> bytes:
 
 
 class CustomerKeyCodec(AesGcmCodec, WithSerializationContext):
-    def __init__(self, keyring: Keyring, customer_keys: CustomerKeys) -> None:
-        super().__init__(keyring)
+    def __init__(
+        self,
+        keyring: Keyring,
+        customer_keys: CustomerKeys,
+        *,
+        instruments: Instruments | None = None,
+    ) -> None:
+        super().__init__(keyring, instruments=instruments)
         self._customer_keys = customer_keys
         self._workflow_id: str | None = None
 
@@ -110,6 +119,20 @@ class CustomerKeyCodec(AesGcmCodec, WithSerializationContext):
         return bound
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        try:
+            return await self._encode(payloads)
+        except Exception as err:
+            self.count_error("encode", err)
+            raise
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        try:
+            return await self._decode(payloads)
+        except Exception as err:
+            self.count_error("decode", err)
+            raise
+
+    async def _encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         if self._workflow_id is not None and payloads:
             loaded = await self._customer_keys.loaded_for_workflow(self._workflow_id)
             if loaded is not None:
@@ -125,7 +148,7 @@ class CustomerKeyCodec(AesGcmCodec, WithSerializationContext):
                 ]
         return [self.encrypt(payload) for payload in payloads]
 
-    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+    async def _decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         decoded = []
         for payload in payloads:
             if (
@@ -185,10 +208,14 @@ class ContextDataConverter(DataConverter):
         return clone
 
 
-def customer_data_converter(keyring: Keyring, customer_keys: CustomerKeys) -> DataConverter:
-    """The encrypting converter with per-customer keys (master keyring as fallback)."""
+def customer_data_converter(
+    keyring: Keyring, customer_keys: CustomerKeys, *, instruments: Instruments | None = None
+) -> DataConverter:
+    """The encrypting converter with per-customer keys (master keyring as fallback);
+    ``instruments`` count the payloads that fail."""
     return encrypting_converter(
-        CustomerKeyCodec(keyring, customer_keys), converter_class=ContextDataConverter
+        CustomerKeyCodec(keyring, customer_keys, instruments=instruments),
+        converter_class=ContextDataConverter,
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from temporalio.converter import DataConverter
 
-from engine.platform.codec.aes_gcm import AesGcmCodec, data_converter
+from engine.platform.codec.aes_gcm import AesGcmCodec, encrypting_converter
 from engine.platform.codec.customer_codec import CustomerKeyCodec, customer_data_converter
 from engine.platform.codec.customer_keys import CustomerKeys
 from engine.platform.codec.keys import Keyring, parse_keyring
@@ -29,6 +29,7 @@ from engine.platform.files import read_or_create
 from engine.platform.links.secret import secret_key_for
 from engine.platform.secret_values import MissingSecret, missing
 from engine.platform.settings import Settings
+from engine.platform.telemetry.runtime import Instruments
 
 TOKEN_FILE_NAME = "codec-token"
 
@@ -75,19 +76,30 @@ def erasure_marks_for(settings: Settings) -> ErasureMarks:
     return ErasureMarks(secret_key_for(settings))
 
 
-def converter_for(settings: Settings, customer_keys: CustomerKeys | None = None) -> DataConverter:
+def converter_for(
+    settings: Settings,
+    customer_keys: CustomerKeys | None = None,
+    *,
+    instruments: Instruments | None = None,
+) -> DataConverter:
     """The encrypting converter every client, worker and replayer of this service uses:
-    with ``customer_keys``, each journey is encrypted under its customer's key."""
+    with ``customer_keys``, each journey is encrypted under its customer's key.
+    ``instruments`` (the process's) count the payloads that fail."""
     if customer_keys is None:
-        return data_converter(keyring_for(settings))
-    return customer_data_converter(customer_keys.keyring, customer_keys)
+        return encrypting_converter(AesGcmCodec(keyring_for(settings), instruments=instruments))
+    return customer_data_converter(customer_keys.keyring, customer_keys, instruments=instruments)
 
 
-def codec_for(settings: Settings, customer_keys: CustomerKeys | None = None) -> AesGcmCodec:
+def codec_for(
+    settings: Settings,
+    customer_keys: CustomerKeys | None = None,
+    *,
+    instruments: Instruments | None = None,
+) -> AesGcmCodec:
     """The codec the codec server decodes with (customer keys included, if given)."""
     if customer_keys is None:
-        return AesGcmCodec(keyring_for(settings))
-    return CustomerKeyCodec(customer_keys.keyring, customer_keys)
+        return AesGcmCodec(keyring_for(settings), instruments=instruments)
+    return CustomerKeyCodec(customer_keys.keyring, customer_keys, instruments=instruments)
 
 
 def new_codec_token() -> str:

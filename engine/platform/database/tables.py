@@ -275,3 +275,28 @@ class FeedbackResponse(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class SendPause(Base):
+    """An operator's pause of sending in one scope (plan, step, category or
+    template; see ``engine.messaging.pauses``). Kept after it is lifted, as the
+    record of who stopped what, when and why.
+
+    ``active_key`` names the scope while the pause is in force and is NULL once it
+    is lifted: its unique constraint keeps one active pause per scope even when two
+    operators pause the same thing at once (NULLs never collide).
+    """
+
+    __tablename__ = "send_pauses"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope_kind: Mapped[str] = mapped_column(String(20))
+    scope_value: Mapped[str] = mapped_column(String(100))
+    include_transactional: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The API key (its public id) that paused or resumed; None from the CLI on the host.
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resumed_by: Mapped[str | None] = mapped_column(String(32))
+    active_key: Mapped[str | None] = mapped_column(String(160), unique=True)

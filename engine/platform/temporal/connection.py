@@ -12,6 +12,8 @@ from temporalio.service import RPCError
 from engine.platform.codec.runtime import converter_for, customer_keys_for
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
+from engine.platform.telemetry.runtime import Process, instruments_for, process_runtime
+from engine.platform.telemetry.tracing import temporal_interceptors
 from engine.platform.temporal.tls import (
     TemporalConfigError,
     refusal,
@@ -29,6 +31,7 @@ async def connect(
     *,
     wait: timedelta = timedelta(seconds=0),
     data_converter: DataConverter | None = None,
+    process: Process | None = None,
 ) -> Client:
     """Connect to the configured server, retrying for up to ``wait`` while it starts.
 
@@ -42,6 +45,10 @@ async def connect(
     under its customer's data key (so the database must be migrated), unless another
     ``data_converter`` is given; workers made from the client use it too. The key
     store is ``engine.platform.codec.customer_codec.customer_keys_of(client)``.
+
+    ``process`` names the process the client serves: its runtime (and so the workers
+    made from the client) exports metrics on that process's /metrics, when its
+    port setting is not 0 (:mod:`engine.platform.telemetry.runtime`).
     """
     # Files first: a typo in a path fails before the codec opens the database.
     access = temporal_access(settings)
@@ -51,7 +58,12 @@ async def connect(
             address=settings.temporal_address,
             reason="AFTERCARE_TEMPORAL_TLS is false",
         )
-    converter = data_converter or converter_for(settings, customer_keys_for(settings))
+    runtime = process_runtime(settings, process) if process is not None else None
+    converter = data_converter or converter_for(
+        settings,
+        customer_keys_for(settings),
+        instruments=instruments_for(settings, process) if process is not None else None,
+    )
     address = settings.temporal_address
     deadline = asyncio.get_running_loop().time() + wait.total_seconds()
     while True:
@@ -62,6 +74,9 @@ async def connect(
                 data_converter=converter,
                 tls=access.tls,
                 api_key=access.api_key,
+                runtime=runtime,
+                # Traces (when on): workers made from the client inherit it.
+                interceptors=temporal_interceptors(settings),
             )
         except (RPCError, RuntimeError, OSError) as err:
             reason = refusal(err, settings, access)

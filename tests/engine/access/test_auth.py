@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 from aftercare.v1 import journey_pb2 as pb
+from aftercare.v1 import operations_pb2 as opb
 from aftercare.v1 import preferences_pb2 as ppb
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -48,6 +49,8 @@ SERVER_BOUND_SECONDS = 5.0
 # Queries need a worker to answer; this API has no worker, so the server's bound
 # ends those calls. (Erasure terminates journeys, which needs no worker: it answers.)
 ANSWERED_BY_A_WORKER = frozenset({"GetJourney"})
+# Calls naming something that does not exist here: NOT_FOUND shows the call got through.
+ANSWERED_NOT_FOUND = frozenset({"ResumeSending", "GetBulkOperation"})
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,24 @@ REQUESTS: dict[str, Callable[[Ids], Message]] = {
     ),
     "Unsubscribe": lambda ids: ppb.UnsubscribeRequest(customer_id=ids.customer),
     "EraseCustomer": lambda ids: ppb.EraseCustomerRequest(customer_id=ids.customer),
+    "PauseSending": lambda ids: opb.PauseSendingRequest(
+        scope=opb.PauseScope(kind=opb.PAUSE_SCOPE_KIND_STEP, value="cross_sell"),
+        reason="auth test",
+    ),
+    "ResumeSending": lambda ids: opb.ResumeSendingRequest(pause_id="pause-0123456789abcdef"),
+    "ListPauses": lambda ids: opb.ListPausesRequest(),
+    "CountJourneys": lambda ids: opb.CountJourneysRequest(
+        filter=opb.JourneyFilter(customer_id=ids.customer)
+    ),
+    # A dry run: it reads Temporal; a real one would start a batch operation.
+    "StartBulkOperation": lambda ids: opb.StartBulkOperationRequest(
+        filter=opb.JourneyFilter(customer_id=ids.customer),
+        action=opb.BULK_ACTION_CANCEL,
+        dry_run=True,
+    ),
+    "GetBulkOperation": lambda ids: opb.GetBulkOperationRequest(
+        job_id="aftercare-cancel-0123456789abcdef"
+    ),
 }
 
 
@@ -314,6 +335,8 @@ async def test_a_key_with_exactly_the_needed_scopes_may_call(
     code, details, _ = await call(api.target, method, request_for(method, ids), bearer(key))
     if method.name in ANSWERED_BY_A_WORKER:
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED, f"{method}: {code.name} {details}"
+    elif method.name in ANSWERED_NOT_FOUND:
+        assert code == grpc.StatusCode.NOT_FOUND, f"{method}: {code.name} {details}"
     else:
         assert code == grpc.StatusCode.OK, f"{method}: {code.name} {details}"
 

@@ -14,8 +14,12 @@ METHODS = api_methods()
 def test_the_protos_have_the_services_we_know_of() -> None:
     # Guards the discovery itself: an empty list would make the tests below vacuous.
     services = {method.service for method in METHODS}
-    assert {"aftercare.v1.JourneyService", "aftercare.v1.PreferencesService"} <= services
-    assert len(METHODS) >= 9
+    assert {
+        "aftercare.v1.JourneyService",
+        "aftercare.v1.PreferencesService",
+        "aftercare.v1.OperationsService",
+    } <= services
+    assert len(METHODS) >= 15
 
 
 @pytest.mark.parametrize("method", METHODS, ids=str)
@@ -47,6 +51,17 @@ def test_no_entry_names_a_method_the_protos_do_not_have() -> None:
         (
             "/aftercare.v1.PreferencesService/EraseCustomer",
             {Scope.PREFERENCES_WRITE, Scope.JOURNEYS_ADMIN},
+        ),
+        *(
+            (f"/aftercare.v1.OperationsService/{name}", {Scope.JOURNEYS_ADMIN})
+            for name in (
+                "PauseSending",
+                "ResumeSending",
+                "ListPauses",
+                "CountJourneys",
+                "StartBulkOperation",
+                "GetBulkOperation",
+            )
         ),
     ],
 )

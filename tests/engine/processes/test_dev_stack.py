@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -53,9 +54,19 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         AFTERCARE_TEMPORAL_UI_PORT=str(free_port()),
         AFTERCARE_SMTP_PORT=str(free_port()),
         AFTERCARE_HTTP_PORT=str(free_port()),
+        AFTERCARE_API_METRICS_PORT=str(free_port()),
+        AFTERCARE_WORKER_METRICS_PORT=str(free_port()),
+        AFTERCARE_HTTP_METRICS_PORT=str(free_port()),
+        AFTERCARE_CODEC_METRICS_PORT=str(free_port()),
         AFTERCARE_LOG_FORMAT="json",
     )
     return env
+
+
+def _read(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text: str = answer.read().decode()
+        return text
 
 
 async def _collect(stream: asyncio.StreamReader, sink: list[str]) -> None:
@@ -111,6 +122,12 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         banner = "".join(stack.output)
         for shown in (stack.grpc_target, env["AFTERCARE_TEMPORAL_UI_PORT"], "mail"):
             assert shown in banner
+        # Where each part serves its metrics, and they are served.
+        worker_metrics = f"http://127.0.0.1:{env['AFTERCARE_WORKER_METRICS_PORT']}/metrics"
+        for part in ("API", "WORKER", "HTTP", "CODEC"):
+            assert f"127.0.0.1:{env[f'AFTERCARE_{part}_METRICS_PORT']}/metrics" in banner
+        served = await asyncio.to_thread(_read, worker_metrics)
+        assert 'process="worker"' in served
         # The local key: in a file only its owner reads, and the banner says how to use it.
         assert str(stack.key_file.resolve()) in banner
         assert "AFTERCARE_API_KEY" in banner

@@ -22,7 +22,7 @@ from engine.platform.database.tables import (
     SuppressedAddress,
 )
 
-HEAD = "0010"
+HEAD = "0011"
 
 
 @pytest.fixture
@@ -625,3 +625,43 @@ def test_downgrade_to_0009_drops_the_consent_key_and_upgrade_restores_it(
             "SELECT api_key_id FROM consent_events ORDER BY id"
         ).scalars()
         assert list(keys) == [None, None]  # what was dropped does not come back
+
+
+# --- 0011: pauses of sending by scope ------------------------------------------------
+
+
+def test_0011_keeps_one_active_pause_per_scope_and_any_number_lifted(
+    database_url: str, sync_engine: Engine
+) -> None:
+    pauses = Base.metadata.tables["send_pauses"]
+    assert {c["name"] for c in inspect(sync_engine).get_columns("send_pauses")} == {
+        c.name for c in pauses.columns
+    }
+
+    def pause(pause_id: str, active_key: str | None) -> dict[str, Any]:
+        return {
+            "id": pause_id,
+            "scope_kind": "step",
+            "scope_value": "cross_sell",
+            "include_transactional": True,
+            "reason": "",
+            "created_at": datetime(2027, 1, 1, tzinfo=UTC),
+            "active_key": active_key,
+        }
+
+    with sync_engine.begin() as connection:
+        connection.execute(insert(pauses), [pause("p1", None), pause("p2", None)])
+        connection.execute(insert(pauses), [pause("p3", "step:all:cross_sell")])
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.execute(insert(pauses), [pause("p4", "step:all:cross_sell")])
+
+    command.downgrade(alembic_config(database_url), "0010")
+
+    assert current_revision(sync_engine) == "0010"
+    assert "send_pauses" not in table_names(sync_engine)
+    assert "consent_events" in table_names(sync_engine)
+
+    upgrade_database(database_url)
+
+    assert current_revision(sync_engine) == HEAD
+    assert schema_differences(sync_engine) == []

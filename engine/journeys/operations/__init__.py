@@ -1,0 +1,1 @@
+"""The operations API: pausing sending, and bulk operations on journeys."""

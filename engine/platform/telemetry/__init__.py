@@ -1,0 +1,1 @@
+"""Metrics and traces: what every process tells Prometheus and OpenTelemetry."""
