@@ -90,7 +90,7 @@ STORM_STEP = "shipping_delay"
 # skincare would choose the consumables plan).
 DEFAULT_PLAN_VARIANT = 1
 # Memory is read after this many journeys (those below the run's count), then at the end.
-MEMORY_MARKS = (5_000, 20_000)
+MEMORY_MARKS = (5_000, 20_000, 50_000)
 
 # "Settled": the worker used under 5% of a core over the last three seconds.
 QUIET_WINDOW_SECONDS = 3.0

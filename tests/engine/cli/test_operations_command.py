@@ -47,8 +47,12 @@ async def aftercare(ops: OperationsStack, *args: str, key: str | None = None) ->
         AFTERCARE_API_KEY=key or ops.api_key,
     )
     result = await asyncio.to_thread(runner.invoke, app, ["ops", *args], env=env)
-    # The API serving the command runs in this process: its log lines are captured too.
-    printed = [line for line in result.output.splitlines() if not LOG_LINE.match(line)]
+    # The API and the worker serving the command run in this process: their log lines
+    # are captured too, and a record logged after an earlier command's streams closed
+    # leaves a "--- Logging error ---" report on stderr. The command's answer is its
+    # stdout; its stderr matters (and is kept) when it failed.
+    said = result.stdout if result.exit_code == 0 else result.output
+    printed = [line for line in said.splitlines() if not LOG_LINE.match(line)]
     return result.exit_code, "\n".join(printed)
 
 
