@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
-from clients import AftercareClient, AftercareError, InvalidRequestError
-from engine.cli.connection import ApiKeyOption, api_client
+from engine.cli.connection import ApiKeyOption, call_api
 from engine.cli.samples import sample_order, sample_shipment
-from engine.platform.settings import Settings
 
 journey_app = typer.Typer(help="Work with journeys through the gRPC API.", no_args_is_help=True)
 
-Result = TypeVar("Result")
 
 EVENT_NAMES = {
     name.removeprefix("EVENT_TYPE_").lower(): number
@@ -31,24 +26,6 @@ STAGE_NAMES = {
     for name, number in pb.JourneyStage.items()
     if number != pb.JOURNEY_STAGE_UNSPECIFIED
 }
-
-
-def _call(
-    work: Callable[[AftercareClient], Awaitable[Result]], api_key: str | None = None
-) -> Result:
-    async def main() -> Result:
-        async with api_client(Settings(), api_key) as client:
-            return await work(client)
-
-    try:
-        return asyncio.run(main())
-    except InvalidRequestError as err:
-        for field, problem in err.fields.items():
-            typer.echo(f"{field}: {problem}", err=True)
-        raise typer.Exit(code=2) from None
-    except AftercareError as err:
-        typer.echo(f"{err.code.name}: {err.message}", err=True)
-        raise typer.Exit(code=1) from None
 
 
 def _print(message: object) -> None:
@@ -71,7 +48,7 @@ def start(
     if (file is None) == (sample is None):
         raise typer.BadParameter("give exactly one of --file or --sample")
     order = json_format.Parse(file.read_text(), pb.Order()) if file else sample_order(sample or "")
-    _print(_call(lambda client: client.start_journey(order), api_key))
+    _print(call_api(lambda client: client.start_journey(order), api_key))
 
 
 @journey_app.command("event")
@@ -98,19 +75,19 @@ def event(
         message.shipment.CopyFrom(sample_shipment(order_id))
     if score is not None:
         message.feedback.CopyFrom(pb.Feedback(score=score, comment=comment))
-    _print(_call(lambda client: client.record_event(order_id, message), api_key))
+    _print(call_api(lambda client: client.record_event(order_id, message), api_key))
 
 
 @journey_app.command("show")
 def show(order_id: str, api_key: ApiKeyOption = None) -> None:
     """Show a journey's live state: stage, messages sent, what it waits for."""
-    _print(_call(lambda client: client.get_journey(order_id), api_key))
+    _print(call_api(lambda client: client.get_journey(order_id), api_key))
 
 
 @journey_app.command("cancel")
 def cancel(order_id: str, reason: str = "", api_key: ApiKeyOption = None) -> None:
     """Stop a journey: nothing more is sent."""
-    _print(_call(lambda client: client.cancel_journey(order_id, reason), api_key))
+    _print(call_api(lambda client: client.cancel_journey(order_id, reason), api_key))
 
 
 @journey_app.command("list")
@@ -125,7 +102,7 @@ def list_journeys(
         raise typer.BadParameter(f"unknown stage; one of {', '.join(STAGE_NAMES)}")
     stage_number = STAGE_NAMES.get(stage, pb.JOURNEY_STAGE_UNSPECIFIED)
     _print(
-        _call(
+        call_api(
             lambda client: client.list_journeys(
                 customer_id=customer, stage=stage_number, page_size=limit
             ),

@@ -11,26 +11,23 @@ through the gRPC API (OperationsService; the key needs the journeys:admin scope)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from aftercare.v1 import journey_pb2
 from aftercare.v1 import operations_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clients import AftercareClient, AftercareError, InvalidRequestError
-from engine.cli.connection import ApiKeyOption, api_client
-from engine.platform.settings import Settings
+from clients import AftercareClient
+from engine.cli.connection import ApiKeyOption, call_api
 
 ops_app = typer.Typer(
     help="Pause sending and act on many journeys at once (journeys:admin).",
     no_args_is_help=True,
 )
 
-Result = TypeVar("Result")
 
 STAGE_NAMES = {
     name.removeprefix("JOURNEY_STAGE_").lower(): number
@@ -65,22 +62,6 @@ _ACTIONS = {
     Action.PAUSE_ALL: pb.BULK_ACTION_PAUSE_ALL,
     Action.RESUME: pb.BULK_ACTION_RESUME,
 }
-
-
-def _run(work: Callable[[AftercareClient], Awaitable[Result]], api_key: str | None) -> Result:
-    async def main() -> Result:
-        async with api_client(Settings(), api_key) as client:
-            return await work(client)
-
-    try:
-        return asyncio.run(main())
-    except InvalidRequestError as err:
-        for field, problem in err.fields.items():
-            typer.echo(f"{field}: {problem}", err=True)
-        raise typer.Exit(code=2) from None
-    except AftercareError as err:
-        typer.echo(f"{err.code.name}: {err.message}", err=True)
-        raise typer.Exit(code=1) from None
 
 
 def _when(value: Timestamp) -> str:
@@ -125,7 +106,7 @@ def pause(
     if len(given) != 1:
         raise typer.BadParameter("give exactly one of --plan, --step, --category, --template")
     kind, value = given[0]
-    paused = _run(
+    paused = call_api(
         lambda client: client.pause_sending(
             kind, value, reason=reason, include_transactional=include_transactional
         ),
@@ -138,7 +119,7 @@ def pause(
 @ops_app.command("resume")
 def resume(pause_id: str, api_key: ApiKeyOption = None) -> None:
     """Lift a pause: held messages go out now (or are dropped if stale by now)."""
-    answer = _run(lambda client: client.resume_sending(pause_id), api_key)
+    answer = call_api(lambda client: client.resume_sending(pause_id), api_key)
     typer.echo(f"resumed: {answer.pause.pause_id} at {_when(answer.pause.resumed_at)}")
     if answer.job_id:
         typer.echo(f"journeys holding a message are told by job {answer.job_id}")
@@ -149,7 +130,7 @@ def resume(pause_id: str, api_key: ApiKeyOption = None) -> None:
 @ops_app.command("pauses")
 def pauses(api_key: ApiKeyOption = None) -> None:
     """The pauses in force, oldest first."""
-    listed = _run(lambda client: client.list_pauses(), api_key)
+    listed = call_api(lambda client: client.list_pauses(), api_key)
     if not listed.pauses:
         typer.echo("no pauses: everything is being sent", err=True)
     for item in listed.pauses:
@@ -206,7 +187,7 @@ def bulk(
     )
     kind = _ACTIONS[action]
 
-    counted = _run(
+    counted = call_api(
         lambda client: client.start_bulk_operation(kind, journeys, dry_run=True), api_key
     )
     typer.echo(f"{counted.count} running journey(s) match: {counted.query}")
@@ -214,7 +195,7 @@ def bulk(
         return
     if not yes and not typer.confirm(f"{action} {counted.count} journey(s)?"):
         raise typer.Exit(code=1)
-    started = _run(
+    started = call_api(
         lambda client: client.start_bulk_operation(
             kind, journeys, reason=reason, max_operations_per_second=rate
         ),
@@ -234,7 +215,7 @@ def job(
     if follow:
         _follow(job_id, api_key)
     else:
-        _print_progress(_run(lambda client: client.get_bulk_operation(job_id), api_key))
+        _print_progress(call_api(lambda client: client.get_bulk_operation(job_id), api_key))
 
 
 def _print_progress(operation: pb.BulkOperation) -> None:
@@ -258,6 +239,6 @@ def _follow(job_id: str, api_key: str | None) -> None:
                 return operation
             await asyncio.sleep(POLL_SECONDS)
 
-    final = _run(watch, api_key)
+    final = call_api(watch, api_key)
     if final.state != pb.BULK_OPERATION_STATE_COMPLETED:
         raise typer.Exit(code=1)

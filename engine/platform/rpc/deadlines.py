@@ -10,20 +10,15 @@ are long-lived by design.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 
-# grpc.RpcMethodHandler: grpcio ships no type information.
-Handler: TypeAlias = Any
+from engine.platform.grpc_handlers import Behaviour, Handler, wrap_unary_response
 
 
-def _bounded(
-    behavior: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
-    seconds: float,
-) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+def _bounded(behavior: Behaviour, seconds: float) -> Behaviour:
     async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         timer = asyncio.timeout(seconds)
         try:
@@ -51,17 +46,7 @@ class HandlerTimeoutInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.response_streaming:
-            return handler
-        if handler.request_streaming:
-            behavior, wrap = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-        else:
-            behavior, wrap = handler.unary_unary, grpc.unary_unary_rpc_method_handler
-        if behavior is None or not inspect.iscoroutinefunction(behavior):
-            return handler
-        return wrap(
-            _bounded(behavior, self._seconds),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        return wrap_unary_response(
+            await continuation(handler_call_details),
+            lambda behavior: _bounded(behavior, self._seconds),
         )

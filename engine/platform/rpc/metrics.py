@@ -11,19 +11,15 @@ and not timed.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 
+from engine.platform.grpc_handlers import Behaviour, Handler, status_code, wrap_unary_response
 from engine.platform.telemetry.catalogue import API_REQUEST_SECONDS, API_REQUESTS
 from engine.platform.telemetry.runtime import Instruments
-
-# grpc.RpcMethodHandler: grpcio ships no type information.
-Handler: TypeAlias = Any
-Behaviour: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 def split_method(full: str) -> tuple[str, str]:
@@ -36,11 +32,8 @@ def split_method(full: str) -> tuple[str, str]:
 
 def status_name(code: object) -> str:
     """The StatusCode's name, whether grpc gives the enum or its integer value."""
-    for candidate in grpc.StatusCode:
-        if code is candidate or candidate.value[0] == code:
-            name: str = candidate.name
-            return name
-    return "UNKNOWN"
+    known = status_code(code)
+    return known.name if known is not None else "UNKNOWN"
 
 
 class RequestMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -54,20 +47,10 @@ class RequestMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         started = time.perf_counter()
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.response_streaming:
-            return handler
-        if handler.request_streaming:
-            behaviour, wrap = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-        else:
-            behaviour, wrap = handler.unary_unary, grpc.unary_unary_rpc_method_handler
-        if behaviour is None or not inspect.iscoroutinefunction(behaviour):
-            return handler
         service, method = split_method(handler_call_details.method)
-        return wrap(
-            self._measured(behaviour, service, method, started),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        return wrap_unary_response(
+            await continuation(handler_call_details),
+            lambda behaviour: self._measured(behaviour, service, method, started),
         )
 
     def _measured(

@@ -12,17 +12,14 @@ described by the code's name only: never the message, which may echo the request
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-# grpc.RpcMethodHandler: grpcio ships no type information.
-Handler: TypeAlias = Any
-Behaviour: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+from engine.platform.grpc_handlers import Behaviour, Handler, status_code, wrap_unary_response
 
 # The attribute the instrumentation sets (semantic conventions: rpc.grpc.status_code).
 STATUS_CODE = "rpc.grpc.status_code"
@@ -45,20 +42,7 @@ class SpanStatusInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.response_streaming:
-            return handler
-        if handler.request_streaming:
-            behaviour, wrap = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-        else:
-            behaviour, wrap = handler.unary_unary, grpc.unary_unary_rpc_method_handler
-        if behaviour is None or not inspect.iscoroutinefunction(behaviour):
-            return handler
-        return wrap(
-            _noting_status(behaviour),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return wrap_unary_response(await continuation(handler_call_details), _noting_status)
 
 
 def _noting_status(behaviour: Behaviour) -> Behaviour:
@@ -74,14 +58,6 @@ def _noting_status(behaviour: Behaviour) -> Behaviour:
             raise
 
     return run
-
-
-def status_code(code: object) -> grpc.StatusCode | None:
-    """``context.code()`` as a StatusCode (grpc.aio gives the enum or its number)."""
-    for candidate in grpc.StatusCode:
-        if code is candidate or candidate.value[0] == code:
-            return candidate
-    return None
 
 
 def _note(code: grpc.StatusCode) -> None:
