@@ -38,8 +38,8 @@ from tools.dashboard_queries import ALERT_RULES, concrete, load_dashboard, panel
 from tools.ports import free_port
 from tools.prometheus_server import INSTALL_HINT as PROMETHEUS_HINT
 from tools.prometheus_server import PrometheusServer, find_prometheus
+from tools.screenshots import HEADLESS_FLAGS, find_chromium
 from tools.screenshots import INSTALL_HINT as CHROMIUM_HINT
-from tools.screenshots import find_chromium
 
 AFTERCARE = Path(sys.executable).parent / "aftercare"
 DEFAULT_OUT = Path("docs/images")
@@ -183,14 +183,7 @@ def screenshot(chromium: str, url: str, png: Path) -> None:
         done = subprocess.run(
             [
                 chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *HEADLESS_FLAGS,
                 f"--user-data-dir={profile}",
                 "--hide-scrollbars",
                 # The graph is drawn by the page's scripts after its query returns:

@@ -42,19 +42,26 @@ def find_chromium() -> str | None:
     return shutil.which("chromium")
 
 
+# Headless on a machine with no screen and no internet: without the networking
+# flags Chromium keeps trying to reach Google's hosts, refused many at a time.
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 def chromium_arguments(
     chromium: str, html_path: Path, png_path: Path, width: int, height: int, profile: Path
 ) -> list[str]:
     return [
         chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS_FLAGS,
         f"--user-data-dir={profile}",
         "--hide-scrollbars",
         f"--screenshot={png_path}",
