@@ -115,9 +115,13 @@ SENDS_BESIDE_EVENTS_PATCH = "sends-beside-events"
 # pauses shipped must be pausable too, and a patch asked while replaying its older
 # history would answer False for the rest of the run.
 PAUSABLE_SENDS_PATCH = "pausable-sends"
-# A send a scope pause holds is asked again this often, at its stale limit at the
-# latest; "sending_resumed" asks at once.
-PAUSE_RECHECK = timedelta(hours=1)
+# A send a scope pause holds is asked again after as long as it has been held, within
+# these bounds (1 h, 2 h, 4 h, ... then every 12 h), and at its stale limit at the
+# latest. "sending_resumed" asks at once; the asking only catches a journey that
+# missed it, so a long pause over many journeys costs a few activities each, not one
+# an hour (held two days: asked again 8 times, not 48).
+PAUSE_RECHECK_FIRST = timedelta(hours=1)
+PAUSE_RECHECK_LONGEST = timedelta(hours=12)
 # One the journey's own pause holds waits for resume_journey; it wakes at its stale
 # limit (to be dropped), or daily when it has none.
 JOURNEY_PAUSE_RECHECK = timedelta(days=1)
@@ -729,7 +733,7 @@ class OrderJourney:
             transactional=send.category == Category.TRANSACTIONAL,
         )
         stale_at = self._stale_at(send)
-        again = now + (JOURNEY_PAUSE_RECHECK if by_journey else PAUSE_RECHECK)
+        again = now + (JOURNEY_PAUSE_RECHECK if by_journey else pause_recheck(now - since))
         if stale_at is not None:
             again = min(again, stale_at)
         state.deferred[send.key] = max(again, now + timedelta(seconds=1))
@@ -1002,6 +1006,12 @@ def _pause_summary(state: JourneyState) -> str:
 
 def _label(send: PlannedSend) -> str:
     return f"{send.key} #{send.iteration}" if send.iteration else send.key
+
+
+def pause_recheck(held_for: timedelta) -> timedelta:
+    """When a send a scope pause has held for ``held_for`` is asked again: after as
+    long again, from PAUSE_RECHECK_FIRST up to PAUSE_RECHECK_LONGEST."""
+    return min(max(held_for, PAUSE_RECHECK_FIRST), PAUSE_RECHECK_LONGEST)
 
 
 def _flight_key(send: PlannedSend) -> tuple[str, int]:

@@ -288,7 +288,7 @@ async def _pauses(journeys: VirtualJourneys) -> AsyncIterator[PauseRegistry]:
 
 async def _paused_then_resumed(journeys: VirtualJourneys) -> Handle:
     """Every cross-sell is paused: the journey's is held when due and asked again
-    hourly, then sent once the pause is lifted and the journey told."""
+    (1 h, 2 h, 4 h later), then sent once the pause is lifted and the journey told."""
     async with _pauses(journeys) as pauses:
         handle = await _delivered(journeys, "H-PAUSED-RESUMED")
         pause = await pauses.pause(PauseScope(ScopeKind.STEP, "cross_sell"))

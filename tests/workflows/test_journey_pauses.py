@@ -26,7 +26,12 @@ from engine.platform.database.tables import MessageStatus
 from tests.support.orders import domain_order
 from tests.support.virtual_time import VirtualJourneys, resolved, sent_steps, virtual_journeys
 from workflows import search_attributes as sa
-from workflows.order_journey import OrderJourney
+from workflows.order_journey import (
+    PAUSE_RECHECK_FIRST,
+    PAUSE_RECHECK_LONGEST,
+    OrderJourney,
+    pause_recheck,
+)
 from workflows.state import JourneyState, StepOutcome
 from workflows.vocabulary import EventType, Stage
 
@@ -109,7 +114,7 @@ async def test_a_paused_step_is_held_when_due_and_sent_once_when_sending_resumes
     pause = await pauses.pause(PauseScope(ScopeKind.STEP, "cross_sell"), reason="bad price")
 
     # The cross-sell falls due 21 days after delivery at 11:00; a day later it is
-    # still held (stale after 2 days), asked again every hour meanwhile.
+    # still held (stale after 2 days), asked again meanwhile (pause_recheck).
     await journeys.wait(handle, 22 * DAY)
     state = await journeys.until(handle, lambda s: "cross_sell" in s.held)
 
@@ -118,10 +123,10 @@ async def test_a_paused_step_is_held_when_due_and_sent_once_when_sending_resumes
     assert not state.held["cross_sell"].by_journey
     [scheduled] = [s for s in state.scheduled if s.step == "cross_sell"]
     assert scheduled.held == paused_by(pause)
-    # The recheck: an hour after the last ask, at most. Virtual time may have moved
-    # past it between the query and reading the clock.
-    now = await journeys.now()
-    assert now - HOUR < scheduled.due_at <= now + HOUR
+    # Asked again after as long as it was held when last asked (that ask lies between
+    # since and now; virtual time may have moved past the due time since the query).
+    since, now = state.held["cross_sell"].since, await journeys.now()
+    assert since + PAUSE_RECHECK_FIRST <= scheduled.due_at <= now + pause_recheck(now - since)
     assert state.next_step.startswith(f"cross_sell held ({paused_by(pause)}); asked again at")
     [note] = held_notes(state, "cross_sell")  # once, however often it was asked again
     assert note.startswith(f"cross_sell: held, {paused_by(pause)}; dropped if still held at")
@@ -282,3 +287,15 @@ async def test_an_event_while_a_send_is_held_still_takes_effect(
     assert "thank_you" not in journeys.steps_mailed(handle.id)
     assert final.held == {}
     assert await journey_paused(handle) is False
+
+
+def test_a_held_send_is_asked_again_ever_less_often() -> None:
+    """1 h, 2 h, 4 h, 8 h, 16 h after it was first held, then every 12 h: two days of a
+    pause cost 8 askings, not 48."""
+    stale_after = 2 * DAY
+    asked, at = [], timedelta(0)
+    while (at := at + pause_recheck(at)) < stale_after:
+        asked.append(at)
+    asked.append(stale_after)  # the last asking, at the stale limit: dropped
+    assert asked == [timedelta(hours=h) for h in (1, 2, 4, 8, 16, 28, 40, 48)]
+    assert pause_recheck(30 * DAY) == PAUSE_RECHECK_LONGEST

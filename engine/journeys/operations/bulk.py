@@ -12,7 +12,7 @@ Temporal runs only so many batch operations per namespace at once
 operation over that limit is refused (:class:`TooManyBulkOperations`); the
 signal that tells held journeys a pause was lifted falls back to signalling
 them one by one, a few at a time, in the background, since the pause is lifted
-in any case and a held send asks again within the hour by itself.
+in any case and a held send asks again by itself (within 12 hours).
 """
 
 from __future__ import annotations
