@@ -20,20 +20,21 @@ class PortNeed:
     name: str
     host: str
     port: int
+    variable: str  # the setting that moves it, named when the port is taken
 
 
 def check_ports(needs: list[PortNeed]) -> None:
     taken = [need for need in needs if not _is_free(need.host, need.port)]
     if taken:
         lines = "\n".join(
-            f"  - {need.name}: {need.host}:{need.port} is already in use" for need in taken
+            f"  - {need.name}: {need.host}:{need.port} is already in use ({need.variable})"
+            for need in taken
         )
         raise PreflightError(
             "cannot start: a port is taken\n"
             f"{lines}\n"
-            "Stop whatever uses it (another `aftercare run`?) or choose other ports with "
-            "AFTERCARE_GRPC_PORT, AFTERCARE_TEMPORAL_ADDRESS, AFTERCARE_TEMPORAL_UI_PORT, "
-            "AFTERCARE_SMTP_PORT."
+            "Stop whatever uses it (another `aftercare run`?) or choose another port with "
+            "the setting named beside it."
         )
 
 

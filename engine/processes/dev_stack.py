@@ -38,6 +38,7 @@ from engine.platform.telemetry.runtime import (
     instruments_for,
     metrics_port,
     metrics_url,
+    port_setting,
     with_dev_stack_ports,
 )
 from engine.platform.telemetry.tracing import DEV_STACK_SERVICE, process_tracing
@@ -152,14 +153,36 @@ async def run_stack(settings: Settings) -> None:
         temporal_host, temporal_port = _host_port(settings.temporal_address)
         check_ports(
             [
-                PortNeed("gRPC API", settings.grpc_host, settings.grpc_port),
-                PortNeed("Temporal frontend", temporal_host, temporal_port),
-                PortNeed("Temporal UI", temporal_host, settings.temporal_ui_port),
-                PortNeed("mail sink (SMTP)", settings.smtp_host, settings.smtp_port),
-                PortNeed("HTTP app", settings.http_host, settings.http_port),
-                PortNeed("codec server", settings.codec_host, settings.codec_port),
+                PortNeed("gRPC API", settings.grpc_host, settings.grpc_port, "AFTERCARE_GRPC_PORT"),
+                PortNeed(
+                    "Temporal frontend",
+                    temporal_host,
+                    temporal_port,
+                    "AFTERCARE_TEMPORAL_ADDRESS",
+                ),
+                PortNeed(
+                    "Temporal UI",
+                    temporal_host,
+                    settings.temporal_ui_port,
+                    "AFTERCARE_TEMPORAL_UI_PORT",
+                ),
+                PortNeed(
+                    "mail sink (SMTP)",
+                    settings.smtp_host,
+                    settings.smtp_port,
+                    "AFTERCARE_SMTP_PORT",
+                ),
+                PortNeed("HTTP app", settings.http_host, settings.http_port, "AFTERCARE_HTTP_PORT"),
+                PortNeed(
+                    "codec server", settings.codec_host, settings.codec_port, "AFTERCARE_CODEC_PORT"
+                ),
                 *(
-                    PortNeed(f"{process} metrics", settings.metrics_host, port)
+                    PortNeed(
+                        f"{process} metrics",
+                        settings.metrics_host,
+                        port,
+                        f"AFTERCARE_{port_setting(process).upper()}",
+                    )
                     for process in Process
                     if (port := metrics_port(settings, process))
                 ),
