@@ -28,7 +28,7 @@ from workflows.ids import journey_id_for
 
 def test_memory_is_read_at_the_standard_marks_below_the_count_then_at_the_end() -> None:
     assert memory_marks(20_000) == [5_000, 20_000]
-    assert memory_marks(100_000) == [5_000, 20_000, 100_000]
+    assert memory_marks(100_000) == [5_000, 20_000, 50_000, 100_000]
     assert memory_marks(50) == [25, 50]
     assert memory_marks(1) == [1]
 
