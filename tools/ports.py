@@ -5,6 +5,11 @@ outgoing connection on the machine draws from too: between choosing it and the
 server binding it, a client's connection (to PostgreSQL, Temporal, a scrape) can take
 it, and the server fails to start. Ports are therefore drawn at random from below the
 ephemeral range, where the kernel never picks, and probed before they are handed out.
+
+The draw uses the system's randomness, not the ``random`` module's state: the test
+runner reseeds that alike in every test and every worker process, which would hand
+the same ports to each. A process never hands out a port twice: one given to a server
+that has not bound it yet would still probe free.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 20_000
 DEFAULT_EPHEMERAL_START = 32_768
 ATTEMPTS = 200
+
+_draw = random.SystemRandom()
+_handed_out: set[int] = set()
 
 
 def _ephemeral_start() -> int:
@@ -41,8 +49,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     highest = _ephemeral_start() - 1
     if highest > LOWEST:
         for _ in range(ATTEMPTS):
-            port = random.randint(LOWEST, highest)
-            if _bindable(port, host):
+            port = _draw.randint(LOWEST, highest)
+            if port not in _handed_out and _bindable(port, host):
+                _handed_out.add(port)
                 return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
