@@ -83,6 +83,10 @@ DEFAULT_STORM = 5_000
 DEFAULT_IN_FLIGHT = 20
 DEFAULT_JSON = Path(".aftercare/bench-idle.json")
 STORM_PLAN_FILE = Path(__file__).resolve().parent / "plans" / "wake_storm.yaml"
+ASLEEP_PLAN_FILE = Path(__file__).resolve().parent / "plans" / "asleep.yaml"
+# Started straight onto the server with the asleep plan, the server takes many
+# more starts a second; more first tasks may wait at once.
+ASLEEP_IN_FLIGHT = 100
 
 CONFIRMATION_STEP = "order_confirmation"
 STORM_STEP = "shipping_delay"
@@ -234,6 +238,9 @@ class IdleCapacity:
     # The machine's load average over the last 15 minutes when done: on a shared
     # machine it says how much of it this run had.
     load_average: float = 0.0
+    # Started asleep on tools/bench/plans/asleep.yaml (nothing sent) rather than
+    # through StartJourney on the default plan (order confirmation first).
+    asleep_from_start: bool = False
 
     @property
     def start_rate(self) -> float:
@@ -248,6 +255,7 @@ class IdleCapacity:
         storm = self.storm
         return {
             "journeys": self.journeys,
+            "asleep_from_start": self.asleep_from_start,
             "in_flight": self.in_flight,
             "worker_max_cached_workflows": self.cache_size,
             "start_seconds": self.start_seconds,
@@ -272,9 +280,13 @@ class IdleCapacity:
     def table(self, baseline: Throughput) -> list[str]:
         base = baseline.per_second
         cache = "default" if self.cache_size is None else f"{self.cache_size:,}"
+        kind = (
+            "journeys started asleep (tools/bench/plans/asleep.yaml)"
+            if self.asleep_from_start
+            else "sleeping default-plan journeys"
+        )
         lines = [
-            f"idle capacity: {self.journeys:,} sleeping default-plan journeys "
-            f"(worker process, workflow cache {cache})",
+            f"idle capacity: {self.journeys:,} {kind} (worker process, workflow cache {cache})",
             f"{'figure':<52}{'aftercare':>11}{'baseline':>11}{'ratio':>8}",
         ]
 
@@ -285,8 +297,11 @@ class IdleCapacity:
             lines.append(f"{name:<52}{ours:>11.{digits}f}")
 
         retried = f", {self.start_retries} retried" if self.start_retries else ""
-        rate(f"StartJourney accepted/s ({self.in_flight} in flight{retried})", self.start_rate)
-        rate("journeys confirmed and asleep/s", self.confirmed_rate)
+        if self.asleep_from_start:
+            rate(f"journeys started and asleep/s ({self.in_flight} in flight)", self.start_rate)
+        else:
+            rate(f"StartJourney accepted/s ({self.in_flight} in flight{retried})", self.start_rate)
+            rate("journeys confirmed and asleep/s", self.confirmed_rate)
         for point in self.memory:
             note = "" if point.settled else " (still busy)"
             plain(f"worker RSS MB, {point.journeys:,} journeys{note}", point.worker_rss_mb)
@@ -522,9 +537,14 @@ async def idle_capacity(
     in_flight: int = DEFAULT_IN_FLIGHT,
     marks: Sequence[int] | None = None,
     progress: Callable[[str], None] | None = None,
+    asleep_from_start: bool = False,
 ) -> IdleCapacity:
     """The whole idle bench on ``stack``, with the journey worker as a child process
-    (any worker of the stack's task queue must be stopped before)."""
+    (any worker of the stack's task queue must be stopped before).
+
+    ``asleep_from_start``: start the sleeping journeys on the server directly with
+    tools/bench/plans/asleep.yaml (nothing sent) instead of through StartJourney on
+    the default plan, to reach large counts in a fraction of the time."""
     if journeys < 1:
         raise ValueError(f"journeys: at least 1, got {journeys}")
     if storm < 2:
@@ -564,6 +584,7 @@ async def idle_capacity(
                 )
 
             memory = [reading(0, settled)]
+            asleep_plan = load_plan(ASLEEP_PLAN_FILE, known_templates=TEMPLATE_NAMES)
             prefix = f"IDLE-{uuid.uuid4().hex[:6]}"
             start_seconds = confirmed_seconds = 0.0
             done = 0
@@ -576,11 +597,18 @@ async def idle_capacity(
                     await _start_with_retries(api, order, retries)
 
                 began = time.perf_counter()
-                await bounded(mark - done, in_flight, start)
-                start_seconds += time.perf_counter() - began
-                await log.wait_for_step(CONFIRMATION_STEP, mark, _mail_wait(mark - done))
+                if asleep_from_start:
+                    sleepers = [_domain_order(f"{prefix}-{n}") for n in range(done, mark)]
+                    await _start_asleep(
+                        client, settings, sleepers, asleep_plan, in_flight, earlier=done
+                    )
+                    start_seconds += time.perf_counter() - began
+                else:
+                    await bounded(mark - done, in_flight, start)
+                    start_seconds += time.perf_counter() - began
+                    await log.wait_for_step(CONFIRMATION_STEP, mark, _mail_wait(mark - done))
                 confirmed_seconds += time.perf_counter() - began
-                say(f"idle: {mark:,} confirmed; settling")
+                say(f"idle: {mark:,} asleep; settling")
                 quiet = await until_quiet(worker.pid)
                 point = reading(mark, quiet)
                 memory.append(point)
@@ -615,6 +643,7 @@ async def idle_capacity(
         memory=tuple(memory),
         storm=storm_report,
         load_average=os.getloadavg()[2],
+        asleep_from_start=asleep_from_start,
     )
 
 
@@ -629,7 +658,7 @@ def _progress(since: float) -> Callable[[str], None]:
 
 
 async def measure(
-    journeys: int, storm: int, in_flight: int, baseline_count: int
+    journeys: int, storm: int, in_flight: int, baseline_count: int, asleep_from_start: bool
 ) -> tuple[Throughput, IdleCapacity]:
     say = _progress(time.perf_counter())
     # A long run stopped with SIGTERM still stops its worker and dev server.
@@ -642,7 +671,14 @@ async def measure(
             baseline = await baseline_concurrent(
                 stack.baseline_client, baseline_side.queue, baseline_count, in_flight
             )
-        idle = await idle_capacity(stack, journeys, storm, in_flight=in_flight, progress=say)
+        idle = await idle_capacity(
+            stack,
+            journeys,
+            storm,
+            in_flight=in_flight,
+            progress=say,
+            asleep_from_start=asleep_from_start,
+        )
     say("done")
     return baseline, idle
 
@@ -700,8 +736,15 @@ def main() -> None:
     parser.add_argument(
         "--in-flight",
         type=_at_least(1),
-        default=DEFAULT_IN_FLIGHT,
-        help=f"client calls in flight at most (default {DEFAULT_IN_FLIGHT})",
+        default=None,
+        help=f"client calls in flight at most (default {DEFAULT_IN_FLIGHT}; "
+        f"{ASLEEP_IN_FLIGHT} with --asleep-from-start)",
+    )
+    parser.add_argument(
+        "--asleep-from-start",
+        action="store_true",
+        help="start the sleeping journeys asleep on tools/bench/plans/asleep.yaml "
+        "(nothing sent) instead of through StartJourney on the default plan",
     )
     parser.add_argument(
         "--baseline",
@@ -713,7 +756,12 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("WARNING")
     journeys = journeys_from(args)
-    baseline, idle = asyncio.run(measure(journeys, args.storm, args.in_flight, args.baseline))
+    in_flight = args.in_flight or (
+        ASLEEP_IN_FLIGHT if args.asleep_from_start else DEFAULT_IN_FLIGHT
+    )
+    baseline, idle = asyncio.run(
+        measure(journeys, args.storm, in_flight, args.baseline, args.asleep_from_start)
+    )
     print("\n".join(idle.table(baseline)))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(idle.as_json(baseline), indent=2) + "\n")

@@ -112,3 +112,26 @@ async def test_the_idle_bench_runs_end_to_end_and_every_storm_email_arrives() ->
     table = "\n".join(report.table(baseline))
     assert "wake storm: 20 journeys due at" in table
     assert "worker RSS MB, 50 journeys" in table
+
+
+@pytest.mark.timeout(600)
+async def test_journeys_started_asleep_send_nothing_and_are_counted_asleep() -> None:
+    async with bench_stack() as stack:
+        report = await idle_capacity(
+            stack, journeys=20, storm=2, in_flight=10, asleep_from_start=True
+        )
+        sleeper = stack.client.get_workflow_handle(journey_id_for(f"{report.order_prefix}-19"))
+        described = await sleeper.describe()
+        sends = await _sends_of(sleeper)
+
+    assert report.asleep_from_start
+    assert report.confirmed == 0  # nothing is sent while they sleep
+    assert [point.journeys for point in report.memory] == [0, 10, 20]
+    assert described.typed_search_attributes[sa.JOURNEY_PLAN] == "bench_asleep@v1"
+    assert sends == []
+    assert report.storm.arrived == 2
+    baseline = Throughput(count=100, concurrency_limit=10, seconds=10.0)
+    assert report.as_json(baseline)["asleep_from_start"] is True
+    table = "\n".join(report.table(baseline))
+    assert "20 journeys started asleep (tools/bench/plans/asleep.yaml)" in table
+    assert "StartJourney accepted/s" not in table
