@@ -22,7 +22,7 @@ from engine.platform.database.tables import (
     SuppressedAddress,
 )
 
-HEAD = "0011"
+HEAD = "0014"
 
 
 @pytest.fixture
