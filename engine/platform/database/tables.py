@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
+    ForeignKey,
     Integer,
     LargeBinary,
     MetaData,
@@ -76,6 +78,14 @@ class Message(Base):
     # undelivered, failed), and when that report arrived.
     delivery_status: Mapped[str | None] = mapped_column(String(20))
     delivery_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the report groups by (None on rows from before they were kept): the
+    # journey's plan label ("default@v1"), the step's category, whose journey it is,
+    # and the experiment arm the customer was assigned to on this step, if any.
+    plan: Mapped[str | None] = mapped_column(String(100), index=True)
+    category: Mapped[str | None] = mapped_column(String(20))
+    customer_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    experiment: Mapped[str | None] = mapped_column(String(100))
+    variant: Mapped[str | None] = mapped_column(String(40))
 
 
 class SuppressedAddress(Base):
@@ -300,3 +310,65 @@ class SendPause(Base):
     resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resumed_by: Mapped[str | None] = mapped_column(String(32))
     active_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+
+
+class EngagementKind:
+    """What happened to a sent message, as the engagement table records it."""
+
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    UNSUBSCRIBED = "unsubscribed"
+    COMPLAINED = "complained"
+
+
+class EngagementEvent(Base):
+    """One outcome of one ledger message: a provider's delivery report, a bounce,
+    an open, a click on a tracked link, an unsubscribe or a complaint it caused.
+
+    ``automated`` marks what was most likely not a person (a mail scanner fetching
+    every link, a privacy proxy loading the pixel): kept, never counted as a click.
+    ``detail`` is a fixed-vocabulary or non-personal value (the link's name, the
+    provider's error code), never an address.
+    """
+
+    __tablename__ = "engagement_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    automated: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[str | None] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Conversion(Base):
+    """A purchase attributed to the message that led to it: the customer's next
+    order (``order_id``, attributed once) within the plan's window after a click on
+    the message or after its delivery (``attributed_by``)."""
+
+    __tablename__ = "conversions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(128), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    attributed_by: Mapped[str] = mapped_column(String(20))  # "click" or "delivery"
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ExperimentDecision(Base):
+    """An experiment stopped with a winner: from ``decided_at`` on, every send of
+    the experiment's step uses ``winner`` (journeys asleep included)."""
+
+    __tablename__ = "experiment_decisions"
+
+    experiment: Mapped[str] = mapped_column(String(100), primary_key=True)
+    winner: Mapped[str] = mapped_column(String(40))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(32))

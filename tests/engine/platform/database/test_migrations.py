@@ -231,6 +231,7 @@ def test_downgrade_to_0001_keeps_messages_and_upgrade_restores_0002(
         {column.name for column in Message.__table__.columns}
         - {"delivery_status", "delivery_updated_at"}  # 0002
         - {"claim_owner", "lease_until"}  # 0009
+        - {"plan", "category", "customer_id", "experiment", "variant"}  # 0012
     )
     inspector = inspect(sync_engine)
     # SQLite rebuilt the table to drop the columns: 0001's constraint and indexes survive.

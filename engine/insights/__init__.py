@@ -1,0 +1,1 @@
+"""What journeys achieve: engagement, conversions, experiments and the plan report."""
