@@ -100,11 +100,11 @@ COPY --from=build /app /app
 # Every command a deployment runs starts without the development-only packages, and
 # none of them is here.
 RUN aftercare --help > /dev/null \
-    && for command in api worker http codec db health secrets; do \
+    && for command in api worker http codec consume db health secrets; do \
         aftercare "$command" --help > /dev/null || exit 1; \
     done \
     && python -c "import importlib.util as u, sys; \
-dev = [m for m in ('aiosmtpd', 'pytest', 'hypothesis', 'mypy', 'grpc_tools') if u.find_spec(m)]; \
+dev = [m for m in ('pytest', 'hypothesis', 'mypy', 'grpc_tools') if u.find_spec(m)]; \
 sys.exit(f'development packages in the image: {dev}' if dev else 0)" \
     && ! command -v temporal && ! command -v temporal-test-server && ! command -v uv
 

@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium nginx prometheus screenshots dashboard-screenshots ops-scale
+.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium nginx prometheus screenshots dashboard-screenshots report-screenshots ops-scale messages bus-kill
 
 run: install
 	$(BIN)/aftercare run
@@ -78,6 +78,23 @@ ops-scale: install
 	AFTERCARE_PAUSE_JOURNEYS=1000 $(BIN)/pytest -n0 \
 		tests/engine/journeys/operations/test_pause_at_scale.py
 
+# `aftercare consume` SIGKILLed in the middle of 200 orders and their events on the
+# real RabbitMQ, then restarted: each journey started once, each event applied once
+# (`make test` runs it with 20).
+bus-kill: install
+	AFTERCARE_BUS_KILL_ORDERS=200 $(BIN)/pytest -n0 \
+		tests/engine/integrations/test_bus_consumer_kill.py
+
+# The customer-facing texts' gettext catalogs (engine/customers/locales): extract the
+# template from the sources (babel.cfg) and merge it into every language's catalog;
+# then translate what is new (docs/localisation.md). make test checks they agree.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+		--project=Aftercare --copyright-holder="Aftercare contributors" \
+		-o engine/customers/locales/messages.pot .
+	$(BIN)/pybabel update -i engine/customers/locales/messages.pot \
+		-d engine/customers/locales --ignore-obsolete
+
 # Record a history for every journey path that has none (tests/histories/*.json) for
 # the replay tests; FORCE="name ..." records those paths again.
 histories: install
@@ -112,3 +129,11 @@ screenshots: install chromium
 # traffic (about two minutes) -> docs/images/dashboard-*.png for docs/operations.md.
 dashboard-screenshots: install chromium prometheus
 	$(BIN)/python -m tools.dashboard_screenshots --out docs/images
+
+# The plan report page for docs/reports.md: after `aftercare demo` on a fresh dev
+# stack (a few minutes; REPORT_DATABASE=<url> reports that database instead) at
+# 1280 and 390 px -> docs/images/report-{desktop,phone}.png, and a month of
+# generated traffic at 1280 px -> docs/images/report-sample-desktop.png.
+report-screenshots: install chromium
+	$(BIN)/python -m tools.report_screenshots --out docs/images --since 1d $(if $(REPORT_DATABASE),--database-url $(REPORT_DATABASE),--demo)
+	$(BIN)/python -m tools.report_screenshots --out docs/images --name report-sample --only desktop

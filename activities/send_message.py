@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,12 +45,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels.base import (
+    ChannelUnavailableError,
     DeliveryChannel,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
 from activities.handover import Handover
 from activities.send_metrics import count, counted, duplicate_avoided, unavailable_reason
+from engine.messaging.experiment_decisions import ExperimentDecisions
 from engine.messaging.frequency_caps import CapOutcome, FrequencyCapStore, send_key
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
 from engine.messaging.pauses import Pause, PauseRegistry
@@ -58,7 +61,7 @@ from engine.platform.database.tables import MessageStatus
 from engine.platform.redaction import redact
 from engine.platform.telemetry.catalogue import DuplicateReason, Outcome, Reason
 from workflows.contracts import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
-from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
+from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES, HOLDOUT_VARIANT
 from workflows.vocabulary import Channel
 
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
@@ -80,6 +83,7 @@ _CANCELLED = "cancelled: the journey no longer needed it"
 # Ledger reasons are kept with the outcome they explain.
 _UNAVAILABLE = "unavailable: "
 _STALE = "stale: "
+_HOLDOUT = "holdout: "
 
 
 class ConsentCheck(Protocol):
@@ -99,8 +103,11 @@ class MessageActivities:
         *,
         report_grace: timedelta = REPORT_GRACE,
         pauses: PauseRegistry | None = None,
+        decisions: ExperimentDecisions | None = None,
     ) -> None:
         self._ledger = ledger
+        # None: no experiment can be stopped (tools that send single messages).
+        self._decisions = decisions
         # None: nothing can pause sending (tools that send single messages).
         self._pauses = pauses
         self._report_grace = report_grace
@@ -112,6 +119,7 @@ class MessageActivities:
 
     @activity.defn(name=SEND_MESSAGE_ACTIVITY)
     async def send_message(self, request: SendMessageInput) -> SentMessage:
+        request = await self._decided(request)
         channel = self._channels.get(request.channel)
         address = channel.address_of(request) if channel else ""
         claim = claim_for(request, address)
@@ -169,6 +177,14 @@ class MessageActivities:
             await self._ledger.mark_skipped(key, _UNAVAILABLE + reason)
             await self._release_slot(request)  # held or reserved by an earlier attempt
             return counted(request, _result(request, Delivery.UNAVAILABLE, detail=reason), code)
+        arm = request.experiment
+        if arm is not None and arm.holdout:
+            # After consent and the rest: the holdout is compared with customers the
+            # message could have reached. Its row records the exposure.
+            detail = f"holdout of experiment {arm.experiment}"
+            await self._ledger.mark_skipped(key, _HOLDOUT + detail)
+            await self._release_slot(request)
+            return counted(request, _result(request, Delivery.HOLDOUT, detail=detail), Reason.NONE)
         capped = await self._over_cap(request, key)
         if capped is not None:
             return capped
@@ -207,6 +223,16 @@ class MessageActivities:
     ) -> SentMessage:
         try:
             provider_id = await channel.deliver(request, address, key, handover)
+        except ChannelUnavailableError as err:
+            # Not the address's fault: nothing is suppressed; the next channel goes.
+            reason = redact(str(err))
+            await self._ledger.mark_skipped(key, _UNAVAILABLE + reason)
+            await self._release_slot(request)
+            return counted(
+                request,
+                _result(request, Delivery.UNAVAILABLE, detail=reason),
+                Reason.CHANNEL_UNAVAILABLE,
+            )
         except PermanentDeliveryError as err:
             # Redacted again here, whatever the channel: this text is stored next
             # to the address, and shown in the journey and Temporal's UI.
@@ -315,6 +341,28 @@ class MessageActivities:
         await self._release_slot(request)  # one an earlier deferral held
         return counted(
             request, _result(request, Delivery.STALE, detail=detail), Reason.OPERATOR_PAUSE
+        )
+
+    async def _decided(self, request: SendMessageInput) -> SendMessageInput:
+        """The request as a stopped experiment leaves it: the winner's template and
+        subject (a winner ``holdout``: no message), whatever arm the customer was in."""
+        arm = request.experiment
+        if arm is None or self._decisions is None:
+            return request
+        winner = await self._decisions.winner(arm.experiment)
+        if winner is None or winner == arm.variant:
+            return request
+        decided = dataclasses.replace(arm, variant=winner)
+        if winner == HOLDOUT_VARIANT:
+            return dataclasses.replace(request, experiment=decided)
+        content = arm.content(winner)
+        if content is None:  # a winner this journey's plan does not know: as assigned
+            return request
+        return dataclasses.replace(
+            request,
+            template=content.template,
+            subject=content.subject_for(request.order.customer.locale),
+            experiment=decided,
         )
 
     def _caps_for(self, request: SendMessageInput) -> FrequencyCapStore | None:
@@ -461,6 +509,7 @@ def _cap_clock() -> datetime:
 
 def claim_for(request: SendMessageInput, address: str) -> Claim:
     """The ledger row every attempt at ``request`` claims, sent to ``address``."""
+    arm = request.experiment
     return Claim(
         journey_id=request.journey_id,
         step=request.step,
@@ -468,6 +517,11 @@ def claim_for(request: SendMessageInput, address: str) -> Claim:
         channel=request.channel,
         template=request.template,
         recipient=address,
+        plan=f"{request.plan_id}@v{request.plan_version}" if request.plan_id else None,
+        category=request.category or None,
+        customer_id=request.order.customer.id or None,
+        experiment=arm.experiment if arm is not None else None,
+        variant=arm.variant if arm is not None else None,
     )
 
 
@@ -483,6 +537,8 @@ def _outcome(entry: LedgerEntry, request: SendMessageInput) -> SentMessage:
             message_id=entry.provider_message_id or "",
             at=entry.sent_at,
         )
+    if entry.status == MessageStatus.SKIPPED and (entry.error or "").startswith(_HOLDOUT):
+        return _result(request, Delivery.HOLDOUT, detail=(entry.error or "").removeprefix(_HOLDOUT))
     if entry.status == MessageStatus.SKIPPED and (entry.error or "").startswith(_STALE):
         return _result(request, Delivery.STALE, detail=(entry.error or "").removeprefix(_STALE))
     if entry.status == MessageStatus.SKIPPED:

@@ -28,6 +28,7 @@ _OUTCOMES = {
     Delivery.DEFERRED: Outcome.DEFERRED,
     Delivery.STALE: Outcome.STALE,
     Delivery.PAUSED: Outcome.PAUSED,
+    Delivery.HOLDOUT: Outcome.SKIPPED,  # an experiment's holdout: no message by design
 }
 _REFUSALS = (Reason.SUPPRESSED, Reason.NO_CONSENT)
 

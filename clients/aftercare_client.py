@@ -24,16 +24,23 @@ every not-found exception is a :class:`NotFoundError`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
+from aftercare.v1 import devices_pb2 as devices_pb
+from aftercare.v1 import devices_pb2_grpc as devices_grpc
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
 from aftercare.v1 import operations_pb2 as ops_pb
 from aftercare.v1 import operations_pb2_grpc as ops_grpc
 from aftercare.v1 import preferences_pb2 as preferences_pb
 from aftercare.v1 import preferences_pb2_grpc as preferences_grpc
+from aftercare.v1 import reports_pb2 as reports_pb
+from aftercare.v1 import reports_pb2_grpc as reports_grpc
+from aftercare.v1 import subscriptions_pb2 as subscriptions_pb
+from aftercare.v1 import subscriptions_pb2_grpc as subscriptions_grpc
 from aftercare.v1.failures import CUSTOMER_ERASED as CUSTOMER_ERASED  # re-exported
 from aftercare.v1.failures import NO_PLAN as NO_PLAN  # re-exported
 from google.rpc import error_details_pb2
@@ -74,6 +81,26 @@ class PauseNotFoundError(NotFoundError):
 
 class BulkOperationNotFoundError(NotFoundError):
     """No bulk operation has this job id."""
+
+
+class DeviceNotFoundError(NotFoundError):
+    """The customer has no push device with this id or token."""
+
+
+class PlanNotFoundError(NotFoundError):
+    """The deployment has no such plan, and no message was ever sent on one."""
+
+
+class ExperimentNotFoundError(NotFoundError):
+    """No deployed plan has the experiment, or it has no such arm."""
+
+
+class SubscriptionNotFoundError(NotFoundError):
+    """No active event subscription has the id."""
+
+
+class ExperimentAlreadyStoppedError(AftercareError):
+    """ALREADY_EXISTS: the experiment was stopped before; its winner stands."""
 
 
 class TooManyBulkOperationsError(AftercareError):
@@ -236,6 +263,9 @@ class AftercareClient:
         self._stub = pb_grpc.JourneyServiceStub(self._channel)
         self._preferences = preferences_grpc.PreferencesServiceStub(self._channel)
         self._operations = ops_grpc.OperationsServiceStub(self._channel)
+        self._devices = devices_grpc.DevicesServiceStub(self._channel)
+        self._reports = reports_grpc.ReportsServiceStub(self._channel)
+        self._subscriptions = subscriptions_grpc.SubscriptionsServiceStub(self._channel)
         self._timeout = timeout_seconds
 
     async def __aenter__(self) -> AftercareClient:
@@ -415,6 +445,116 @@ class AftercareClient:
             not_found=BulkOperationNotFoundError,
         )
         return response.operation
+
+    async def register_device(
+        self, customer_id: str, token: str, platform: devices_pb.DevicePlatform.ValueType
+    ) -> devices_pb.RegisterDeviceResponse:
+        """Registers an FCM registration token as the customer's push device."""
+        return await self._call_devices(
+            self._devices.RegisterDevice,
+            devices_pb.RegisterDeviceRequest(
+                customer_id=customer_id, token=token, platform=platform
+            ),
+        )
+
+    async def remove_device(
+        self, customer_id: str, *, device_id: str = "", token: str = ""
+    ) -> devices_pb.RemoveDeviceResponse:
+        """Removes one of the customer's devices (by id or token); DeviceNotFoundError
+        when they have no such device."""
+        return await self._call_devices(
+            self._devices.RemoveDevice,
+            devices_pb.RemoveDeviceRequest(
+                customer_id=customer_id, device_id=device_id, token=token
+            ),
+        )
+
+    async def list_devices(self, customer_id: str) -> devices_pb.ListDevicesResponse:
+        """The customer's push devices, oldest registration first."""
+        return await self._call_devices(
+            self._devices.ListDevices, devices_pb.ListDevicesRequest(customer_id=customer_id)
+        )
+
+    async def get_plan_report(
+        self,
+        plan: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> reports_pb.GetPlanReportResponse:
+        """The plan's report over ``since`` (default 30 days before ``until``) to
+        ``until`` (default now); needs the reports:read scope. PlanNotFoundError for
+        a plan the deployment never had; InvalidRequestError names a bad field."""
+        request = reports_pb.GetPlanReportRequest(plan=plan)
+        if since is not None:
+            request.since.FromDatetime(since)
+        if until is not None:
+            request.until.FromDatetime(until)
+        errors = {**_ERRORS, grpc.StatusCode.NOT_FOUND: PlanNotFoundError}
+        return await self._call(
+            self._reports.GetPlanReport, request, failed_precondition=AftercareError, errors=errors
+        )
+
+    async def stop_experiment(
+        self, experiment: str, winner: str
+    ) -> reports_pb.StopExperimentResponse:
+        """Stop ``experiment``: every later send of its step uses ``winner`` (a variant,
+        or "holdout" for none), sleeping journeys included; needs journeys:admin.
+        ExperimentNotFoundError for an unknown experiment or arm,
+        ExperimentAlreadyStoppedError when it was stopped before."""
+        request = reports_pb.StopExperimentRequest(experiment=experiment, winner=winner)
+        errors = {
+            **_ERRORS,
+            grpc.StatusCode.NOT_FOUND: ExperimentNotFoundError,
+            grpc.StatusCode.ALREADY_EXISTS: ExperimentAlreadyStoppedError,
+        }
+        return await self._call(
+            self._reports.StopExperiment, request, failed_precondition=AftercareError, errors=errors
+        )
+
+    async def create_subscription(
+        self,
+        url: str,
+        event_types: list[str] | None = None,
+        *,
+        include_personal_data: bool = False,
+    ) -> subscriptions_pb.CreateSubscriptionResponse:
+        """Subscribe ``url`` to journey events (all types when ``event_types`` is
+        empty); the response holds the signing secret, shown this once. Needs
+        subscriptions:admin; InvalidRequestError names a bad url or event type."""
+        request = subscriptions_pb.CreateSubscriptionRequest(
+            url=url, event_types=event_types or [], include_personal_data=include_personal_data
+        )
+        return await self._call(
+            self._subscriptions.CreateSubscription, request, failed_precondition=AftercareError
+        )
+
+    async def list_subscriptions(self) -> subscriptions_pb.ListSubscriptionsResponse:
+        """The active event subscriptions, oldest first (without secrets)."""
+        return await self._call(
+            self._subscriptions.ListSubscriptions,
+            subscriptions_pb.ListSubscriptionsRequest(),
+            failed_precondition=AftercareError,
+        )
+
+    async def remove_subscription(
+        self, subscription_id: str
+    ) -> subscriptions_pb.RemoveSubscriptionResponse:
+        """Stop deliveries to the subscription; SubscriptionNotFoundError when no
+        active one has the id."""
+        errors = {**_ERRORS, grpc.StatusCode.NOT_FOUND: SubscriptionNotFoundError}
+        return await self._call(
+            self._subscriptions.RemoveSubscription,
+            subscriptions_pb.RemoveSubscriptionRequest(subscription_id=subscription_id),
+            failed_precondition=AftercareError,
+            errors=errors,
+        )
+
+    async def _call_devices(self, method: Callable[..., Awaitable[Reply]], request: Any) -> Reply:
+        errors = {**_ERRORS, grpc.StatusCode.NOT_FOUND: DeviceNotFoundError}
+        return await self._call(
+            method, request, failed_precondition=CustomerErasedError, errors=errors
+        )
 
     async def _call_operations(
         self,

@@ -167,6 +167,12 @@ def test_the_plans_are_shipped(names: set[str]) -> None:
     assert plans == {"workflows/plans/default.yaml", "workflows/plans/consumables.yaml"}
 
 
+def test_the_page_catalogs_are_shipped(names: set[str]) -> None:
+    # Compiled when loaded: the .po files are all the pages need.
+    for language in ("en", "de", "fr", "es"):
+        assert f"engine/customers/locales/{language}/LC_MESSAGES/messages.po" in names
+
+
 def test_the_message_and_page_templates_are_shipped(names: set[str]) -> None:
     email = {name for name in names if name.startswith("activities/email/templates/")}
     sms = {name for name in names if name.startswith("activities/sms/templates/")}
@@ -181,7 +187,7 @@ def test_the_message_and_page_templates_are_shipped(names: set[str]) -> None:
         for path in (REPO / folder).rglob("*.j2")
     }
     assert email | sms | pages == checkout
-    for locale in ("en", "de"):
+    for locale in ("en", "de", "fr", "es"):
         for kind in ("html", "txt"):
             assert f"activities/email/templates/{locale}/order_confirmation.{kind}.j2" in email
         assert f"activities/sms/templates/{locale}/shipping_notice.txt.j2" in sms
@@ -191,6 +197,13 @@ def test_the_message_and_page_templates_are_shipped(names: set[str]) -> None:
         "engine/customers/pages/templates/preferences.html.j2",
         "engine/customers/pages/templates/feedback.html.j2",
     } <= pages
+
+
+def test_the_report_page_templates_are_shipped(names: set[str]) -> None:
+    folder = "engine/insights/templates"
+    checkout = {path.relative_to(REPO).as_posix() for path in (REPO / folder).rglob("*.j2")}
+    assert f"{folder}/report.html.j2" in checkout
+    assert {name for name in names if name.startswith(f"{folder}/")} == checkout
 
 
 def test_the_migrations_are_shipped(names: set[str]) -> None:

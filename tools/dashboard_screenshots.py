@@ -80,6 +80,7 @@ class Stack:
 async def dev_stack(state_dir: Path) -> AsyncIterator[Stack]:
     """``aftercare run`` on free ports, every process's metrics on, until exit."""
     ports = {process: free_port() for process in PROCESSES}
+    http_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AFTERCARE_")}
     env.update(
         AFTERCARE_STATE_DIR=str(state_dir),
@@ -87,7 +88,9 @@ async def dev_stack(state_dir: Path) -> AsyncIterator[Stack]:
         AFTERCARE_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
         AFTERCARE_TEMPORAL_UI_PORT=str(free_port()),
         AFTERCARE_SMTP_PORT=str(free_port()),
-        AFTERCARE_HTTP_PORT=str(free_port()),
+        AFTERCARE_HTTP_PORT=str(http_port),
+        # Links in the stack's messages lead to its own HTTP app.
+        AFTERCARE_PUBLIC_BASE_URL=f"http://127.0.0.1:{http_port}",
         AFTERCARE_CODEC_PORT=str(free_port()),
         AFTERCARE_LOG_FORMAT="json",
         **{f"AFTERCARE_{p.upper()}_METRICS_PORT": str(port) for p, port in ports.items()},

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from workflows.experiments import ExperimentArm
 from workflows.frequency import CapCheck
 from workflows.orders import Address, Feedback, Order, Shipment
 from workflows.vocabulary import Channel
@@ -24,6 +25,8 @@ SENDING_RESUMED_SIGNAL = "sending_resumed"  # a scope pause was lifted: ask held
 PAUSE_JOURNEY_SIGNAL = "pause_journey"  # hold this journey's non-transactional sends
 PAUSE_JOURNEY_ALL_SIGNAL = "pause_journey_all"  # hold all its sends, transactional too
 RESUME_JOURNEY_SIGNAL = "resume_journey"  # lift this journey's own pause
+# A text the journey sent was reported undelivered or failed (UndeliveredMessage).
+MESSAGE_UNDELIVERED_SIGNAL = "message_undelivered"
 
 
 def channel_task_queue(journey_task_queue: str, channel: Channel) -> str:
@@ -45,6 +48,9 @@ class Delivery(StrEnum):
     # An operator's pause holds this message (the detail names the pause and its
     # scope): not sent, nothing claimed; the journey asks again later.
     PAUSED = "paused"
+    # The customer is in the holdout of the step's experiment: no message, by design
+    # (the ledger keeps a row, so the report counts the holdout's conversions).
+    HOLDOUT = "holdout"
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,12 @@ class SendMessageInput:
     # Past this instant the message is stale: a paused message is dropped (and
     # recorded) rather than held longer. None: it may wait indefinitely.
     stale_at: datetime | None = None
+    # The pinned plan's version (with plan_id, the ledger's plan label; 0 in older inputs).
+    plan_version: int = 0
+    # The customer's arm of the step's experiment (None: the step has none), and the
+    # arm's own email subject ("" keeps the template's).
+    experiment: ExperimentArm | None = None
+    subject: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,3 +135,16 @@ class SupersedeInput:
 @dataclass(frozen=True)
 class SupersedeResult:
     notified_journeys: list[str]
+
+
+@dataclass(frozen=True)
+class UndeliveredMessage:
+    """The provider reported a text of the journey ``undelivered`` or ``failed`` after
+    taking it (Twilio's status callback): the journey may send the step's next channel."""
+
+    step: str
+    iteration: int
+    channel: Channel
+    message_id: str  # the provider's id of the text (Twilio's MessageSid)
+    status: str  # "undelivered" or "failed"
+    error_code: str = ""

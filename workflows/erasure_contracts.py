@@ -63,6 +63,7 @@ class RowsForgotten:
     phone_rows: int = 0
     feedback_rows: int = 0
     ledger_rows: int = 0
+    push_devices: int = 0
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.search_attributes as sa
     from workflows.contracts import (
         CHOOSE_PLAN_ACTIVITY,
+        MESSAGE_UNDELIVERED_SIGNAL,
         OPEN_SUPPORT_TICKET_ACTIVITY,
         PAUSE_JOURNEY_ALL_SIGNAL,
         PAUSE_JOURNEY_SIGNAL,
@@ -40,9 +41,11 @@ with workflow.unsafe.imports_passed_through():
         SupersedeResult,
         SupportTicketInput,
         SupportTicketResult,
+        UndeliveredMessage,
         channel_task_queue,
     )
     from workflows.events import apply_event
+    from workflows.experiments import ExperimentArm, arm_for, assign
     from workflows.frequency import CapCheck, caps_for, priority_of
     from workflows.metrics import EVENT_TO_MESSAGE, STARTED, STEP_LATENESS, seconds_between
     from workflows.orders import Order, OrderEvent
@@ -52,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         plan_for,
         refusal_reason,
     )
-    from workflows.plans.model import Category, Hook, PinnedPlan, TriggerKind
+    from workflows.plans.model import HOLDOUT_VARIANT, Category, Hook, PinnedPlan, TriggerKind
     from workflows.scheduler import (
         REPLENISHMENT_PREFIX,
         RETURN_EVENTS,
@@ -74,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
     from workflows.timing import local_iso
+    from workflows.versioning import continue_as_new_versioning
     from workflows.vocabulary import Channel, EventType, Stage
 
 # Transactional mail keeps trying: a customer must learn their order shipped even
@@ -115,6 +119,13 @@ SENDS_BESIDE_EVENTS_PATCH = "sends-beside-events"
 # pauses shipped must be pausable too, and a patch asked while replaying its older
 # history would answer False for the rest of the run.
 PAUSABLE_SENDS_PATCH = "pausable-sends"
+# A text reported undelivered falls back to its step's next channel. Asked only when
+# such a report is acted on: no history recorded before it holds one.
+UNDELIVERED_FALLBACK_PATCH = "undelivered-fallback"
+# Steps with an experiment send their customer's arm (or hold the message back for the
+# holdout). Asked only when a step has an experiment: no recorded history's plan has
+# one, so they replay without the marker.
+EXPERIMENTS_PATCH = "experiments"
 # A send a scope pause holds is asked again after as long as it has been held, within
 # these bounds (1 h, 2 h, 4 h, ... then every 12 h), and at its stale limit at the
 # latest. "sending_resumed" asks at once; the asking only catches a journey that
@@ -249,6 +260,13 @@ class OrderJourney:
         self._sync_paused()
         self._controls_changed = True
 
+    @workflow.signal(name=MESSAGE_UNDELIVERED_SIGNAL)
+    def message_undelivered(self, report: UndeliveredMessage) -> None:
+        """The provider reported a text of this journey undelivered or failed: the
+        loop sends the step's next channel while the step is still timely."""
+        self._state.undelivered.append(report)
+        self._controls_changed = True
+
     @workflow.query(name="state")
     def state(self) -> JourneyState:
         return self._state
@@ -288,6 +306,8 @@ class OrderJourney:
         while True:
             self._overrides_changed = self._controls_changed = False
             self._apply_pending_events()
+            if self._state.undelivered:
+                await self._fall_back_from_undelivered(pinned)
             agenda = self._settled_agenda(pinned)
             self._forget_moot_holds(agenda)
             self._cancel_moot_sends()
@@ -320,7 +340,8 @@ class OrderJourney:
                 await self._desk_finished()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
-                    JourneyInput(order=self._order, plan=pinned, state=self._state)
+                    JourneyInput(order=self._order, plan=pinned, state=self._state),
+                    initial_versioning_behavior=continue_as_new_versioning(),
                 )
             wake = min(t for t in (agenda.next_due(now), end) if t is not None)
             with contextlib.suppress(TimeoutError):
@@ -423,7 +444,8 @@ class OrderJourney:
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
-                    JourneyInput(order=self._order, plan=pinned, state=self._state)
+                    JourneyInput(order=self._order, plan=pinned, state=self._state),
+                    initial_versioning_behavior=continue_as_new_versioning(),
                 )
             wake = min(t for t in (agenda.next_due(now), end) if t is not None)
             with contextlib.suppress(TimeoutError):
@@ -482,6 +504,78 @@ class OrderJourney:
             detail = apply_event(state, self._order, event, workflow.now())
             self._note("event", detail)
 
+    async def _fall_back_from_undelivered(self, pinned: PinnedPlan) -> None:
+        """Send the step's next channels for each text reported undelivered, once per
+        send, while the step is timely (within its ``stale_after``, else the send
+        budget, of the text's sending); a report too late, repeated, or for a text
+        this journey did not send is noted and changes nothing."""
+        reports, self._state.undelivered = self._state.undelivered, []
+        for report in reports:
+            key = f"{report.step}#{report.iteration}"
+            what = f"{report.step} by {report.channel} {report.status}"
+            sent = next(
+                (
+                    m
+                    for m in reversed(self._state.sent)
+                    if m.step == report.step
+                    and m.channel == report.channel
+                    and m.status == Delivery.SENT
+                    and m.message_id == report.message_id
+                ),
+                None,
+            )
+            step = next((s for s in pinned.plan.steps if s.id == report.step), None)
+            if key in self._state.fallen_back or sent is None or step is None:
+                self._note("note", f"{what}: no fallback (already done, or not a step's text)")
+                continue
+            if workflow.now() > sent.sent_at + (step.stale_after or DEFAULT_SEND_BUDGET):
+                self._note("note", f"{what}: too late for the step's next channel")
+                continue
+            if not workflow.patched(UNDELIVERED_FALLBACK_PATCH):
+                continue
+            self._state.fallen_back.append(key)
+            channels = channels_for(step.category, step.channels, self._state.overrides)
+            after = (
+                channels[channels.index(report.channel) + 1 :] if report.channel in channels else ()
+            )
+            now = workflow.now()
+            send = PlannedSend(
+                key=step.id,
+                step_id=step.id,
+                template=sent.template,
+                category=step.category,
+                channels=after,
+                iteration=report.iteration,
+                base_at=now,
+                due_at=now,
+                step=step,
+            )
+            self._note(
+                "message", f"{what} ({report.error_code or 'no code'}): trying {list(after)}"
+            )
+            await self._send_fallback(send)
+
+    async def _send_fallback(self, send: PlannedSend) -> None:
+        for channel in send.channels:
+            if self._unreachable(channel):
+                continue
+            try:
+                sent = await self._send_on(send, channel)
+            except ActivityError as err:
+                _reraise_cancellation(err)
+                self._note("note", f"{send.step_id} fallback by {channel} failed")
+                return
+            if sent.status == Delivery.SENT:
+                self._state.sent.append(sent)
+                self._note(
+                    "message", f"{send.step_id} sent by {channel} after the undelivered text"
+                )
+                return
+            if sent.status in (Delivery.DEFERRED, Delivery.STALE, Delivery.PAUSED):
+                self._note("note", f"{send.step_id} fallback by {channel}: {sent.status}")
+                return
+        self._note("note", f"{send.step_id}: no other channel reached the customer")
+
     async def _perform(self, send: PlannedSend) -> bool | None:
         """Send on the step's channels in order of preference until one reaches the
         customer; record undeliverable (and why) when none can. True when a channel
@@ -491,6 +585,9 @@ class OrderJourney:
         if self._held_by_journey(send):
             return None
         self._record_lateness(send)
+        arm = self._experiment_arm(send)
+        if arm is not None:
+            send = self._arm_send(send, arm)
         refusals: list[str] = []
         for channel in send.channels:
             reason = self._unreachable(channel)
@@ -498,7 +595,7 @@ class OrderJourney:
                 refusals.append(f"{channel}: {reason}")
                 continue
             try:
-                sent = await self._send_on(send, channel)
+                sent = await self._send_on(send, channel, arm)
             except ActivityError as err:
                 _reraise_cancellation(err)
                 cause = err.cause
@@ -511,6 +608,10 @@ class OrderJourney:
                 self._hold(send, sent.detail, by_journey=False)
                 return None
             self._unhold(send.key)
+            if sent.status == Delivery.HOLDOUT:
+                # By design, on no channel: the ledger row counts the holdout's exposure.
+                self._resolve(send, StepOutcome.SKIPPED, f"no message: {sent.detail}")
+                return False
             if sent.status in (Delivery.DEFERRED, Delivery.STALE):
                 # The cap is the customer's, not the channel's: no fallback.
                 self._over_cap(send, sent)
@@ -572,15 +673,19 @@ class OrderJourney:
             return "no phone number"
         return ""
 
-    async def _send_on(self, send: PlannedSend, channel: Channel) -> SentMessage:
+    async def _send_on(
+        self, send: PlannedSend, channel: Channel, arm: ExperimentArm | None = None
+    ) -> SentMessage:
         state = self._state
+        content = arm.content(arm.variant) if arm is not None else None
+        order = self._current_order()
         request = SendMessageInput(
             journey_id=state.journey_id,
             step=send.step_id,
             template=send.template,
             category=send.category.value,
             channel=channel,
-            order=self._current_order(),
+            order=order,
             iteration=send.iteration,
             shipment=state.shipment,
             focus_sku=send.focus_sku,
@@ -592,6 +697,9 @@ class OrderJourney:
             cap=self._cap_check(send),
             plan_id=state.plan_id,
             stale_at=self._stale_at(send),
+            plan_version=state.plan_version,
+            experiment=arm,
+            subject=content.subject_for(order.customer.locale) if content is not None else "",
         )
         transactional = send.category == Category.TRANSACTIONAL
         stale_after = send.step.stale_after if send.step else None
@@ -616,6 +724,45 @@ class OrderJourney:
             summary=f"{send.step_id} by {channel}",
         )
         return sent
+
+    def _experiment_arm(self, send: PlannedSend) -> ExperimentArm | None:
+        """The customer's arm of the step's experiment, pinned in the state the first
+        time (and noted on the timeline); None when the step has no experiment."""
+        step = send.step
+        if step is None or step.experiment is None or not workflow.patched(EXPERIMENTS_PATCH):
+            return None
+        experiment = step.experiment
+        state = self._state
+        variant = state.experiments.get(experiment.id)
+        if variant is None or (variant != HOLDOUT_VARIANT and not experiment.variant(variant)):
+            variant = assign(state.customer_id, experiment)
+            state.experiments[experiment.id] = variant
+            self._note("note", f"experiment {experiment.id}: {send.key} assigned {variant}")
+            self._show_details()
+        return arm_for(step, experiment, variant)
+
+    def _arm_send(self, send: PlannedSend, arm: ExperimentArm) -> PlannedSend:
+        """``send`` as the arm has it: its template, and its channels as far as the
+        customer's choices allow (the holdout's send stays as planned: the activity
+        records it and sends nothing)."""
+        step = send.step
+        experiment = step.experiment if step is not None else None
+        variant = experiment.variant(arm.variant) if experiment is not None else None
+        if variant is None:
+            return send
+        channels = send.channels
+        overrides = self._state.overrides
+        as_planned = step is not None and set(channels) == set(
+            channels_for(send.category, step.channels, overrides)
+        )
+        if variant.channels and as_planned:
+            # Not for a send already narrowed to the step's later channels (a fallback).
+            # A variant refused on all its channels keeps the step's (still allowed) ones.
+            chosen = channels_for(send.category, variant.channels, overrides)
+            channels = chosen or channels
+        return dataclasses.replace(
+            send, template=variant.template or send.template, channels=channels
+        )
 
     def _cap_check(self, send: PlannedSend) -> CapCheck | None:
         """What the customer's frequency cap needs to judge this send; None when the
@@ -954,6 +1101,12 @@ class OrderJourney:
             f"**Next:** {state.next_step}\n\n"
             + (f"**Scheduled:**\n{upcoming}\n\n" if upcoming else "")
             + f"**Messages sent:** {sum(1 for m in state.sent if m.status == 'sent')}"
+            + (
+                "\n\n**Experiments:** "
+                + ", ".join(f"{name}: {arm}" for name, arm in state.experiments.items())
+                if state.experiments
+                else ""
+            )
         )
 
     def _set_stage(self, stage: Stage) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from workflows.contracts import SentMessage
+from workflows.contracts import SentMessage, UndeliveredMessage
 from workflows.orders import Address, Feedback, Order, OrderEvent, Shipment
 from workflows.overrides import CustomerOverrides
 from workflows.plans.model import PinnedPlan
@@ -123,6 +123,13 @@ class JourneyState:
     journey_pause: JourneyPause | None = None
     # What the JourneyPaused search attribute says: a send held, or a pause of its own.
     paused: bool = False
+    # The customer's arm in each experiment this journey met (experiment id -> variant
+    # or "holdout"), pinned when first assigned (workflows.experiments).
+    experiments: dict[str, str] = field(default_factory=dict)
+    # Texts reported undelivered, not looked at yet; and the sends ("step#iteration")
+    # that fell back to their step's next channel after such a report (once each).
+    undelivered: list[UndeliveredMessage] = field(default_factory=list)
+    fallen_back: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -148,9 +148,10 @@ def local_iso(moment: datetime, tz: str) -> str:
 
 def _zone(tz: str) -> ZoneInfo:
     """The zone named ``tz``; unknown or malformed names raise ValueError."""
+    # OSError: zoneinfo opens a file named after the zone, and 300 letters are too long.
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise ValueError(f"unknown time zone {tz!r}") from error
 
 

@@ -36,3 +36,4 @@ class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
     WHATSAPP = "whatsapp"
+    PUSH = "push"  # app or browser notification through Firebase Cloud Messaging

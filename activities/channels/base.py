@@ -4,6 +4,7 @@ classes, and the context a message is rendered from."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Protocol
 
 from activities.handover import Handover
@@ -24,6 +25,13 @@ class DeliveryError(Exception):
 class PermanentDeliveryError(DeliveryError):
     """The provider refused this address for good (bounce, invalid or unsubscribed
     number): never retry, suppress the address, fall back to the next channel."""
+
+
+class ChannelUnavailableError(DeliveryError):
+    """Nothing was sent, and this channel cannot carry this message to this customer
+    now (no push device left; WhatsApp refusing free-form text outside its window with
+    no template to use): the step tries its next channel, and, unlike a permanent
+    refusal, the address is not suppressed, since it works again later."""
 
 
 class TransientDeliveryError(DeliveryError):
@@ -73,8 +81,13 @@ def referral_code(customer_id: str) -> str:
     return "REF-" + hashlib.sha256(customer_id.encode()).hexdigest()[:8].upper()
 
 
-def message_context(request: SendMessageInput, links: dict[str, str]) -> MessageContext:
-    """What the journey's request tells the templates, with the links the message carries."""
+def message_context(
+    request: SendMessageInput,
+    links: dict[str, str],
+    track: Callable[[str, str], str] | None = None,
+) -> MessageContext:
+    """What the journey's request tells the templates, with the links the message carries
+    (each rewritten by ``track`` for click tracking, when given)."""
     focus = next((i for i in request.order.items if i.sku == request.focus_sku), None)
     return MessageContext(
         order=request.order,
@@ -86,4 +99,5 @@ def message_context(request: SendMessageInput, links: dict[str, str]) -> Message
         new_address=request.new_address,
         run_out_at=request.run_out_at,
         referral_code=referral_code(request.order.customer.id),
+        track_link=track,
     )

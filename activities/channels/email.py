@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from html import escape
 
 from activities.channels.base import (
     PermanentDeliveryError,
@@ -13,9 +15,17 @@ from activities.email.message import build_email, domain_of
 from activities.email.rendering import EmailRenderer
 from activities.email.smtp import PermanentSmtpError, SmtpMailer, TransientSmtpError
 from activities.handover import Handover
+from activities.rendering.click_tracking import ClickTracker
+from activities.rendering.text import header_safe
+from engine.messaging.bounce_address import verp_address
 from engine.messaging.ledger import message_id_for
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
-from engine.platform.links.urls import feedback_url, preferences_url, unsubscribe_url
+from engine.platform.links.urls import (
+    feedback_url,
+    preferences_url,
+    unsubscribe_url,
+    with_language,
+)
 from workflows.contracts import SendMessageInput
 from workflows.plans.model import Category
 
@@ -28,6 +38,12 @@ class LinkBuilder:
     shop_url: str
     public_base_url: str = ""
     signer: LinkSigner | None = None
+    # Click tracking; None: links go to their targets directly.
+    clicks: ClickTracker | None = None
+
+    def tracker(self, message_key: str) -> Callable[[str, str], str] | None:
+        """How the links of the ledger message ``message_key`` are rewritten, if at all."""
+        return self.clicks.for_message(message_key) if self.clicks is not None else None
 
     def for_request(self, request: SendMessageInput) -> dict[str, str]:
         order_url = f"{self.shop_url}/orders/{request.order.order_id}"
@@ -48,17 +64,28 @@ class LinkBuilder:
                 base, sign(LinkPurpose.PREFERENCES, customer, journey)
             )
             links["feedback"] = feedback_url(base, sign(LinkPurpose.FEEDBACK, customer, journey))
+            # The pages speak the language the message was written for.
+            for page in ("unsubscribe", "preferences", "feedback"):
+                links[page] = with_language(links[page], request.order.customer.locale)
         return links
 
 
 class EmailChannel:
     def __init__(
-        self, renderer: EmailRenderer, mailer: SmtpMailer, sender: str, links: LinkBuilder
+        self,
+        renderer: EmailRenderer,
+        mailer: SmtpMailer,
+        sender: str,
+        links: LinkBuilder,
+        *,
+        bounce_address: str | None = None,
     ) -> None:
         self._renderer = renderer
         self._mailer = mailer
         self._sender = sender
         self._links = links
+        # Bounces go to this address with the message's token in it (VERP).
+        self._bounce_address = bounce_address
 
     def address_of(self, request: SendMessageInput) -> str:
         return request.order.customer.email
@@ -71,7 +98,14 @@ class EmailChannel:
     ) -> str:
         message_id = message_id_for(key, domain_of(self._sender))
         links = self._links.for_request(request)
-        rendered = self._renderer.render(request.template, message_context(request, links))
+        context = message_context(request, links, self._links.tracker(key))
+        rendered = self._renderer.render(request.template, context)
+        if request.subject:
+            # An experiment's variant with a subject line of its own.
+            rendered = replace(rendered, subject=header_safe(request.subject))
+        pixel = self._links.clicks.pixel(key) if self._links.clicks is not None else None
+        if pixel is not None:
+            rendered = replace(rendered, html=with_pixel(rendered.html, pixel))
         # Marketing carries one-click unsubscribe (RFC 8058), which mail providers
         # show next to the sender; transactional mail must not look optional.
         unsubscribe = links.get("unsubscribe") if request.category == Category.MARKETING else None
@@ -86,9 +120,19 @@ class EmailChannel:
             list_unsubscribe_url=unsubscribe,
         )
         try:
-            await self._mailer.send(email, handover)
+            envelope_from = (
+                verp_address(self._bounce_address, message_id) if self._bounce_address else None
+            )
+            await self._mailer.send(email, handover, envelope_from=envelope_from)
         except PermanentSmtpError as err:
             raise PermanentDeliveryError(str(err)) from err
         except TransientSmtpError as err:
             raise TransientDeliveryError(str(err), maybe_delivered=err.maybe_delivered) from err
         return message_id
+
+
+def with_pixel(html: str, url: str) -> str:
+    """``html`` with a 1x1 open-tracking image at the end of its body."""
+    image = f'<img src="{escape(url)}" width="1" height="1" alt="" style="display:block;border:0">'
+    head, found, tail = html.rpartition("</body>")
+    return f"{head}{image}{found}{tail}" if found else html + image

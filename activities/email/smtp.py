@@ -16,6 +16,10 @@ that shows before the message's content went out, nothing can have been
 delivered, so the mailer reconnects once and sends again. A drop after
 the content went out is ambiguous (the server may have accepted it) and is left
 to the caller's retry, which the message ledger makes safe.
+
+Given a DKIM signer or an envelope sender (the VERP bounce address), a message is
+flattened once, signed and sent as those exact bytes (``activities.email.envelope``);
+otherwise aiosmtplib flattens it as it sends.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any
 
 import aiosmtplib
 
+from activities.email.dkim_signing import DkimSigner
+from activities.email.envelope import send_as
 from activities.handover import NOT_STARTED, Handover
 from engine.platform.redaction import redact
 from engine.platform.settings import Settings
@@ -126,8 +132,10 @@ class _Connection(aiosmtplib.SMTP):
 class SmtpMailer:
     """Sends over kept-open connections; bound to the event loop that first uses it."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, *, dkim: DkimSigner | None = None) -> None:
         self._config = config
+        # Signs every message this mailer sends (None: unsigned).
+        self._dkim = dkim
         # Built once (it reads the CA bundle); a bad ca_file fails here, at startup.
         self._tls_context = config.tls_context() if config.security != "none" else None
         # Connections not in use, most recently used last; sessions in use are
@@ -136,8 +144,15 @@ class SmtpMailer:
         self._slots = asyncio.Semaphore(config.max_connections)
         self._closed = False
 
-    async def send(self, message: EmailMessage, handover: Handover | None = None) -> str:
+    async def send(
+        self,
+        message: EmailMessage,
+        handover: Handover | None = None,
+        *,
+        envelope_from: str | None = None,
+    ) -> str:
         """Hand the message to the server; returns the server's acceptance reply.
+        ``envelope_from`` is the MAIL FROM (the bounce address; None: the From address).
 
         Unless the message's DATA has begun by ``handover.start_by`` (waiting for a
         free connection, connecting, the envelope), give up with a TransientSmtpError
@@ -146,7 +161,8 @@ class SmtpMailer:
         with provider_call("smtp", "send"):
             try:
                 async with asyncio.timeout_at(handover.start_by) as bound:
-                    return await self._send(message, _Held(None, bound, handover))
+                    held = _Held(None, bound, handover, envelope_from, self._dkim)
+                    return await self._send(message, held)
             except TimeoutError:
                 raise TransientSmtpError(f"{NOT_STARTED} (all connections busy)") from None
 
@@ -199,7 +215,7 @@ class SmtpMailer:
         if kept is not None and kept.is_connected:
             kept.start_bound, kept.handover = holder.bound, holder.handover
             try:
-                return await _transaction(kept, message)
+                return await _transaction(kept, message, holder)
             except _SMTP_FAILURES as err:
                 if kept.data_started or not _is_dropped_connection(err):
                     raise
@@ -211,7 +227,7 @@ class SmtpMailer:
         holder.connection = await self._connect()
         holder.connection.start_bound = holder.bound
         holder.connection.handover = holder.handover
-        return await _transaction(holder.connection, message)
+        return await _transaction(holder.connection, message, holder)
 
     async def _connect(self) -> _Connection:
         config = self._config
@@ -244,6 +260,8 @@ class _Held:
     connection: _Connection | None
     bound: asyncio.Timeout
     handover: Handover
+    envelope_from: str | None = None
+    dkim: DkimSigner | None = None
 
 
 def _still_usable_after(connection: _Connection | None, err: BaseException) -> bool:
@@ -258,10 +276,12 @@ def _close(connection: _Connection | None) -> None:
         connection.close()
 
 
-async def _transaction(connection: _Connection, message: EmailMessage) -> str:
+async def _transaction(connection: _Connection, message: EmailMessage, holder: _Held) -> str:
     connection.data_started = False
-    _, reply = await connection.send_message(message)
-    return reply
+    if holder.envelope_from is None and holder.dkim is None:
+        _, reply = await connection.send_message(message)
+        return reply
+    return await send_as(connection, message, envelope_from=holder.envelope_from, dkim=holder.dkim)
 
 
 def _is_dropped_connection(err: BaseException) -> bool:

@@ -29,6 +29,7 @@ default rather than failing the send.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -65,6 +66,9 @@ class MessageContext:
     # When the focus item is expected to run out (replenishment reminders).
     run_out_at: datetime | None = None
     referral_code: str = ""
+    # Rewrites each link (name, URL) for click tracking (activities.rendering.
+    # click_tracking); None: links go into the message as they are.
+    track_link: Callable[[str, str], str] | None = None
 
 
 def template_variables(brand: Brand, context: MessageContext, locale: str) -> dict[str, Any]:
@@ -135,9 +139,11 @@ def _links(brand: Brand, context: MessageContext, focus: LineItem | None) -> dic
     if context.shipment and context.shipment.tracking_url:
         links["track_order"] = context.shipment.tracking_url
     links.update(context.links)
-    return {
+    safe = {
         key: url if is_safe_url(url) else defaults.get(key, order_url) for key, url in links.items()
     }
+    track = context.track_link
+    return safe if track is None else {key: track(key, url) for key, url in safe.items()}
 
 
 def _recommendations(brand: Brand, order: Order) -> list[Recommendation]:

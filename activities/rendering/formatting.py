@@ -1,7 +1,7 @@
 """Locale-aware formatting of money and dates, and locale resolution.
 
 Two notions of "locale" meet here. The *template* locale picks which copy
-(``en`` or ``de``) a customer reads and is always one we have written templates
+(``en``, ``de``, ``fr`` or ``es``) a customer reads and is always one we have written templates
 for (``resolve_locale``). The *formatting* locale may be more specific
 (``de_AT`` writes "Jänner", ``en_GB`` writes "3 January") because Babel knows
 far more regions than we write copy for; ``formatting_locale`` only keeps the
@@ -27,7 +27,7 @@ from babel.numbers import format_currency, get_currency_precision
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 
-SUPPORTED_LOCALES: tuple[str, ...] = ("en", "de")
+SUPPORTED_LOCALES: tuple[str, ...] = ("en", "de", "fr", "es")
 DEFAULT_LOCALE = "en"
 
 # Names of the context variables the filters read; the renderer sets them.
@@ -42,7 +42,7 @@ def _normalise(tag: str) -> str:
 
 
 def resolve_locale(tag: str | None) -> str:
-    """The supported template locale for a customer tag: ``de-AT`` -> ``de``, ``fr`` -> ``en``."""
+    """The supported template locale for a customer tag: ``de-AT`` -> ``de``, ``it`` -> ``en``."""
     if not tag:
         return DEFAULT_LOCALE
     parts = [part.lower() for part in _normalise(tag).split("_") if part]
@@ -82,9 +82,10 @@ def format_money(amount_minor: int, currency: str, locale: str) -> str:
 
 def _zone(tz: str | None) -> ZoneInfo:
     # A bad timezone in shop data must not stop an email; UTC is still correct, just less local.
+    # OSError: zoneinfo opens a file named after the zone, and 300 letters are too long.
     try:
         return ZoneInfo(tz or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 

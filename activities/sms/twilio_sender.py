@@ -280,8 +280,13 @@ class TwilioSender:
         whatsapp: bool = False,
         ledger_key: str | None = None,
         handover: Handover | None = None,
+        content_sid: str | None = None,
+        content_variables: str | None = None,
     ) -> SmsReceipt:
         """Hand one message to Twilio; returns what Twilio answered (status ``queued``).
+
+        With ``content_sid`` the message is that Content template (an approved WhatsApp
+        template) filled with ``content_variables`` (JSON), and ``body`` is not sent.
 
         With ``ledger_key``, Twilio's status callbacks for this message carry it
         (``LEDGER_KEY_PARAM`` in the callback URL's query). Past
@@ -290,7 +295,13 @@ class TwilioSender:
         handover = handover or Handover()
         if handover.start_by is not None and asyncio.get_running_loop().time() >= handover.start_by:
             raise TransientSmsError(NOT_STARTED)
-        arguments: dict[str, str] = {**self._addresses(to_e164, whatsapp), "body": body}
+        arguments: dict[str, str] = self._addresses(to_e164, whatsapp)
+        if content_sid is not None:
+            arguments["content_sid"] = content_sid
+            if content_variables is not None:
+                arguments["content_variables"] = content_variables
+        else:
+            arguments["body"] = body
         if self.config.status_callback_url:
             arguments["status_callback"] = status_callback_for(
                 self.config.status_callback_url, ledger_key

@@ -22,6 +22,10 @@ class Scope(StrEnum):
     JOURNEYS_READ = "journeys:read"
     JOURNEYS_ADMIN = "journeys:admin"
     PREFERENCES_WRITE = "preferences:write"
+    # The plan report (numbers only, no customer data), gRPC and the HTTP page.
+    REPORTS_READ = "reports:read"
+    # Who hears of journey events, and with whose personal data: admin of its own.
+    SUBSCRIPTIONS_ADMIN = "subscriptions:admin"
 
 
 ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
@@ -29,6 +33,9 @@ ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
 _JOURNEYS = "/aftercare.v1.JourneyService/"
 _PREFERENCES = "/aftercare.v1.PreferencesService/"
 _OPERATIONS = "/aftercare.v1.OperationsService/"
+_REPORTS = "/aftercare.v1.ReportsService/"
+_DEVICES = "/aftercare.v1.DevicesService/"
+_SUBSCRIPTIONS = "/aftercare.v1.SubscriptionsService/"
 
 #: gRPC method path -> every scope the caller's key must hold.
 METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
@@ -49,6 +56,16 @@ METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
     _OPERATIONS + "CountJourneys": frozenset({Scope.JOURNEYS_ADMIN}),
     _OPERATIONS + "StartBulkOperation": frozenset({Scope.JOURNEYS_ADMIN}),
     _OPERATIONS + "GetBulkOperation": frozenset({Scope.JOURNEYS_ADMIN}),
+    _REPORTS + "GetPlanReport": frozenset({Scope.REPORTS_READ}),
+    # Changes what every journey of the experiment sends: admin, like a pause.
+    _REPORTS + "StopExperiment": frozenset({Scope.JOURNEYS_ADMIN}),
+    # A customer's push devices are theirs to choose, like their other channels.
+    _DEVICES + "RegisterDevice": frozenset({Scope.PREFERENCES_WRITE}),
+    _DEVICES + "RemoveDevice": frozenset({Scope.PREFERENCES_WRITE}),
+    _DEVICES + "ListDevices": frozenset({Scope.PREFERENCES_WRITE}),
+    _SUBSCRIPTIONS + "CreateSubscription": frozenset({Scope.SUBSCRIPTIONS_ADMIN}),
+    _SUBSCRIPTIONS + "ListSubscriptions": frozenset({Scope.SUBSCRIPTIONS_ADMIN}),
+    _SUBSCRIPTIONS + "RemoveSubscription": frozenset({Scope.SUBSCRIPTIONS_ADMIN}),
 }
 
 #: Services anyone may call, without a key.

@@ -16,18 +16,24 @@ import typer
 from engine.cli.configuration import CONFIGURATION_ERROR, load_settings
 from engine.cli.database import db_app
 from engine.cli.demo import demo
+from engine.cli.experiments import experiments_app
 from engine.cli.health import health_command
 from engine.cli.journey import journey_app
 from engine.cli.keys import keys_app
 from engine.cli.operations import ops_app
+from engine.cli.plans import plans_app
 from engine.cli.preview import preview_command
+from engine.cli.replay import replay_command
+from engine.cli.report import report_command
 from engine.cli.secrets import secrets_app
 from engine.cli.simulate import simulate_command
+from engine.cli.subscriptions import subscriptions_app
 from engine.platform.secret_values import MissingSecret
 from engine.platform.telemetry.runtime import MetricsConfigError
 from engine.platform.temporal.tls import TemporalConfigError
 from engine.processes.api import run_api
 from engine.processes.codec import run_codec
+from engine.processes.consumer import run_consumer
 from engine.processes.http import run_http
 from engine.processes.worker import run_worker
 
@@ -40,11 +46,16 @@ app.add_typer(journey_app, name="journey")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ops_app, name="ops")
+app.add_typer(plans_app, name="plans")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(subscriptions_app, name="subscriptions")
 app.command(help="Push sample orders and events through the API (needs `aftercare run`).")(demo)
 app.command("simulate")(simulate_command)
 app.command("preview")(preview_command)
 app.command("health")(health_command)
+app.command("report")(report_command)
+app.command("replay")(replay_command)
 
 
 def _serve(process: Coroutine[Any, Any, None]) -> None:
@@ -105,3 +116,9 @@ def http() -> None:
 def codec() -> None:
     """Run the codec server that lets ops with the codec token read journeys in the UI."""
     _serve(run_codec(load_settings()))
+
+
+@app.command()
+def consume() -> None:
+    """Take order events from the event bus (RabbitMQ, AFTERCARE_BROKER_URL) into journeys."""
+    _serve(run_consumer(load_settings()))

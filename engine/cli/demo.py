@@ -10,6 +10,7 @@ from aftercare.v1 import journey_pb2 as pb
 
 from clients import AftercareClient, AftercareError, JourneyExistsError
 from engine.cli.connection import ApiKeyOption, api_client
+from engine.cli.demo_engagement import engage
 from engine.cli.samples import sample_order, sample_shipment
 from engine.platform.settings import Settings
 
@@ -48,6 +49,8 @@ async def _demo(settings: Settings, api_key: str | None, prefix: str) -> None:
             typer.echo(f"{order_id}: stage {stage}, {len(journey.sent)} message(s) sent")
             for step in journey.scheduled[:4]:
                 typer.echo(f"    then {step.step} at {step.due_local} ({step.timezone})")
+        # Feedback, clicks on tracked links and repeat orders, for the report.
+        await engage(client, settings, prefix)
 
 
 async def _settled(client: AftercareClient, order_id: str, messages: int) -> pb.Journey:

@@ -5,11 +5,14 @@ configured brand), for a sample order or one given as JSON, with every optional
 detail filled in (a shipment, feedback, a new address...) so that no template
 branch stays hidden. ``--locale`` picks the template language, whatever the
 order's customer locale. ``--channel sms`` writes the SMS/WhatsApp text instead,
-shortened to the plans' default of two segments.
+shortened to the plans' default of two segments; ``--channel push`` the push
+notification, ``--channel whatsapp`` the approved WhatsApp template
+(the deployment's templates file, the dev stack's when unset).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,10 +23,18 @@ from aftercare.v1 import journey_pb2 as pb
 from google.protobuf import json_format
 
 from activities.email.rendering import TEMPLATE_NAMES, EmailRenderer, RenderedEmail
+from activities.push.fcm import PushNotification, message_body
+from activities.push.rendering import PUSH_TEMPLATE_NAMES, PushRenderer, PushText
 from activities.rendering.context import MessageContext
 from activities.rendering.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
+from activities.sms.whatsapp_templates import (
+    RenderedContent,
+    WhatsAppTemplates,
+    WhatsAppTemplatesError,
+)
 from engine.cli.samples import sample_order, sample_shipment
+from engine.devstack.whatsapp_templates import DEV_WHATSAPP_TEMPLATES
 from engine.journeys import parsing
 from engine.platform.brand import brand_from_settings
 from engine.platform.rpc.violations import InvalidRequest
@@ -31,7 +42,7 @@ from engine.platform.settings import Settings
 from workflows.orders import Feedback, Order, Shipment
 
 DEFAULT_OUT = Path(".aftercare/preview")
-CHANNELS: tuple[str, ...] = ("email", "sms")
+CHANNELS: tuple[str, ...] = ("email", "sms", "push", "whatsapp")
 # The plans' default cap (sms_max_segments); texts are shortened to fit it.
 SMS_MAX_SEGMENTS = 2
 SAMPLE_ORDER_ID = "PREVIEW-1001"
@@ -158,14 +169,11 @@ def preview_command(
     channel: Annotated[str, typer.Option(help=f"One of: {', '.join(CHANNELS)}.")] = "email",
     out: Annotated[Path, typer.Option(help="Folder the files are written to.")] = DEFAULT_OUT,
 ) -> None:
-    """Render one message for an order into files (email: HTML and text; sms: the text)."""
+    """Render one message for an order into files (email: HTML and text; sms: the text;
+    push: the FCM request; whatsapp: the approved template and its variables)."""
     try:
         check_choice("channel", channel, CHANNELS)
-        lines = (
-            _preview_sms(template, locale, order, out)
-            if channel == "sms"
-            else _preview_email(template, locale, order, out)
-        )
+        lines = _preview_on(channel, template, locale, order, out)
     except PreviewError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from None
@@ -190,5 +198,83 @@ def _preview_sms(template: str, locale: str, order: Path | None, out: Path) -> l
     return [
         f"segments:  {info.segments} ({info.encoding}, {info.units} units)",
         f"text:      {sms.body}",
+        str(path),
+    ]
+
+
+def _preview_on(
+    channel: str, template: str, locale: str, order: Path | None, out: Path
+) -> list[str]:
+    if channel == "sms":
+        return _preview_sms(template, locale, order, out)
+    if channel == "push":
+        return preview_push(template, locale, order, out)
+    if channel == "whatsapp":
+        return preview_whatsapp(template, locale, order, out)
+    return _preview_email(template, locale, order, out)
+
+
+# Where a real registration token would go in the FCM request.
+SAMPLE_DEVICE_TOKEN = "<device registration token>"
+
+
+def render_push_preview(template: str, locale: str, order_file: Path | None = None) -> PushText:
+    check_template(template, locale, PUSH_TEMPLATE_NAMES, "push template")
+    order = load_order(order_file, locale)
+    renderer = PushRenderer(brand_from_settings(Settings()))
+    return renderer.render(template, preview_context(template, order))
+
+
+def whatsapp_templates_file(settings: Settings) -> Path:
+    return settings.whatsapp_templates_file or DEV_WHATSAPP_TEMPLATES
+
+
+def render_whatsapp_preview(
+    template: str, locale: str, order_file: Path | None = None
+) -> tuple[RenderedContent, Path]:
+    settings = Settings()
+    path = whatsapp_templates_file(settings)
+    try:
+        templates = WhatsAppTemplates.load(path, brand_from_settings(settings))
+    except WhatsAppTemplatesError as err:
+        raise PreviewError(str(err)) from None
+    check_template(template, locale, (template,), "whatsapp template")
+    order = load_order(order_file, locale)
+    rendered = templates.render(template, preview_context(template, order))
+    if rendered is None:
+        raise PreviewError(
+            f"no WhatsApp template for {template!r} in {path}: outside the 24-hour "
+            "window the step would go to its next channel"
+        )
+    return rendered, path
+
+
+def preview_push(template: str, locale: str, order: Path | None, out: Path) -> list[str]:
+    push = render_push_preview(template, locale, order)
+    request = message_body(
+        SAMPLE_DEVICE_TOKEN,
+        PushNotification(title=push.title, body=push.body, link=push.link),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{template}.{locale}.push.json"
+    path.write_text(json.dumps(request, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return [
+        f"title:     {push.title}",
+        f"body:      {push.body}",
+        f"link:      {push.link}",
+        str(path),
+    ]
+
+
+def preview_whatsapp(template: str, locale: str, order: Path | None, out: Path) -> list[str]:
+    rendered, source = render_whatsapp_preview(template, locale, order)
+    fields = {"ContentSid": rendered.content_sid, "ContentVariables": rendered.content_variables}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{template}.{locale}.whatsapp.json"
+    path.write_text(json.dumps(fields, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    variables = ", ".join(f"{{{{{key}}}}}={value}" for key, value in rendered.values.items())
+    return [
+        f"template:  {rendered.content_sid} ({rendered.locale}, from {source})",
+        f"variables: {variables}",
         str(path),
     ]

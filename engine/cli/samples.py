@@ -160,6 +160,11 @@ def sample_order(order_id: str, variant: int = 0) -> pb.Order:
     )
 
 
+def sample_timezone(variant: int) -> str:
+    """The time zone of customer ``variant`` of :func:`sample_order`."""
+    return _CUSTOMERS[variant % len(_CUSTOMERS)].timezone
+
+
 def sample_shipment(order_id: str) -> pb.Shipment:
     return pb.Shipment(
         carrier="DHL Express",

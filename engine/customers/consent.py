@@ -61,7 +61,7 @@ from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 
 # What a customer can decide about (the rest is always allowed), and where.
 CONSENT_CATEGORIES = ("relationship", "feedback", "marketing")
-CONSENT_CHANNELS = ("email", "sms", "whatsapp")
+CONSENT_CHANNELS = ("email", "sms", "whatsapp", "push")
 
 # The sources the service writes itself, for what the customer did: the
 # unsubscribe link (RFC 8058 one-click, or the page's button), the preference
@@ -71,6 +71,8 @@ SOURCE_UNSUBSCRIBE_PAGE = "unsubscribe_page"
 SOURCE_PREFERENCE_CENTRE = "preference_centre"
 SOURCE_SMS_STOP = "sms_stop"
 SOURCE_SMS_START = "sms_start"
+# A spam complaint about one of our emails (an ARF report from the mailbox provider).
+SOURCE_COMPLAINT = "complaint"
 SYSTEM_SOURCES = frozenset(
     {
         SOURCE_ONE_CLICK,
@@ -78,6 +80,7 @@ SYSTEM_SOURCES = frozenset(
         SOURCE_PREFERENCE_CENTRE,
         SOURCE_SMS_STOP,
         SOURCE_SMS_START,
+        SOURCE_COMPLAINT,
     }
 )
 

@@ -34,7 +34,7 @@ from engine.customers import feedback_responses
 from engine.customers.preferences import PreferenceStore
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.errors import JourneyEnded, JourneyNotFound
-from engine.messaging import phone_index
+from engine.messaging import phone_index, push_devices
 from engine.messaging.frequency_caps import delete_slots
 from engine.messaging.ledger import MessageLedger
 from engine.platform.database.erasure_journal import ErasureJournal
@@ -190,13 +190,15 @@ class ErasureActivities:
 async def forget_customer_rows(
     sessions: async_sessionmaker[AsyncSession], customer_id: str
 ) -> RowsForgotten:
-    """Delete the customer's frequency-cap slots, phone index rows and feedback
-    answers in one transaction (an erasure's step, and a restore re-applying one)."""
+    """Delete the customer's frequency-cap slots, phone index rows, feedback answers
+    and push devices in one transaction (an erasure's step, and a restore re-applying
+    one)."""
     async with sessions() as session, session.begin():
         return RowsForgotten(
             cap_slots=await delete_slots(session, customer_id),
             phone_rows=await phone_index.forget_customer(session, customer_id),
             feedback_rows=await feedback_responses.forget_customer(session, customer_id),
+            push_devices=await push_devices.forget_customer(session, customer_id),
         )
 
 

@@ -15,6 +15,12 @@ Keywords, as carriers and Twilio define them (the whole message, any case):
 * START, YES, UNSTOP: the reverse (source ``sms_start``), and a confirmation.
 * HELP, INFO: who we are and how to reach support.
 
+Both answers speak the language the number's customers stored, if they agree on one
+(``engine.customers.keyword_replies``), else English.
+
+Any WhatsApp message opens WhatsApp's 24-hour customer-service window for the
+number (``engine.messaging.whatsapp_windows``), keyword or not.
+
 Anything else gets an empty answer. The answer is TwiML: ``<Response>`` with
 an optional ``<Message>``.
 
@@ -29,6 +35,7 @@ message is applied instead of being taken for a replay.
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
 from sqlalchemy import delete
@@ -43,8 +50,10 @@ from engine.customers.consent import (
     ConsentLedger,
 )
 from engine.customers.consent_changes import ConsentChanged, tell_journeys
+from engine.customers.keyword_replies import help_text, reply_language, start_text
 from engine.messaging.phone_index import WHATSAPP_PREFIX, PhoneIndex, normalise_phone
 from engine.messaging.suppressions import normalise_address, normalise_channel
+from engine.messaging.whatsapp_windows import WhatsAppWindows
 from engine.platform.brand import Brand
 from engine.platform.database.tables import SuppressedAddress
 from engine.platform.database.upsert import insert_on_conflict
@@ -85,8 +94,11 @@ class InboundSms:
         phones: PhoneIndex,
         brand: Brand,
         on_consent_changed: ConsentChanged | None = None,
+        windows: WhatsAppWindows | None = None,
     ) -> None:
         self._signature = signature
+        # Any WhatsApp message of the customer opens WhatsApp's 24-hour window.
+        self._windows = windows
         self._consent = consent
         self._phones = phones
         self._brand = brand
@@ -107,14 +119,16 @@ class InboundSms:
             sid = form.get("MessageSid") or form.get("SmsSid")
         if not isinstance(sender, str) or not normalise_phone(sender):
             return PlainTextResponse("From is required", status_code=400)
+        if self._windows is not None and sender.lower().startswith(WHATSAPP_PREFIX):
+            await self._windows.opened(sender, datetime.now(UTC))
         word = keyword(body) if isinstance(body, str) else ""
         if word in HELP_WORDS:
-            return twiml(self._help_text())
+            return twiml(help_text(self._brand, await self._language(sender)))
         if word not in STOP_WORDS and word not in START_WORDS:
             log.info("inbound message without a keyword")
             return twiml()
         stop = word in STOP_WORDS
-        reply = None if stop else self._start_text()
+        reply = None if stop else start_text(self._brand, await self._language(sender))
         message_sid = sid if isinstance(sid, str) else ""
         if not await self._apply(sender, stop, message_sid):
             log.warning("inbound keyword message seen before; not acted on again")
@@ -159,17 +173,10 @@ class InboundSms:
             await tell_journeys(self._on_consent_changed, customer_id, source)
         return True
 
-    def _help_text(self) -> str:
-        return (
-            f"{self._brand.name}: updates about your orders. Help: {self._brand.support_email}. "
-            "Reply STOP to unsubscribe."
-        )
-
-    def _start_text(self) -> str:
-        return (
-            f"{self._brand.name}: you will get our messages again. "
-            "Reply STOP to unsubscribe, HELP for help."
-        )
+    async def _language(self, sender: str) -> str:
+        """The language of the answer to a keyword from ``sender``."""
+        customers = await self._phones.customers(sender)
+        return await reply_language(self._phones.sessions, customers)
 
 
 # The suppression list's writes, in the inbound message's own transaction (the

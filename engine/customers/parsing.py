@@ -23,6 +23,7 @@ CHANNELS: dict[int, str] = {
     journey_pb.CHANNEL_EMAIL: "email",
     journey_pb.CHANNEL_SMS: "sms",
     journey_pb.CHANNEL_WHATSAPP: "whatsapp",
+    journey_pb.CHANNEL_PUSH: "push",
 }
 CATEGORIES: dict[int, str] = {
     pb.MESSAGE_CATEGORY_TRANSACTIONAL: "transactional",

@@ -29,8 +29,9 @@ def read_dev_key(settings: Settings) -> str | None:
 
 
 async def ensure_dev_key(settings: Settings) -> Path:
-    """The file holding a working all-scopes key, made (again) when missing or when
-    the key in it no longer works (database deleted, key revoked)."""
+    """The file holding a working all-scopes key, made (again) when missing, when
+    the key in it no longer works (database deleted, key revoked), or when it lacks
+    a scope added since it was made (the old key is then revoked)."""
     path = dev_key_file(settings)
     engine = create_engine(settings.resolved_database_url)
     try:
@@ -38,10 +39,13 @@ async def ensure_dev_key(settings: Settings) -> Path:
         existing = read_dev_key(settings)
         if existing is not None:
             try:
-                await store.verify(existing)
-                return path
+                verified = await store.verify(existing)
             except InvalidApiKey:
-                pass
+                verified = None
+            if verified is not None:
+                if verified.scopes >= ALL_SCOPES:
+                    return path
+                await store.revoke(verified.id)
         created = await store.create(DEV_KEY_NAME, sorted(ALL_SCOPES))
     finally:
         await engine.dispose()

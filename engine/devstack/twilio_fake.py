@@ -32,7 +32,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,14 @@ INVALID_TO = 21211
 UNSUBSCRIBED = 21610
 BODY_TOO_LONG = 21617
 UNREACHABLE = 30003
+CONTENT_SID_REQUIRED = 21654
+INVALID_CONTENT_SID = 21655
+INVALID_CONTENT_VARIABLES = 21656
+WHATSAPP_OUTSIDE_WINDOW = 63016
+# A WhatsApp customer-service window: free-form text for this long after the
+# customer's own message.
+WHATSAPP_WINDOW = timedelta(hours=24)
+_CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 
 
 def _rfc2822(moment: datetime | None) -> str | None:
@@ -295,6 +303,7 @@ class TwilioFake:
         callback_timeout_seconds: float = 10.0,
         callbacks_in_flight: int = CALLBACKS_IN_FLIGHT,
         answer_delay_seconds: float = 0.0,
+        whatsapp_windows: bool = False,
     ) -> None:
         if not ACCOUNT_SID_PATTERN.fullmatch(account_sid):
             raise ValueError(f"an account SID is 'AC' and 32 hex digits, got {account_sid!r}")
@@ -306,6 +315,10 @@ class TwilioFake:
         self.unsubscribed: set[str] = set(unsubscribed)
         self.undeliverable: set[str] = set(undeliverable)
         self.callback_delay_seconds = callback_delay_seconds
+        # WhatsApp's rule, when on: free-form text (a Body, no ContentSid) only within
+        # 24 hours of the number's own message (``customer_wrote``), else 63016.
+        self.whatsapp_windows = whatsapp_windows
+        self.last_inbound: dict[str, datetime] = {}
         self.callback_timeout_seconds = callback_timeout_seconds
         # A slow Twilio: each message is taken (and reported on) at once, but the
         # answer to its create request comes this much later.
@@ -358,6 +371,10 @@ class TwilioFake:
         """Answer every API request with this error until :meth:`recover` (an outage or a
         rate-limit burst); queued ``fail_next`` answers still go first."""
         self._outage = _forced_answer(status, retry_after, code, message)
+
+    def customer_wrote(self, number: str, at: datetime | None = None) -> None:
+        """The customer at ``number`` sent a WhatsApp message: their window opens."""
+        self.last_inbound[_bare_number(number)] = at or datetime.now(UTC)
 
     def recover(self) -> None:
         """End a :meth:`fail_all` outage: requests are served normally again."""
@@ -549,6 +566,39 @@ class TwilioFake:
                 )
         if _bare_number(to) in self.unsubscribed:
             return twilio_error(400, UNSUBSCRIBED, "Attempt to send to unsubscribed recipient")
+        return self._validate_content(params, to)
+
+    def _validate_content(self, params: dict[str, list[str]], to: str) -> JSONResponse | None:
+        """A Content template (ContentSid, ContentVariables) as Twilio checks it, and
+        WhatsApp's window for free-form text."""
+        sid = params.get("ContentSid", [""])[0]
+        variables = params.get("ContentVariables", [""])[0]
+        if variables and not sid:
+            return twilio_error(
+                400, CONTENT_SID_REQUIRED, "A ContentSid must be specified with ContentVariables."
+            )
+        if sid and not _CONTENT_SID.fullmatch(sid):
+            return twilio_error(400, INVALID_CONTENT_SID, "The ContentSid is Invalid.")
+        if variables:
+            try:
+                parsed = json.loads(variables)
+            except ValueError:
+                parsed = None
+            valid = isinstance(parsed, dict) and all(
+                isinstance(value, str) and value for value in parsed.values()
+            )
+            if not valid:
+                return twilio_error(
+                    400, INVALID_CONTENT_VARIABLES, "The ContentVariables Parameter is invalid."
+                )
+        if self.whatsapp_windows and to.startswith(_WHATSAPP) and not sid:
+            last = self.last_inbound.get(_bare_number(to))
+            if last is None or datetime.now(UTC) - last > WHATSAPP_WINDOW:
+                return twilio_error(
+                    400,
+                    WHATSAPP_OUTSIDE_WINDOW,
+                    "Outside messaging window. For WhatsApp, use a Message Template instead.",
+                )
         return None
 
     @staticmethod

@@ -38,9 +38,11 @@ from engine.journeys.errors import (
     JourneyNotFound,
     NoPlanApplies,
 )
+from engine.journeys.outbound_events import JourneyEventsOutbox
 from engine.platform.codec.customer_codec import customer_keys_of
 from engine.platform.database.erasure_marks import CustomerErased
 from workflows import search_attributes as sa
+from workflows.contracts import UndeliveredMessage
 from workflows.ids import journey_id_for, order_id_from
 from workflows.order_journey import OrderJourney
 from workflows.orders import Order, OrderEvent
@@ -50,6 +52,8 @@ from workflows.plans.model import PinnedPlan
 from workflows.state import JourneyInput, JourneyState
 from workflows.vocabulary import EventType, Stage
 
+# Signals to a journey that was not there yet but is running when looked up.
+SIGNAL_ATTEMPTS = 3
 # Carriers can report a parcel before the order system starts the journey; these
 # events may start it when they bring the order along. Others need a journey.
 EVENTS_THAT_MAY_START = frozenset(
@@ -109,8 +113,11 @@ class JourneyDirectory:
         task_queue: str,
         customers: CustomerChoices | None = None,
         plans: Mapping[str, PinnedPlan] | None = None,
+        outbox: JourneyEventsOutbox | None = None,
     ) -> None:
         self._client = client
+        # Without it, no journey events go to subscribers from here.
+        self._outbox = outbox
         self._task_queue = task_queue
         # With a customer-key codec each journey is encrypted under its customer's
         # data key (crypto-shredding): the owner is recorded before its first payload.
@@ -140,20 +147,29 @@ class JourneyDirectory:
         """Deliver ``event``; with ``order`` and a delivery event, start the journey
         first if it does not exist yet (signal-with-start: one atomic step)."""
         if order is not None and event.type in EVENTS_THAT_MAY_START:
-            return await self._signal_with_start(order, event)
-        return await self._signal(order_id, event)
+            journey_id = await self._signal_with_start(order, event)
+        else:
+            journey_id = await self._signal(order_id, event)
+        if self._outbox is not None:
+            await self._outbox.event_taken(journey_id, event)
+        return journey_id
 
     async def _signal(self, order_id: str, event: OrderEvent) -> str:
         handle = self._handle(order_id)
-        try:
-            await handle.signal(OrderJourney.record_event, event)
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # Either no journey, or one that has ended: tell the caller which.
+        for _ in range(SIGNAL_ATTEMPTS):
+            try:
+                await handle.signal(OrderJourney.record_event, event)
+                return handle.id
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            # Either no journey, or one that has ended: tell the caller which. One
+            # found running was started between the signal and the describe (an
+            # event racing its order's StartJourney): signal it again.
             status = await self._status(order_id)
-            raise JourneyEnded(order_id, status) from None
-        return handle.id
+            if status != WorkflowExecutionStatus.RUNNING:
+                raise JourneyEnded(order_id, status)
+        raise JourneyEnded(order_id, WorkflowExecutionStatus.RUNNING)
 
     async def _signal_with_start(self, order: Order, event: OrderEvent) -> str:
         try:
@@ -197,6 +213,10 @@ class JourneyDirectory:
             overrides=overrides,
             customer_has_other_journeys=has_other_journeys,
         )
+        if self._outbox is not None:
+            # Before the start, so it precedes the journey's own events; a start that
+            # then fails is retried by its caller (the event, once recorded, stays one).
+            await self._outbox.started(order, plan.label if plan else None)
         await self._client.start_workflow(
             OrderJourney.run,
             journey,
@@ -295,6 +315,16 @@ class JourneyDirectory:
                 continue  # it ended since the listing: nothing left to tell
             signalled += 1
         return signalled
+
+    async def report_undelivered(self, journey_id: str, report: UndeliveredMessage) -> None:
+        """Tell the journey that a text it sent was not delivered (it decides whether
+        the step's next channel goes); a journey that has ended is left alone."""
+        handle = self._client.get_workflow_handle_for(OrderJourney.run, journey_id)
+        try:
+            await handle.signal(OrderJourney.message_undelivered, report)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
 
     async def customer_journeys(
         self, customer_id: str, *, running_only: bool = False

@@ -22,6 +22,7 @@ _CHANNEL_NUMBERS = {
     Channel.EMAIL: pb.CHANNEL_EMAIL,
     Channel.SMS: pb.CHANNEL_SMS,
     Channel.WHATSAPP: pb.CHANNEL_WHATSAPP,
+    Channel.PUSH: pb.CHANNEL_PUSH,
 }
 _STATUS_NUMBERS = {
     WorkflowExecutionStatus.RUNNING: pb.JOURNEY_STATUS_RUNNING,

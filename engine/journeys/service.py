@@ -10,6 +10,7 @@ from aftercare.v1 import journey_pb2_grpc as pb_grpc
 from aftercare.v1.failures import CUSTOMER_ERASED, NO_PLAN
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.insights.attribution import ConversionAttribution
 from engine.journeys import parsing, replies
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.errors import (
@@ -23,6 +24,8 @@ from engine.journeys.errors import (
 from engine.platform.logging import get_logger
 from engine.platform.rpc.answers import Refusal, answered
 from engine.platform.rpc.status import precondition_failed
+from workflows.ids import journey_id_for
+from workflows.vocabulary import EventType
 
 log = get_logger(__name__)
 
@@ -50,8 +53,12 @@ _answered = answered(refuse=_refusal, unavailable=lambda err: f"journey store un
 
 
 class JourneyServicer(pb_grpc.JourneyServiceServicer):
-    def __init__(self, directory: JourneyDirectory) -> None:
+    def __init__(
+        self, directory: JourneyDirectory, conversions: ConversionAttribution | None = None
+    ) -> None:
         self._directory = directory
+        # None: purchases are not attributed to messages (no database at hand).
+        self._conversions = conversions
 
     @_answered
     async def StartJourney(
@@ -60,6 +67,9 @@ class JourneyServicer(pb_grpc.JourneyServiceServicer):
         order = parsing.start_request(request, now=datetime.now(UTC))
         started = await self._directory.start(order)
         log.info("journey start", order_id=order.order_id, created=started.created)
+        if started.created and self._conversions is not None:
+            # In the background: the journey has started whatever this says.
+            self._conversions.later(self._conversions.order_placed(order))
         return pb.StartJourneyResponse(journey_id=started.journey_id, created=started.created)
 
     @_answered
@@ -68,6 +78,12 @@ class JourneyServicer(pb_grpc.JourneyServiceServicer):
     ) -> pb.RecordEventResponse:
         wanted = parsing.event_request(request, now=datetime.now(UTC))
         journey_id = await self._directory.record_event(wanted.order_id, wanted.event, wanted.order)
+        if wanted.event.type == EventType.REORDERED and self._conversions is not None:
+            self._conversions.later(
+                self._conversions.reordered(
+                    journey_id_for(wanted.order_id), wanted.event, wanted.order
+                )
+            )
         log.info(
             "event recorded",
             order_id=wanted.order_id,

@@ -1,10 +1,14 @@
 """Twilio's status callbacks: what became of each text after it was handed over.
 
 A report records the provider's delivery status against the ledger row (found by
-the ledger key carried in the callback URL, else by the message SID), and a report
+the ledger key carried in the callback URL, else by the message SID), a final one
+(delivered, undelivered, failed) as the message's engagement too, and a report
 that the number is gone for good suppresses it. Any report at all proves Twilio
 accepted the message, which closes the window in which a send that died before
 recording its acceptance would be sent again.
+
+A text reported ``undelivered`` or ``failed`` is told to its journey
+(``on_undelivered``), which sends the step's next channel while the step is timely.
 
 Only signed reports count. A request without ``X-Twilio-Signature`` (or any while
 no auth token is configured) is refused before its body is read; the route caps
@@ -13,16 +17,20 @@ the body (``engine.platform.twilio_signature.MAX_BODY_BYTES``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from engine.messaging.engagement import TWILIO_OUTCOMES, record_engagement
 from engine.messaging.ledger import DELIVERY_STATUS_RANK, MessageLedger
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.logging import get_logger
 from engine.platform.twilio_signature import TwilioSignature
+from workflows.contracts import UndeliveredMessage
+from workflows.vocabulary import Channel
 
 log = get_logger(__name__)
 
@@ -41,15 +49,26 @@ SUPPRESSING_ERROR_CODES = {
 }
 
 
+# Reports after which the text did not reach the phone.
+NOT_DELIVERED = frozenset({"undelivered", "failed"})
+# Tells a journey (by its id) that one of its texts was not delivered.
+UndeliveredCallback = Callable[[str, UndeliveredMessage], Awaitable[None]]
+
+
 class DeliveryReports:
     """The ``POST /twilio/status`` endpoint."""
 
     def __init__(
-        self, ledger: MessageLedger, suppressions: SuppressionList, signature: TwilioSignature
+        self,
+        ledger: MessageLedger,
+        suppressions: SuppressionList,
+        signature: TwilioSignature,
+        on_undelivered: UndeliveredCallback | None = None,
     ) -> None:
         self._ledger = ledger
         self._suppressions = suppressions
         self._signature = signature
+        self._on_undelivered = on_undelivered
 
     async def receive(self, request: Request) -> Response:
         # What needs no body first: an unsigned request is not worth reading.
@@ -85,6 +104,14 @@ class DeliveryReports:
                 # Not ours, or the send has not recorded its SID yet. Retrying would
                 # not help: answer 200 so Twilio does not.
                 log.warning("twilio status for an unknown message", message_sid=sid, status=status)
+            elif status in TWILIO_OUTCOMES:
+                # The outcome, once per message, for the report (engine.messaging.engagement).
+                await record_engagement(
+                    self._ledger.sessions,
+                    message_id=entry.message_id,
+                    kind=TWILIO_OUTCOMES[status],
+                    detail=_error_detail(error_code),
+                )
         else:
             entry = None
             log.warning("twilio status not understood", message_sid=sid, status=status)
@@ -104,5 +131,47 @@ class DeliveryReports:
             )
         if entry is None:
             return Response(status_code=200)
+        if status in NOT_DELIVERED and entry.delivery_status == status:
+            await self._tell_journey(entry.key, entry.journey_id, sid, status, error_code)
         log.debug("twilio status recorded", message_sid=sid, status=status, error_code=error_code)
         return Response(status_code=204)
+
+    async def _tell_journey(
+        self, key: str, journey_id: str, sid: str, status: str, error_code: str | None
+    ) -> None:
+        """Signal the journey; a journey that ended or Temporal out of reach is
+        logged, not answered with an error: Twilio would not retry usefully."""
+        if self._on_undelivered is None:
+            return
+        _, step, iteration, channel = _key_parts(key, journey_id)
+        if channel not in (Channel.SMS, Channel.WHATSAPP):
+            return
+        report = UndeliveredMessage(
+            step=step,
+            iteration=iteration,
+            channel=Channel(channel),
+            message_id=sid,
+            status=status,
+            error_code=error_code or "",
+        )
+        try:
+            await self._on_undelivered(journey_id, report)
+        except Exception as err:  # any failure to tell is only logged
+            log.warning(
+                "journey not told of an undelivered text",
+                journey=journey_id,
+                error=type(err).__name__,
+            )
+
+
+def _key_parts(key: str, journey_id: str) -> tuple[str, str, int, str]:
+    """(journey, step, iteration, channel) of a ledger key (``idempotency_key``)."""
+    rest = key.removeprefix(journey_id + "/")
+    step, iteration, channel = rest.rsplit("/", 2)
+    return journey_id, step, int(iteration), channel
+
+
+def _error_detail(error_code: str | None) -> str | None:
+    """Twilio's error code as an engagement detail: digits and letters only."""
+    code = "".join(char for char in error_code or "" if char.isascii() and char.isalnum())
+    return f"twilio {code[:20]}" if code else None

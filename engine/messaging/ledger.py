@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, cast
@@ -42,6 +42,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
+from engine.messaging.journey_events import forget_personal_data
+from engine.messaging.outcome_events import record_outcome_event
 from engine.platform.database.tables import Message, MessageStatus
 from engine.platform.database.upsert import insert_on_conflict
 
@@ -106,6 +108,9 @@ class LedgerEntry:
     # The attempt holding a claimed row, and until when (see MessageLedger.claim).
     claim_owner: str | None = None
     lease_until: datetime | None = None
+    # The row's primary key: what engagement events and conversions point at. Not
+    # compared: two entries of one message are equal whichever way they were read.
+    message_id: int = field(default=0, compare=False)
 
     @property
     def is_final(self) -> bool:
@@ -134,6 +139,7 @@ class LedgerEntry:
             delivery_updated_at=_aware(row.delivery_updated_at),
             claim_owner=row.claim_owner,
             lease_until=_aware(row.lease_until),
+            message_id=row.id,
         )
 
 
@@ -145,6 +151,14 @@ class Claim:
     channel: str
     template: str
     recipient: str
+    # What the report groups the message by (written with the row, never changed by
+    # a later claim): the plan label ("default@v1"), the step's category, whose
+    # journey it is, and the experiment arm the customer was assigned on this step.
+    plan: str | None = None
+    category: str | None = None
+    customer_id: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
     @property
     def key(self) -> str:
@@ -202,6 +216,11 @@ class MessageLedger:
                         "channel": claim.channel,
                         "template": claim.template,
                         "recipient": claim.recipient,
+                        "plan": claim.plan,
+                        "category": claim.category,
+                        "customer_id": claim.customer_id,
+                        "experiment": claim.experiment,
+                        "variant": claim.variant,
                         "status": MessageStatus.CLAIMED,
                         "attempts": 1,
                         "claim_owner": owner,
@@ -340,6 +359,8 @@ class MessageLedger:
                     )
                 )
                 changed += 1
+            # Their journey events keep no personal data either, delivered or not.
+            await forget_personal_data(session, journey_ids)
         return changed
 
     async def _finish(self, key: str, **values: Any) -> bool:
@@ -352,7 +373,10 @@ class MessageLedger:
                 async with self._recorder() as session, session.begin():
                     # The columns given in values are the ones it sets.
                     result = await session.execute(_FINISH, {"ledger_key": key, **values})
-                return cast(CursorResult[Any], result).rowcount > 0
+                    changed = cast(CursorResult[Any], result).rowcount > 0
+                    if changed:
+                        await record_outcome_event(session, key, values)
+                return changed
             except DBAPIError as err:
                 if attempt == self._record_attempts or not _connection_trouble(err):
                     raise

@@ -50,6 +50,10 @@ class PhoneIndex:
         self._sessions = sessions
         self._key = key
 
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self._sessions
+
     def digest(self, phone: str) -> str:
         """How ``phone`` is stored: hex HMAC-SHA256 of its normalised form."""
         number = normalise_phone(phone)

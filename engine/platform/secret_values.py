@@ -37,7 +37,7 @@ FILE_SUFFIX = "_FILE"
 # and, in practice, typed by a person: `aftercare secrets init` makes longer ones.
 MIN_SECRET_CHARACTERS = 32
 # The settings that must be that long; the codec keys have their own rule (AES-256).
-LONG_SECRETS = ("secret_key", "codec_token")
+LONG_SECRETS = ("secret_key", "codec_token", "mail_feedback_token")
 
 # Words a template or a tutorial puts where a secret belongs.
 _PLACEHOLDER_WORDS = frozenset(

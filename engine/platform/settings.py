@@ -6,6 +6,7 @@ from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     # run time. Off trades that net for worker CPU (see engine/platform/temporal/sandbox.py); the
     # replay tests run sandboxed either way.
     workflow_sandbox: bool = True
+    # Worker versioning (engine/platform/temporal/versioning.py; docs/safe-changes.md):
+    # with a deployment name, workers join that Temporal Worker Deployment as version
+    # build_id (default: the hash of the code, engine/platform/temporal/build_id.py) and
+    # journeys are pinned to the version that started them. Unset: unversioned workers.
+    deployment_name: str | None = None
+    build_id: str | None = None
     # A secured Temporal (a self-hosted cluster behind TLS, Temporal Cloud), read by
     # engine/platform/temporal/tls.py. TLS unset means "on as soon as any TLS setting or
     # an API key is given", so a key never crosses the network in clear by omission;
@@ -93,6 +100,22 @@ class Settings(BaseSettings):
     # SMTP sessions one worker keeps open at most (concurrent sends use one each).
     smtp_max_connections: int = Field(default=4, ge=1, le=100)
     sender_address: str = "Aftercare Shop <care@shop.example>"
+    # DKIM (activities/email/dkim_signing.py): the RSA private key as PEM text (or
+    # AFTERCARE_DKIM_PRIVATE_KEY_FILE), signing as <selector>._domainkey.<domain>;
+    # the domain defaults to the sender's. No key: emails go out unsigned.
+    dkim_private_key: SecretStr | None = None
+    dkim_selector: str = "aftercare"
+    dkim_domain: str | None = None
+    # The envelope sender (Return-Path) of every email, an address whose mail reaches
+    # the bounce endpoint: each message goes out as bounces+<message token>@domain
+    # (VERP), so an asynchronous bounce names its message. Unset: the From address.
+    bounce_address: str | None = None
+    # The inbound SMTP endpoint for bounces (RFC 3464) and complaints (RFC 5965),
+    # served by `aftercare http` when the port is not 0; and the bearer token a
+    # provider presents to POST them to /mail-reports (no token: no webhook).
+    bounce_smtp_host: str = "127.0.0.1"
+    bounce_smtp_port: int = Field(default=0, ge=0, le=65535)
+    mail_feedback_token: SecretStr | None = None
 
     # gRPC API
     grpc_host: str = "127.0.0.1"
@@ -144,6 +167,20 @@ class Settings(BaseSettings):
     # so Twilio's status callback can settle it before a retry would send again.
     twilio_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
     delivery_report_grace_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    # Business-initiated WhatsApp messages as approved templates (Twilio Content API):
+    # a YAML file mapping template and locale to a ContentSid and its variables
+    # (docs/channels.md#whatsapp-templates). Unset: WhatsApp sends free-form text only
+    # inside the 24-hour window a customer's own message opens.
+    whatsapp_templates_file: Path | None = None
+
+    # Push through Firebase Cloud Messaging's HTTP v1 API. Without a project id the
+    # push channel is unavailable and steps fall back to their next channel. The
+    # service account's JSON key (AFTERCARE_FCM_SERVICE_ACCOUNT_FILE names a file).
+    fcm_project_id: str | None = None
+    fcm_service_account: SecretStr | None = None
+    # Somewhere else than https://fcm.googleapis.com (the local fake in dev/tests).
+    fcm_api_base_url: str = "https://fcm.googleapis.com"
+    fcm_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # How old the send path's copy of the active pauses may be (engine.messaging.pauses):
     # a new pause holds every message within this long. 0 reads them for every send.
     pause_cache_seconds: float = Field(default=2.0, ge=0, le=2)
@@ -180,10 +217,35 @@ class Settings(BaseSettings):
     # counts as the proxy's address. NoDecode: our validator reads the list.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
+    # Click tracking (engine.insights.click_redirects, docs/operations.md): links in
+    # messages to these hosts (comma-separated) go through a signed redirect of the
+    # HTTP app that records the click; links to other hosts are left as they are, and
+    # the redirect refuses them. Empty: the shop's host (shop_url). NoDecode: ours.
+    click_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    click_tracking: bool = True
+    # An open-tracking pixel in HTML email. Off: mail-privacy proxies load every
+    # image, so opens are inflated and say little.
+    open_tracking: bool = False
+
+    @field_validator("click_allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    def click_hosts(self) -> tuple[str, ...]:
+        """The hosts click tracking redirects to: the setting, else the shop's host."""
+        if self.click_allowed_hosts:
+            return self.click_allowed_hosts
+        host = urlsplit(self.shop_url).hostname
+        return (host.lower(),) if host else ()
+
     # Server-side rate limits per channel (Temporal task queue), messages/second.
     email_rate_per_second: float | None = None
     sms_rate_per_second: float | None = 10.0
     whatsapp_rate_per_second: float | None = 10.0
+    push_rate_per_second: float | None = None
 
     # Journey plans (YAML); the ones shipped in workflows/plans unless set.
     plans_dir: Path | None = None
@@ -193,6 +255,17 @@ class Settings(BaseSettings):
     # {"marketing": [{"max": 1, "days": 3}]}; [] uncaps a category. NoDecode: our
     # validator parses it, so a mistake names this setting and the path in it.
     frequency_caps: Annotated[FrequencyCaps | None, NoDecode] = None
+
+    # Integrations (engine.integrations; docs/integrations.md). Shopify's webhook
+    # secrets per shop: "shop.myshopify.com=secret,other.myshopify.com=secret2"
+    # ("*=secret" for one app serving every shop); unset, the webhook route is off.
+    shopify_webhook_secrets: SecretStr | None = None
+    # The event bus `aftercare consume` reads (RabbitMQ, AMQP 0-9-1 URL; it carries
+    # the broker's password), the queue it reads, and how many messages it holds
+    # unacknowledged at once (back-pressure: the broker sends no more).
+    broker_url: SecretStr | None = None
+    broker_queue: str = "aftercare.orders"
+    broker_prefetch: int = Field(default=16, ge=1, le=1000)
 
     # How long a stopping `aftercare worker` (SIGTERM, Ctrl-C) lets the activities in
     # flight finish before cancelling them; a cancelled attempt goes back to Temporal,

@@ -12,23 +12,46 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
+from aftercare.v1 import (
+    devices_pb2,
+    devices_pb2_grpc,
+    operations_pb2,
+    operations_pb2_grpc,
+    preferences_pb2,
+    preferences_pb2_grpc,
+    reports_pb2,
+    reports_pb2_grpc,
+    subscriptions_pb2,
+    subscriptions_pb2_grpc,
+)
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
-from aftercare.v1 import operations_pb2, operations_pb2_grpc, preferences_pb2, preferences_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from temporalio.client import Client
 
 from engine.access.auth import ApiKeyInterceptor, Authenticator, authenticator_for
 from engine.access.tls import server_credentials
+from engine.customers.devices.service import DevicesServicer
 from engine.customers.erasure import CustomerEraser
 from engine.customers.journey_link import JourneyNotifier, StoredChoices
 from engine.customers.preferences import PreferenceStore
 from engine.customers.service import PreferencesServicer
+from engine.insights.attribution import ConversionAttribution, windows_from_plans
+from engine.insights.experiment_stop import ExperimentStopper, experiment_arms
+from engine.insights.report_lookup import ReportLookup
+from engine.insights.report_query import PlanReports
+from engine.insights.report_service import ReportsServicer
+from engine.integrations.subscriptions.dispatchers import Dispatchers
+from engine.integrations.subscriptions.service import SubscriptionsServicer
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.operations.service import OperationsServicer, operations_servicer
+from engine.journeys.outbound_events import JourneyEventsOutbox
 from engine.journeys.plans import deployment_plans
 from engine.journeys.service import JourneyServicer
+from engine.messaging.event_subscriptions import EventSubscriptions
+from engine.messaging.experiment_decisions import ExperimentDecisions
+from engine.messaging.push_devices import PushDevices
 from engine.platform.codec.runtime import erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.logging import get_logger
@@ -51,6 +74,11 @@ PREFERENCES_SERVICE_NAME = preferences_pb2.DESCRIPTOR.services_by_name[
     "PreferencesService"
 ].full_name
 OPERATIONS_SERVICE_NAME = operations_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name
+DEVICES_SERVICE_NAME = devices_pb2.DESCRIPTOR.services_by_name["DevicesService"].full_name
+REPORTS_SERVICE_NAME = reports_pb2.DESCRIPTOR.services_by_name["ReportsService"].full_name
+SUBSCRIPTIONS_SERVICE_NAME = subscriptions_pb2.DESCRIPTOR.services_by_name[
+    "SubscriptionsService"
+].full_name
 
 
 class PortInUse(RuntimeError):
@@ -82,6 +110,10 @@ def build_server(
     operations: OperationsServicer | None = None,
     authenticator: Authenticator,
     settings: Settings | None = None,
+    conversions: ConversionAttribution | None = None,
+    devices: DevicesServicer | None = None,
+    reports: ReportsServicer | None = None,
+    subscriptions: SubscriptionsServicer | None = None,
 ) -> ApiServer:
     """A server bound to ``address`` (port 0 picks a free one); PreferencesService
     too when ``preferences`` is given, OperationsService when ``operations`` is
@@ -110,11 +142,17 @@ def build_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_JourneyServiceServicer_to_server(JourneyServicer(directory), server)
+    pb_grpc.add_JourneyServiceServicer_to_server(JourneyServicer(directory, conversions), server)
     if preferences is not None:
         preferences_pb2_grpc.add_PreferencesServiceServicer_to_server(preferences, server)
     if operations is not None:
         operations_pb2_grpc.add_OperationsServiceServicer_to_server(operations, server)
+    if devices is not None:
+        devices_pb2_grpc.add_DevicesServiceServicer_to_server(devices, server)
+    if reports is not None:
+        reports_pb2_grpc.add_ReportsServiceServicer_to_server(reports, server)
+    if subscriptions is not None:
+        subscriptions_pb2_grpc.add_SubscriptionsServiceServicer_to_server(subscriptions, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -122,6 +160,9 @@ def build_server(
             JOURNEY_SERVICE_NAME,
             *((PREFERENCES_SERVICE_NAME,) if preferences is not None else ()),
             *((OPERATIONS_SERVICE_NAME,) if operations is not None else ()),
+            *((DEVICES_SERVICE_NAME,) if devices is not None else ()),
+            *((REPORTS_SERVICE_NAME,) if reports is not None else ()),
+            *((SUBSCRIPTIONS_SERVICE_NAME,) if subscriptions is not None else ()),
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ),
@@ -151,6 +192,14 @@ class ApiParts:
     notifier: JourneyNotifier
     # OperationsService: pauses of sending and bulk operations.
     operations: OperationsServicer
+    # Credits purchases to the messages that led to them (engine.insights.attribution).
+    conversions: ConversionAttribution | None = None
+    # DevicesService: the customers' push devices.
+    devices: DevicesServicer | None = None
+    # ReportsService: the plan report.
+    reports: ReportsServicer | None = None
+    # SubscriptionsService: who hears of journey events.
+    subscriptions: SubscriptionsServicer | None = None
 
 
 @asynccontextmanager
@@ -162,7 +211,13 @@ async def api_parts(client: Client, settings: Settings) -> AsyncIterator[ApiPart
     try:
         store = PreferenceStore(sessions, marks)
         plans = deployment_plans(settings)
-        directory = JourneyDirectory(client, settings.task_queue, StoredChoices(store), plans)
+        directory = JourneyDirectory(
+            client,
+            settings.task_queue,
+            StoredChoices(store),
+            plans,
+            outbox=JourneyEventsOutbox(sessions),
+        )
         notifier = JourneyNotifier(store, directory)
         # Erasure runs durably on the worker; the API starts it and waits a while,
         # well inside its own handler bound, for the answer.
@@ -170,7 +225,24 @@ async def api_parts(client: Client, settings: Settings) -> AsyncIterator[ApiPart
         eraser = CustomerEraser(client, settings.task_queue, marks, answer_within=answer_within)
         servicer = PreferencesServicer(store, notifier, eraser)
         operations = operations_servicer(client, sessions, plans)
-        yield ApiParts(directory, servicer, store, notifier, operations)
+        conversions = ConversionAttribution(sessions, windows_from_plans(plans))
+        devices = DevicesServicer(PushDevices(sessions), sessions, marks)
+        reports = ReportsServicer(ReportLookup(PlanReports(sessions), lambda: plans.keys()))
+        arms = experiment_arms(plans)
+        reports.experiments = ExperimentStopper(ExperimentDecisions(sessions), lambda: arms)
+        yield ApiParts(
+            directory,
+            servicer,
+            store,
+            notifier,
+            operations,
+            conversions,
+            devices=devices,
+            reports=reports,
+            subscriptions=SubscriptionsServicer(
+                EventSubscriptions(sessions), Dispatchers(client, settings.task_queue)
+            ),
+        )
     finally:
         await engine.dispose()
 
@@ -207,6 +279,10 @@ async def serving_api(
             operations=parts.operations,
             authenticator=authenticator,
             settings=settings,
+            conversions=parts.conversions,
+            devices=parts.devices,
+            reports=parts.reports,
+            subscriptions=parts.subscriptions,
         )
         await server.start()
         try:

@@ -17,10 +17,13 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from engine.devstack.dev_key import ensure_dev_key
+from engine.devstack.dev_mail_signing import with_dev_bounce_port, with_dev_mail_signing
+from engine.devstack.fcm_fake import serve_fcm_fake
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.devstack.twilio_fake import serve_twilio_fake
+from engine.devstack.whatsapp_templates import DEV_WHATSAPP_TEMPLATES
 from engine.platform.codec.keys import load_or_create_keyring
 from engine.platform.codec.runtime import (
     TOKEN_FILE_NAME,
@@ -45,6 +48,7 @@ from engine.platform.telemetry.tracing import DEV_STACK_SERVICE, process_tracing
 from engine.platform.temporal.connection import connect
 from engine.processes.api import serving_api
 from engine.processes.codec import codec_app
+from engine.processes.consumer import consuming
 from engine.processes.http import http_app
 from engine.processes.worker import WorkerGroup, journey_worker
 
@@ -81,6 +85,8 @@ class StackAddresses:
     database: str
     # (process, URL) of each /metrics served.
     metrics: tuple[tuple[str, str], ...] = ()
+    push: str = ""
+    bounces: str = ""
 
 
 def with_dev_secrets(settings: Settings) -> Settings:
@@ -126,6 +132,12 @@ def banner(addresses: StackAddresses) -> str:
             " settings)",
             f"  Mail sink     smtp://{addresses.smtp} -> {addresses.mail_dir}/*.eml",
             f"  SMS/WhatsApp  {addresses.sms}",
+            *([f"  Push          {addresses.push}"] if addresses.push else []),
+            *(
+                [f"  Bounces       smtp://{addresses.bounces}   (DSN and ARF reports)"]
+                if addresses.bounces
+                else []
+            ),
             f"  HTTP app      {addresses.http}   (Twilio status callbacks, customer links)",
             f"  Database      {addresses.database}",
             *_metrics_lines(addresses.metrics),
@@ -145,7 +157,7 @@ def _metrics_lines(metrics: tuple[tuple[str, str], ...]) -> list[str]:
 
 async def run_stack(settings: Settings) -> None:
     # Metrics served on the dev ports unless the settings chose others (or 0: none).
-    settings = with_dev_stack_ports(settings)
+    settings = with_dev_bounce_port(with_dev_stack_ports(settings))
     state_dir = settings.state_dir
     lock = InstanceLock(state_dir / "run.lock")
     lock.acquire()
@@ -173,6 +185,18 @@ async def run_stack(settings: Settings) -> None:
                     "AFTERCARE_SMTP_PORT",
                 ),
                 PortNeed("HTTP app", settings.http_host, settings.http_port, "AFTERCARE_HTTP_PORT"),
+                *(
+                    [
+                        PortNeed(
+                            "bounce endpoint (SMTP)",
+                            settings.bounce_smtp_host,
+                            settings.bounce_smtp_port,
+                            "AFTERCARE_BOUNCE_SMTP_PORT",
+                        )
+                    ]
+                    if settings.bounce_smtp_port
+                    else []
+                ),
                 PortNeed(
                     "codec server", settings.codec_host, settings.codec_port, "AFTERCARE_CODEC_PORT"
                 ),
@@ -207,7 +231,7 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         loop.add_signal_handler(sig, stop.set)
 
     configured_token = settings.codec_token is not None
-    settings = with_dev_secrets(settings)
+    settings = with_dev_mail_signing(with_dev_secrets(settings))
     sink = MailSink(settings.smtp_host, settings.smtp_port, settings.mail_dir)
     codec_url = f"http://{settings.codec_host}:{settings.codec_port}"
     ui_url = f"http://{temporal_host}:{settings.temporal_ui_port}"
@@ -221,6 +245,12 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
         # The UI decodes payloads through our codec server, for ops with the token.
         extra_args=["--ui-codec-endpoint", codec_url],
     )
+    if "public_base_url" not in settings.model_fields_set:
+        # Links in the dev stack's messages (tracked clicks, pages) lead to its own
+        # HTTP app, wherever its port was moved.
+        settings = settings.model_copy(
+            update={"public_base_url": f"http://{settings.http_host}:{settings.http_port}"}
+        )
     async with contextlib.AsyncExitStack() as parts:
         await sink.start()
         parts.push_async_callback(sink.stop)
@@ -236,11 +266,36 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
             # which keeps each message as a JSON file, like the mail sink.
             fake = await parts.enter_async_context(
                 serve_twilio_fake(
-                    "127.0.0.1", 0, DEV_TWILIO_SID, DEV_TWILIO_TOKEN, folder=state_dir / "sms"
+                    "127.0.0.1",
+                    0,
+                    DEV_TWILIO_SID,
+                    DEV_TWILIO_TOKEN,
+                    folder=state_dir / "sms",
+                    whatsapp_windows=True,
                 )
             )
             settings = settings.model_copy(update=dev_twilio_settings(fake.base_url))
+            if settings.whatsapp_templates_file is None:
+                # WhatsApp outside the 24-hour window: the fake accepts these SIDs.
+                settings = settings.model_copy(
+                    update={"whatsapp_templates_file": DEV_WHATSAPP_TEMPLATES}
+                )
             sms_dir = f"{(state_dir / 'sms').resolve()}/*.json"
+        push_dir = "(FCM project configured: real push)"
+        if not settings.fcm_project_id:
+            # No Firebase project: push goes to a local fake of FCM (and of Google's
+            # token endpoint), which keeps each message as a JSON file.
+            fcm = await parts.enter_async_context(
+                serve_fcm_fake("127.0.0.1", 0, state_dir / "push")
+            )
+            settings = settings.model_copy(
+                update={
+                    "fcm_project_id": fcm.project_id,
+                    "fcm_service_account": SecretStr(fcm.service_account().to_json()),
+                    "fcm_api_base_url": fcm.base_url,
+                }
+            )
+            push_dir = f"{(state_dir / 'push').resolve()}/*.json"
         log.info("starting temporal dev server", address=server.address)
         await server.start()
         parts.push_async_callback(server.stop)
@@ -272,6 +327,9 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
 
         app = await parts.enter_async_context(http_app(settings))
         await parts.enter_async_context(serve_http(app, settings.http_host, settings.http_port))
+        if settings.broker_url is not None:
+            # Orders from the shop's event bus (docs/integrations.md), as `aftercare consume`.
+            await parts.enter_async_context(consuming(api_client, settings))
 
         print(
             banner(
@@ -287,6 +345,12 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                     mail_dir=str(settings.mail_dir.resolve()),
                     smtp=f"{settings.smtp_host}:{sink.port}",
                     sms=sms_dir,
+                    push=push_dir,
+                    bounces=(
+                        f"{settings.bounce_smtp_host}:{settings.bounce_smtp_port}"
+                        if settings.bounce_smtp_port
+                        else ""
+                    ),
                     http=settings.public_base_url,
                     database=_redacted(settings.resolved_database_url),
                     metrics=tuple(

@@ -15,13 +15,19 @@ from temporalio.worker import Worker
 
 from activities.channels.base import DeliveryChannel
 from activities.channels.email import EmailChannel, LinkBuilder
+from activities.channels.push import PushChannel
 from activities.channels.sms import SmsChannel
 from activities.choose_plan import PlanActivities
+from activities.email.dkim_signing import dkim_signer_for
 from activities.email.rendering import EmailRenderer
 from activities.email.smtp import SmtpConfig, SmtpMailer
+from activities.push.fcm import FcmConfig, FcmSender
+from activities.push.rendering import PushRenderer
+from activities.rendering.click_tracking import ClickTracker
 from activities.send_message import MessageActivities
 from activities.sms.rendering import SmsRenderer
 from activities.sms.twilio_sender import TwilioConfig, TwilioSender
+from activities.sms.whatsapp_templates import WhatsAppTemplates
 from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
 from engine.customers.consent import ConsentLedger
@@ -30,30 +36,36 @@ from engine.customers.preferences import PreferenceStore
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
 from engine.messaging.backlog import sampling_backlog
+from engine.messaging.experiment_decisions import ExperimentDecisions
 from engine.messaging.frequency_caps import FrequencyCapStore
 from engine.messaging.ledger import MessageLedger
 from engine.messaging.pauses import PauseRegistry
 from engine.messaging.phone_index import PhoneIndex, phone_index_key
+from engine.messaging.push_devices import PushDevices
 from engine.messaging.suppressions import SuppressionList
+from engine.messaging.whatsapp_windows import WhatsAppWindows
 from engine.platform.brand import brand_from_settings
 from engine.platform.codec.customer_codec import customer_keys_of
 from engine.platform.codec.runtime import customer_keys_for, erasure_marks_for, require_secrets
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.erasure_journal import erasure_journal_for
+from engine.platform.links.clicks import ClickSigner
 from engine.platform.links.secret import secret_key_for
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
 from engine.platform.telemetry.runtime import Process
 from engine.platform.telemetry.tracing import WORKER_SERVICE, process_tracing
-from engine.platform.temporal.build_id import worker_build_id
 from engine.platform.temporal.connection import connect
 from engine.platform.temporal.sandbox import workflow_runner, write_bytecode_for
+from engine.platform.temporal.versioning import deployment_config, unversioned_build_id
 from engine.processes.lifecycle import STARTUP_WAIT, stop_event
+from engine.processes.webhook_delivery import webhook_delivery_activities
 from workflows.contracts import channel_task_queue
 from workflows.erasure import CustomerErasure, ErasureSweep
 from workflows.order_journey import OrderJourney
 from workflows.vocabulary import Channel
+from workflows.webhook_dispatch import WebhookDispatch
 
 log = get_logger(__name__)
 
@@ -90,19 +102,38 @@ def build_channels(
     mailer: SmtpMailer,
     sender: TwilioSender | None,
     phones: PhoneIndex | None = None,
+    *,
+    push_devices: PushDevices | None = None,
+    fcm: FcmSender | None = None,
 ) -> dict[Channel, DeliveryChannel]:
     """The channels ``send_message`` delivers through. With ``phones``, every SMS and
     WhatsApp send notes which customer was texted at the number, so an inbound STOP
-    (``/twilio/inbound``) finds them."""
+    (``/twilio/inbound``) finds them. With ``push_devices``, push goes to the devices
+    registered there, through ``fcm`` (None: push is unavailable, steps fall back)."""
     links = LinkBuilder(
         shop_url=settings.shop_url,
         public_base_url=settings.public_base_url,
         signer=LinkSigner(secret_key_for(settings)),
+        clicks=ClickTracker(
+            ClickSigner(secret_key_for(settings)),
+            settings.public_base_url,
+            settings.click_hosts(),
+            opens=settings.open_tracking,
+            links=settings.click_tracking,
+        )
+        if settings.click_tracking or settings.open_tracking
+        else None,
     )
     brand = brand_from_settings(settings)
     sms_renderer = SmsRenderer(brand)
-    return {
-        Channel.EMAIL: EmailChannel(EmailRenderer(brand), mailer, settings.sender_address, links),
+    channels: dict[Channel, DeliveryChannel] = {
+        Channel.EMAIL: EmailChannel(
+            EmailRenderer(brand),
+            mailer,
+            settings.sender_address,
+            links,
+            bounce_address=settings.bounce_address,
+        ),
         Channel.SMS: SmsChannel(sender, sms_renderer, links, phones=phones),
         Channel.WHATSAPP: SmsChannel(
             sender,
@@ -111,8 +142,17 @@ def build_channels(
             whatsapp=True,
             whatsapp_enabled=bool(settings.twilio_whatsapp_from),
             phones=phones,
+            templates=WhatsAppTemplates.load(settings.whatsapp_templates_file, brand)
+            if settings.whatsapp_templates_file
+            else None,
+            # The windows customers opened, noted by the HTTP app's inbound webhook
+            # under the same phone index key.
+            windows=WhatsAppWindows(phones) if phones is not None else None,
         ),
     }
+    if push_devices is not None:
+        channels[Channel.PUSH] = PushChannel(fcm, PushRenderer(brand), links, push_devices)
+    return channels
 
 
 @asynccontextmanager
@@ -126,11 +166,13 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
     # A connection of its own for recording what providers accepted: the record must
     # not queue behind other sends' work, since a crash before it means a resend.
     recorder_engine = create_engine(settings.resolved_database_url)
-    mailer = SmtpMailer(SmtpConfig.from_settings(settings))
+    mailer = SmtpMailer(SmtpConfig.from_settings(settings), dkim=dkim_signer_for(settings))
     twilio = TwilioConfig.from_settings(settings)
     sender = (
         TwilioSender(twilio, timeout_seconds=settings.twilio_timeout_seconds) if twilio else None
     )
+    fcm_config = FcmConfig.from_settings(settings)
+    fcm = FcmSender(fcm_config) if fcm_config else None
     try:
         # Keyed like the HTTP app's index (engine.processes.http): the same secret.
         phones = PhoneIndex(sessions, phone_index_key(secret_key_for(settings)))
@@ -138,10 +180,15 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
             MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
             SuppressionList(sessions),
             ConsentLedger(sessions, marks),
-            build_channels(settings, mailer, sender, phones=phones),
+            build_channels(
+                settings, mailer, sender, phones=phones, push_devices=PushDevices(sessions), fcm=fcm
+            ),
             FrequencyCapStore(sessions),
             report_grace=timedelta(seconds=settings.delivery_report_grace_seconds),
             pauses=PauseRegistry(
+                sessions, cache_ttl=timedelta(seconds=settings.pause_cache_seconds)
+            ),
+            decisions=ExperimentDecisions(
                 sessions, cache_ttl=timedelta(seconds=settings.pause_cache_seconds)
             ),
         )
@@ -149,6 +196,8 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
         await mailer.aclose()
         if sender is not None:
             await sender.aclose()
+        if fcm is not None:
+            await fcm.aclose()
         await engine.dispose()
         await recorder_engine.dispose()
 
@@ -165,6 +214,7 @@ def _channel_rates(settings: Settings) -> dict[Channel, float | None]:
         Channel.EMAIL: settings.email_rate_per_second,
         Channel.SMS: settings.sms_rate_per_second,
         Channel.WHATSAPP: settings.whatsapp_rate_per_second,
+        Channel.PUSH: settings.push_rate_per_second,
     }
 
 
@@ -183,6 +233,7 @@ async def journey_worker(
     async with (
         message_activities(settings) as messages,
         erasure_activities(client, settings) as erasure,
+        webhook_delivery_activities(settings) as webhooks,
         # The worker's backlog gauges, when it serves metrics (its client's runtime).
         sampling_backlog(settings),
     ):
@@ -194,9 +245,10 @@ async def journey_worker(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                build_id=worker_build_id(),
+                build_id=unversioned_build_id(settings),
+                deployment_config=deployment_config(settings),
                 graceful_shutdown_timeout=shutdown_grace,
-                workflows=[OrderJourney, CustomerErasure, ErasureSweep],
+                workflows=[OrderJourney, CustomerErasure, ErasureSweep, WebhookDispatch],
                 workflow_runner=workflow_runner(settings),
                 max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
                 activities=[
@@ -204,6 +256,7 @@ async def journey_worker(
                     support.open_support_ticket,
                     supersede.supersede_replenishment,
                     *erasure.all(),
+                    webhooks.deliver_journey_events,
                 ],
             )
         ]
@@ -212,7 +265,8 @@ async def journey_worker(
                 Worker(
                     client,
                     task_queue=channel_task_queue(settings.task_queue, channel),
-                    build_id=worker_build_id(),
+                    build_id=unversioned_build_id(settings),
+                    deployment_config=deployment_config(settings),
                     activities=[messages.send_message],
                     graceful_shutdown_timeout=shutdown_grace,
                     # Enforced by the server across every worker of the queue: the

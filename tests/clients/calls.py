@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from aftercare.v1 import devices_pb2 as devices
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import operations_pb2 as ops
 from aftercare.v1 import preferences_pb2 as prefs
@@ -68,4 +69,39 @@ OPERATIONS_CALLS = (
     ),
     MethodCall("get_bulk_operation", "GetBulkOperation", lambda c: c.get_bulk_operation("job-1")),
 )
-EVERY_CALL = JOURNEY_CALLS + PREFERENCES_CALLS + OPERATIONS_CALLS
+DEVICES_CALLS = (
+    MethodCall(
+        "register_device",
+        "RegisterDevice",
+        lambda c: c.register_device("cus_42", "token-1", devices.DEVICE_PLATFORM_ANDROID),
+    ),
+    MethodCall("remove_device", "RemoveDevice", lambda c: c.remove_device("cus_42", token="t")),
+    MethodCall("list_devices", "ListDevices", lambda c: c.list_devices("cus_42")),
+)
+REPORTS_CALLS = (
+    MethodCall("get_plan_report", "GetPlanReport", lambda c: c.get_plan_report("default")),
+    MethodCall(
+        "stop_experiment",
+        "StopExperiment",
+        lambda c: c.stop_experiment("review-subject", "short"),
+    ),
+)
+SUBSCRIPTIONS_CALLS = (
+    MethodCall(
+        "create_subscription",
+        "CreateSubscription",
+        lambda c: c.create_subscription("https://crm.example.test/hooks", ["message.sent"]),
+    ),
+    MethodCall("list_subscriptions", "ListSubscriptions", lambda c: c.list_subscriptions()),
+    MethodCall(
+        "remove_subscription", "RemoveSubscription", lambda c: c.remove_subscription("sub_1")
+    ),
+)
+EVERY_CALL = (
+    JOURNEY_CALLS
+    + PREFERENCES_CALLS
+    + OPERATIONS_CALLS
+    + DEVICES_CALLS
+    + REPORTS_CALLS
+    + SUBSCRIPTIONS_CALLS
+)

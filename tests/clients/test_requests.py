@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from aftercare.v1 import devices_pb2 as devices
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import operations_pb2 as ops
 from aftercare.v1 import preferences_pb2 as prefs
+from aftercare.v1 import reports_pb2 as reports
+from aftercare.v1 import subscriptions_pb2 as subscriptions
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
@@ -141,6 +144,15 @@ def pause_of(reply: Message) -> Message:
 def operation_of(reply: Message) -> Message:
     assert isinstance(reply, ops.GetBulkOperationResponse)
     return reply.operation
+
+
+DEVICE = devices.Device(device_id="ab" * 32, platform=devices.DEVICE_PLATFORM_IOS)
+SUBSCRIPTION = subscriptions.Subscription(
+    subscription_id="sub_0123456789abcdef01234567",
+    url="https://crm.example.test/hooks",
+    event_types=["detractor"],
+    include_personal_data=True,
+)
 
 
 @dataclass(frozen=True)
@@ -395,6 +407,74 @@ CASES = [
         ops.GetBulkOperationRequest(job_id=BULK.job_id),
         ops.GetBulkOperationResponse(operation=BULK),
         returned=operation_of,
+    ),
+    Case(
+        "register_device",
+        lambda c: c.register_device("cus_42", "fcm-token-1", devices.DEVICE_PLATFORM_IOS),
+        "RegisterDevice",
+        devices.RegisterDeviceRequest(
+            customer_id="cus_42", token="fcm-token-1", platform=devices.DEVICE_PLATFORM_IOS
+        ),
+        devices.RegisterDeviceResponse(device=DEVICE, created=True),
+    ),
+    Case(
+        "remove_device",
+        lambda c: c.remove_device("cus_42", device_id=DEVICE.device_id),
+        "RemoveDevice",
+        devices.RemoveDeviceRequest(customer_id="cus_42", device_id=DEVICE.device_id),
+        devices.RemoveDeviceResponse(),
+    ),
+    Case(
+        "list_devices",
+        lambda c: c.list_devices("cus_42"),
+        "ListDevices",
+        devices.ListDevicesRequest(customer_id="cus_42"),
+        devices.ListDevicesResponse(devices=[DEVICE]),
+    ),
+    Case(
+        "get_plan_report",
+        lambda c: c.get_plan_report("default"),
+        "GetPlanReport",
+        reports.GetPlanReportRequest(plan="default"),
+        reports.GetPlanReportResponse(plan="default", alpha=0.05),
+    ),
+    Case(
+        "stop_experiment",
+        lambda c: c.stop_experiment("review-subject", "short"),
+        "StopExperiment",
+        reports.StopExperimentRequest(experiment="review-subject", winner="short"),
+        reports.StopExperimentResponse(
+            experiment="review-subject", winner="short", decided_by="key-1"
+        ),
+    ),
+    Case(
+        "create_subscription",
+        lambda c: c.create_subscription(
+            "https://crm.example.test/hooks", ["detractor"], include_personal_data=True
+        ),
+        "CreateSubscription",
+        subscriptions.CreateSubscriptionRequest(
+            url="https://crm.example.test/hooks",
+            event_types=["detractor"],
+            include_personal_data=True,
+        ),
+        subscriptions.CreateSubscriptionResponse(
+            subscription=SUBSCRIPTION, secret="whsec_c2VjcmV0LWtleS1vZi10aGUtdGVzdA=="
+        ),
+    ),
+    Case(
+        "list_subscriptions",
+        lambda c: c.list_subscriptions(),
+        "ListSubscriptions",
+        subscriptions.ListSubscriptionsRequest(),
+        subscriptions.ListSubscriptionsResponse(subscriptions=[SUBSCRIPTION]),
+    ),
+    Case(
+        "remove_subscription",
+        lambda c: c.remove_subscription(SUBSCRIPTION.subscription_id),
+        "RemoveSubscription",
+        subscriptions.RemoveSubscriptionRequest(subscription_id=SUBSCRIPTION.subscription_id),
+        subscriptions.RemoveSubscriptionResponse(),
     ),
 ]
 

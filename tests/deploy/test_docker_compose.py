@@ -58,6 +58,12 @@ CLI_SUBCOMMANDS = frozenset(
         "ops",
         "simulate",
         "preview",
+        "report",
+        "experiments",
+        "consume",
+        "subscriptions",
+        "replay",
+        "plans",
     }
 )
 

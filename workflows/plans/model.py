@@ -114,6 +114,43 @@ class Trigger:
     delay: timedelta = timedelta(0)
 
 
+# The arm every experiment compares against; the holdout gets no message at all.
+CONTROL_VARIANT = "control"
+HOLDOUT_VARIANT = "holdout"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of a step's experiment: what it changes of the step (nothing given:
+    the step as written), and its share (``weight``, relative to the other arms)."""
+
+    __pydantic_config__ = _STRICT
+    name: str
+    weight: float = 1.0
+    template: str | None = None
+    # The email's subject line as written here, instead of the template's: one text
+    # for every language, or one per locale ({en: "...", de: "..."}; a language
+    # without one keeps the template's subject).
+    subject: str | dict[str, str] | None = None
+    channels: tuple[Channel, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An A/B test on one step (see workflows.experiments): each customer is
+    assigned one arm for good, by a hash of their id and the experiment's id.
+    ``holdout`` is the share of customers (0 to 0.5) who get no message; the rest
+    are split among ``variants`` by weight. One variant is named "control"."""
+
+    __pydantic_config__ = _STRICT
+    id: str
+    variants: tuple[Variant, ...]
+    holdout: float = 0.0
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+
 @dataclass(frozen=True)
 class Step:
     __pydantic_config__ = _STRICT
@@ -136,6 +173,8 @@ class Step:
     stale_after: timedelta | None = None
     # Who gets a slot first when the frequency cap is contended; None: by category.
     priority: Priority | None = None
+    # An A/B test of this step's message (None: every customer gets the step as written).
+    experiment: Experiment | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +194,17 @@ class Replenishment:
     max_reminders: int = 6
     category: Category = Category.MARKETING
     priority: Priority | None = None  # under the frequency cap; None: by category
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Which purchase counts as a message's conversion (engine.insights.attribution):
+    the customer's next order within ``click_window`` after clicking the message,
+    else within ``delivery_window`` after it was delivered."""
+
+    __pydantic_config__ = _STRICT
+    click_window: timedelta = timedelta(days=7)
+    delivery_window: timedelta = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -180,6 +230,8 @@ class Plan:
     frequency_caps: dict[CappedCategory, tuple[FrequencyCap, ...]] = field(
         default_factory=_default_frequency_caps
     )
+    # The windows in which a purchase is credited to a message of this plan.
+    attribution: Attribution = field(default_factory=Attribution)
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

@@ -30,11 +30,44 @@ from engine.platform.links.tokens import (
     LinkPurpose,
     LinkSigner,
 )
+from engine.platform.links.urls import LANGUAGE_PARAM
 from engine.platform.logging import get_logger
+from engine.platform.translations import (
+    N_,
+    Translate,
+    available_languages,
+    choose_language,
+    translations,
+)
 
 log = get_logger(__name__)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+# The customer-facing texts' gettext catalogs (babel.cfg, docs/localisation.md).
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locales"
+LANGUAGES = available_languages(LOCALE_DIR)
+
+# What a link page says about a link it cannot act on, per kind of link: whole
+# sentences, because languages inflect "this ... link" differently.
+_EXPIRED = {
+    LinkPurpose.UNSUBSCRIBE: N_(
+        "This unsubscribe link has expired. Please use the link in a more recent "
+        "message from us. Nothing was changed."
+    ),
+    LinkPurpose.PREFERENCES: N_(
+        "This preferences link has expired. Please use the link in a more recent "
+        "message from us. Nothing was changed."
+    ),
+    LinkPurpose.FEEDBACK: N_(
+        "This feedback link has expired. Please use the link in a more recent "
+        "message from us. Nothing was changed."
+    ),
+}
+_INVALID = {
+    LinkPurpose.UNSUBSCRIBE: N_("This unsubscribe link is not valid. Nothing was changed."),
+    LinkPurpose.PREFERENCES: N_("This preferences link is not valid. Nothing was changed."),
+    LinkPurpose.FEEDBACK: N_("This feedback link is not valid. Nothing was changed."),
+}
 # Our tokens are a few hundred characters; anything far longer is not one.
 MAX_TOKEN_LENGTH = 2000
 # The hidden form field that repeats the token (it must equal the one in the path).
@@ -52,30 +85,65 @@ PAGE_HEADERS = {
 }
 
 
+def page_language(request: Request) -> str:
+    """The language a page answers in: the one its link names (``?lang=``, the
+    language of the message that carried the link), else the browser's most
+    wanted one we have (``Accept-Language``), else English."""
+    return choose_language(
+        LANGUAGES,
+        asked=request.query_params.get(LANGUAGE_PARAM),
+        accept_language=request.headers.get("accept-language", ""),
+    )
+
+
+def translator(request: Request) -> Translate:
+    """``gettext`` in the request's page language."""
+    return translations(LOCALE_DIR, page_language(request)).gettext
+
+
 class Pages:
-    """Renders the page templates for one brand."""
+    """Renders the page templates for one brand, in every language we have."""
 
     def __init__(self, brand: Brand) -> None:
         self._brand = brand
-        self._env = Environment(
-            loader=FileSystemLoader(TEMPLATE_DIR),
-            autoescape=select_autoescape(enabled_extensions=("html.j2",), default=True),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self._environments = {language: _environment(language) for language in LANGUAGES}
 
     @property
     def brand(self) -> Brand:
         return self._brand
 
-    def render(self, template: str, status: int = 200, **variables: Any) -> Response:
-        page = self._env.get_template(template).render(brand=self._brand, **variables)
+    def render(
+        self, request: Request, template: str, status: int = 200, **variables: Any
+    ) -> Response:
+        """``template`` in the request's language (``_`` in it translates)."""
+        language = page_language(request)
+        page = (
+            self._environments[language]
+            .get_template(template)
+            .render(brand=self._brand, lang=language, **variables)
+        )
         return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
 
-    def message(self, status: int, title: str, text: str) -> Response:
-        """A page with a heading and one paragraph (confirmations and errors)."""
-        return self.render("message.html.j2", status, title=title, text=text)
+    def message(self, request: Request, status: int, title: str, text: str) -> Response:
+        """A page with a heading and one paragraph (confirmations and errors); the
+        caller translates ``title`` and ``text``."""
+        return self.render(request, "message.html.j2", status, title=title, text=text)
+
+
+def _environment(language: str) -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    # newstyle: ``_("... %(name)s", name=value)`` formats and escapes like the rest.
+    environment.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(LOCALE_DIR, language), newstyle=True
+    )
+    return environment
 
 
 class SameOrigin:
@@ -106,42 +174,40 @@ class SameOrigin:
 def verify_token(
     signer: LinkSigner,
     pages: Pages,
-    token: object,
+    request: Request,
     purpose: LinkPurpose,
     max_age: timedelta,
-    *,
-    what: str,
 ) -> LinkClaims | Response:
-    """The token's claims, or the 400 / 410 page to answer with (nothing changes)."""
+    """The path token's claims, or the 400 / 410 page to answer with (nothing changes)."""
+    token = request.path_params.get("token")
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        return invalid_link(pages, what)
+        return invalid_link(pages, request, purpose)
     try:
         return signer.verify(token, purpose, max_age)
     except ExpiredLink:
         log.info("expired link", purpose=purpose.value)
-        return pages.message(
-            410,
-            "Link expired",
-            f"This {what} link has expired. Please use the link in a more recent "
-            "message from us. Nothing was changed.",
-        )
+        _ = translator(request)
+        return pages.message(request, 410, _("Link expired"), _(_EXPIRED[purpose]))
     except InvalidLink:
         log.warning("invalid link", purpose=purpose.value)
-        return invalid_link(pages, what)
+        return invalid_link(pages, request, purpose)
 
 
-def invalid_link(pages: Pages, what: str) -> Response:
+def invalid_link(pages: Pages, request: Request, purpose: LinkPurpose) -> Response:
+    _ = translator(request)
+    return pages.message(request, 400, _("Invalid link"), _(_INVALID[purpose]))
+
+
+def cross_site(pages: Pages, request: Request) -> Response:
+    _ = translator(request)
     return pages.message(
-        400, "Invalid link", f"This {what} link is not valid. Nothing was changed."
-    )
-
-
-def cross_site(pages: Pages) -> Response:
-    return pages.message(
+        request,
         403,
-        "Request refused",
-        "This form was sent from another website. Nothing was changed. "
-        "Please open the link from our message again.",
+        _("Request refused"),
+        _(
+            "This form was sent from another website. Nothing was changed. "
+            "Please open the link from our message again."
+        ),
     )
 
 
@@ -160,19 +226,12 @@ class LinkGate:
     same_origin: SameOrigin
     purpose: LinkPurpose
     max_age: timedelta
-    # How the pages name the link to the customer: "This {what} link ...".
+    # How the logs name the page.
     what: str
 
     def claims(self, request: Request) -> LinkClaims | Response:
         """The path token's claims, or the 400 / 410 page to answer with."""
-        return verify_token(
-            self.signer,
-            self.pages,
-            request.path_params.get("token"),
-            self.purpose,
-            self.max_age,
-            what=self.what,
-        )
+        return verify_token(self.signer, self.pages, request, self.purpose, self.max_age)
 
     def post_claims(self, request: Request) -> LinkClaims | Response:
         """As :meth:`claims`, and a post from another site is refused (403)."""
@@ -181,12 +240,14 @@ class LinkGate:
             return claims
         if not self.same_origin.allows(request):
             log.warning("form from another site refused", page=self.what)
-            return cross_site(self.pages)
+            return cross_site(self.pages, request)
         return claims
 
-    def form_refusal(self, form: Mapping[str, Any], token: str) -> Response | None:
+    def form_refusal(
+        self, request: Request, form: Mapping[str, Any], token: str
+    ) -> Response | None:
         """The 400 page when the form does not repeat the path's token, else None."""
         if form_token_matches(form, token):
             return None
         log.warning("form without its token", page=self.what)
-        return invalid_link(self.pages, self.what)
+        return invalid_link(self.pages, request, self.purpose)

@@ -26,10 +26,11 @@ from temporalio.service import RPCError
 
 from engine.customers.consent import CustomerErased, token_hash
 from engine.customers.feedback_responses import FeedbackResponses
-from engine.customers.pages.common import TOKEN_FIELD, LinkGate, Pages, SameOrigin
+from engine.customers.pages.common import TOKEN_FIELD, LinkGate, Pages, SameOrigin, translator
 from engine.journeys.errors import JourneyError
 from engine.platform.links.tokens import LinkClaims, LinkPurpose, LinkSigner
 from engine.platform.logging import get_logger
+from engine.platform.translations import Translate
 from workflows.ids import order_id_from
 from workflows.orders import Feedback, OrderEvent
 from workflows.vocabulary import EventType
@@ -85,12 +86,12 @@ class FeedbackPage:
             return claims
         token: str = request.path_params["token"]
         if await self._responses.answered(token):
-            return self._already_answered()
+            return self._already_answered(request)
         raw = request.query_params.get(SCORE_FIELD)
-        score = None if raw is None or raw == "" else _score(raw)
+        score = None if raw is None or raw == "" else _score(raw, translator(request))
         if isinstance(score, str):
-            return self._form(token, None, "", status=400, error=score)
-        return self._form(token, score, "")
+            return self._form(request, token, None, "", status=400, error=score)
+        return self._form(request, token, score, "")
 
     async def answer(self, request: Request) -> Response:
         """POST: deliver the answer to the journey once and keep it."""
@@ -98,26 +99,29 @@ class FeedbackPage:
         if isinstance(claims, Response):
             return claims
         token: str = request.path_params["token"]
+        _ = translator(request)
         async with request.form() as form:
-            if (refusal := self._gate.form_refusal(form, token)) is not None:
+            if (refusal := self._gate.form_refusal(request, form, token)) is not None:
                 return refusal
-            parsed = _answer(form)
+            parsed = _answer(form, _)
         if isinstance(parsed, str):
-            score = _score(str(form.get(SCORE_FIELD, "")))
-            return self._form(
-                token, score if isinstance(score, int) else None, "", status=400, error=parsed
-            )
+            score = _score(str(form.get(SCORE_FIELD, "")), _)
+            picked = score if isinstance(score, int) else None
+            return self._form(request, token, picked, "", status=400, error=parsed)
         score, comment = parsed
         if await self._responses.answered(token):
-            return self._already_answered()
+            return self._already_answered(request)
 
         delivered = await self._deliver(claims, token, score, comment)
         if delivered is None:
             return self._pages.message(
+                request,
                 503,
-                "Please try again",
-                "We could not save your answer just now. Nothing was recorded; "
-                "please send it again in a few minutes.",
+                _("Please try again"),
+                _(
+                    "We could not save your answer just now. Nothing was recorded; "
+                    "please send it again in a few minutes."
+                ),
             )
         try:
             await self._responses.record(
@@ -133,7 +137,10 @@ class FeedbackPage:
             log.info("feedback of an erased customer not kept", journey_id=claims.journey_id)
         log.info("feedback recorded", journey_id=claims.journey_id, delivered=delivered)
         return self._pages.message(
-            200, "Thank you!", "Thank you for your answer. It helps us get better."
+            request,
+            200,
+            _("Thank you!"),
+            _("Thank you for your answer. It helps us get better."),
         )
 
     async def _deliver(
@@ -157,17 +164,27 @@ class FeedbackPage:
             return None
         return True
 
-    def _already_answered(self) -> Response:
+    def _already_answered(self, request: Request) -> Response:
+        _ = translator(request)
         return self._pages.message(
+            request,
             410,
-            "Already answered",
-            "We already have your answer from this link. Thank you! Nothing was changed.",
+            _("Already answered"),
+            _("We already have your answer from this link. Thank you! Nothing was changed."),
         )
 
     def _form(
-        self, token: str, score: int | None, comment: str, *, status: int = 200, error: str = ""
+        self,
+        request: Request,
+        token: str,
+        score: int | None,
+        comment: str,
+        *,
+        status: int = 200,
+        error: str = "",
     ) -> Response:
         return self._pages.render(
+            request,
             "feedback.html.j2",
             status,
             token=token,
@@ -179,33 +196,39 @@ class FeedbackPage:
         )
 
 
-def _score(raw: str) -> int | str:
+def _score(raw: str, _: Translate) -> int | str:
     """The score, or what is wrong with it (naming the field)."""
     text = raw.strip()
     if not (text.isascii() and text.isdigit()) or not MIN_SCORE <= int(text) <= MAX_SCORE:
-        return f"score must be a whole number from {MIN_SCORE} to {MAX_SCORE}."
+        return _("score must be a whole number from %(low)d to %(high)d.") % {
+            "low": MIN_SCORE,
+            "high": MAX_SCORE,
+        }
     return int(text)
 
 
-def _answer(form: FormData) -> tuple[int, str] | str:
+def _answer(form: FormData, _: Translate) -> tuple[int, str] | str:
     """(score, comment) from the form, or what is wrong with it (naming the field)."""
     known = {TOKEN_FIELD, SCORE_FIELD, COMMENT_FIELD}
     for name, value in form.multi_items():
         if name not in known:
-            return f"Unknown field {name[:60]!r}. Nothing was recorded."
+            return _("Unknown field %(name)s. Nothing was recorded.") % {"name": repr(name[:60])}
         if not isinstance(value, str):
-            return f"{name} must be text. Nothing was recorded."
+            return _("%(name)s must be text. Nothing was recorded.") % {"name": name}
     raw_score = form.get(SCORE_FIELD)
     if not isinstance(raw_score, str) or not raw_score.strip():
-        return "score is required: pick a number from 0 to 10."
-    score = _score(raw_score)
+        return _("score is required: pick a number from 0 to 10.")
+    score = _score(raw_score, _)
     if isinstance(score, str):
         return score
     raw_comment = form.get(COMMENT_FIELD) or ""
     assert isinstance(raw_comment, str)
     comment = raw_comment.replace("\r\n", "\n").replace("\r", "\n").strip()
     if len(comment) > MAX_COMMENT_LENGTH:
-        return f"comment must be at most {MAX_COMMENT_LENGTH} characters (it has {len(comment)})."
+        return _("comment must be at most %(most)d characters (it has %(length)d).") % {
+            "most": MAX_COMMENT_LENGTH,
+            "length": len(comment),
+        }
     if "\x00" in comment:
-        return "comment must not contain NUL characters."
+        return _("comment must not contain NUL characters.")
     return score, comment

@@ -25,9 +25,10 @@ from starlette.responses import Response
 
 from engine.customers.consent import SOURCE_PREFERENCE_CENTRE, ConsentLedger, CustomerErased
 from engine.customers.consent_changes import ConsentChanged, tell_journeys
-from engine.customers.pages.common import TOKEN_FIELD, LinkGate, Pages, SameOrigin
+from engine.customers.pages.common import TOKEN_FIELD, LinkGate, Pages, SameOrigin, translator
 from engine.platform.links.tokens import LinkPurpose, LinkSigner
 from engine.platform.logging import get_logger
+from engine.platform.translations import N_, Translate
 
 log = get_logger(__name__)
 
@@ -42,11 +43,15 @@ CHANNELS = ("email", "sms", "whatsapp")
 CATEGORIES = ("relationship", "feedback", "marketing")
 CHECKED = "on"  # what a checked HTML checkbox without a value attribute sends
 
-CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "whatsapp": "WhatsApp"}
+# Shown translated (the template's ``_``).
+CHANNEL_LABELS = {"email": N_("Email"), "sms": N_("SMS"), "whatsapp": N_("WhatsApp")}
 CATEGORY_LABELS = {
-    "relationship": ("Thank-yous and tips", "after delivery, about what you bought"),
-    "feedback": ("Feedback requests", "how did we do?"),
-    "marketing": ("Offers and reminders", "recommendations, reorder reminders, reviews"),
+    "relationship": (N_("Thank-yous and tips"), N_("after delivery, about what you bought")),
+    "feedback": (N_("Feedback requests"), N_("how did we do?")),
+    "marketing": (
+        N_("Offers and reminders"),
+        N_("recommendations, reorder reminders, reviews"),
+    ),
 }
 
 Grid = dict[tuple[str, str], bool]
@@ -87,10 +92,11 @@ class PreferenceCentre:
             return claims
         token: str = request.path_params["token"]
         current = await self._current(claims.customer_id)
+        _ = translator(request)
         async with request.form() as form:
-            if (refusal := self._gate.form_refusal(form, token)) is not None:
+            if (refusal := self._gate.form_refusal(request, form, token)) is not None:
                 return refusal
-            wanted = _wanted(form)
+            wanted = _wanted(form, _)
         if isinstance(wanted, str):
             return self._form(request, current, status=400, error=wanted)
 
@@ -108,13 +114,18 @@ class PreferenceCentre:
             # Checked before the first write, so nothing was recorded about them.
             log.info("preferences link of an erased customer", journey_id=claims.journey_id)
             return self._pages.message(
-                410, "Link no longer valid", "This link no longer works. Nothing was changed."
+                request,
+                410,
+                _("Link no longer valid"),
+                _("This link no longer works. Nothing was changed."),
             )
         if not changes:
-            return self._form(request, current, notice="Nothing changed: these were your choices.")
+            return self._form(
+                request, current, notice=_("Nothing changed: these were your choices.")
+            )
         log.info("preferences changed", journey_id=claims.journey_id, changes=len(changes))
         await tell_journeys(self._on_consent_changed, claims.customer_id, SOURCE)
-        return self._form(request, wanted, notice="Saved. Your choices apply from now on.")
+        return self._form(request, wanted, notice=_("Saved. Your choices apply from now on."))
 
     async def _current(self, customer_id: str) -> Grid:
         # ``allows`` is the rule sends are checked by, so the page shows exactly
@@ -135,6 +146,7 @@ class PreferenceCentre:
         error: str = "",
     ) -> Response:
         return self._pages.render(
+            request,
             "preferences.html.j2",
             status,
             token=request.path_params["token"],
@@ -149,7 +161,7 @@ class PreferenceCentre:
         )
 
 
-def _wanted(form: FormData) -> Grid | str:
+def _wanted(form: FormData, _: Translate) -> Grid | str:
     """The grid the form asks for, or what is wrong with it (naming the field)."""
     cells = {
         f"{channel}.{category}": (channel, category)
@@ -162,8 +174,11 @@ def _wanted(form: FormData) -> Grid | str:
             continue
         cell = cells.get(name)
         if cell is None:
-            return f"Unknown field {name[:60]!r}. Nothing was changed."
+            return _("Unknown field %(name)s. Nothing was changed.") % {"name": repr(name[:60])}
         if value != CHECKED:
-            return f"Field {name!r} must be {CHECKED!r} when checked. Nothing was changed."
+            return _("Field %(name)s must be %(value)s when checked. Nothing was changed.") % {
+                "name": repr(name),
+                "value": repr(CHECKED),
+            }
         checked.add(cell)
     return {cell: cell in checked for cell in cells.values()}

@@ -34,6 +34,7 @@ from engine.customers.consent import (
     CustomerErased,
 )
 from engine.customers.consent import SOURCE_ONE_CLICK as SOURCE_ONE_CLICK
+from engine.customers.pages.common import page_language, translator
 from engine.platform.links.tokens import (
     ExpiredLink,
     InvalidLink,
@@ -42,6 +43,7 @@ from engine.platform.links.tokens import (
     LinkSigner,
 )
 from engine.platform.logging import get_logger
+from engine.platform.translations import N_, Translate
 
 log = get_logger(__name__)
 
@@ -54,8 +56,13 @@ SOURCE_PAGE = SOURCE_UNSUBSCRIBE_PAGE
 # RFC 8058's one-click body is 26 bytes and the page's button posts a few more;
 # either, in any form encoding, fits many times over.
 UNSUBSCRIBE_MAX_BODY_BYTES = 4 * 1024
-# How the page names the channels.
-CHANNEL_NAMES = {"email": "email", "sms": "SMS", "whatsapp": "WhatsApp"}
+# How the page names the channels (translated where shown).
+CHANNEL_NAMES = {
+    "email": N_("email"),
+    "sms": N_("SMS"),
+    "whatsapp": N_("WhatsApp"),
+    "push": N_("push notifications"),
+}
 
 # RFC 8058: the mail client posts exactly this field and value.
 ONE_CLICK_FIELD = "List-Unsubscribe"
@@ -90,22 +97,30 @@ class UnsubscribeLinks:
         consent: ConsentLedger,
         signer: LinkSigner,
         on_consent_changed: OptOutRecorded | None = None,
+        on_unsubscribed: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._consent = consent
         self._signer = signer
         # Tells the customer's running journeys at once, so they skip their marketing.
         self._on_consent_changed = on_consent_changed
+        # Credits the opt-out to the journey's message (engine.messaging.engagement);
+        # given the journey id of the link, after the opt-out was recorded.
+        self._on_unsubscribed = on_unsubscribed
 
     async def confirm_page(self, request: Request) -> Response:
         """GET: check the token and offer the button; changes nothing."""
         checked = self._verify(request)
         if isinstance(checked, Response):
             return checked
+        _ = translator(request)
         return _page(
+            request,
             200,
-            "Unsubscribe",
-            "Click the button to stop receiving marketing messages from us. "
-            "You will still get messages about your orders.",
+            _("Unsubscribe"),
+            _(
+                "Click the button to stop receiving marketing messages from us. "
+                "You will still get messages about your orders."
+            ),
             button=True,
         )
 
@@ -114,6 +129,7 @@ class UnsubscribeLinks:
         checked = self._verify(request)
         if isinstance(checked, Response):
             return checked
+        _ = translator(request)
         async with request.form() as form:
             if form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE:
                 source = SOURCE_ONE_CLICK
@@ -121,7 +137,12 @@ class UnsubscribeLinks:
                 source = SOURCE_PAGE
             else:
                 log.warning("unsubscribe post without a one-click or confirm field")
-                return _page(400, "Request not understood", "This is not an unsubscribe request.")
+                return _page(
+                    request,
+                    400,
+                    _("Request not understood"),
+                    _("This is not an unsubscribe request."),
+                )
         erased = False
         try:
             recorded = await self._consent.record_once(
@@ -142,17 +163,25 @@ class UnsubscribeLinks:
             # repeat the POST (retries, a second click). Nothing is written again,
             # so a replay cannot add audit rows or undo a later opt-in.
             log.info("unsubscribe link used again", journey_id=checked.journey_id)
-            return await self._used_before(checked.customer_id, erased=erased)
+            return await self._used_before(request, checked.customer_id, erased=erased)
         log.info("customer unsubscribed", journey_id=checked.journey_id, source=source)
+        if self._on_unsubscribed is not None:
+            try:
+                await self._on_unsubscribed(checked.journey_id)
+            except Exception:  # the opt-out stands; only the report misses it
+                log.exception("unsubscribe not credited to a message")
         await self._tell_journeys(checked.customer_id)
         return _page(
+            request,
             200,
-            "Unsubscribed",
-            "You will no longer receive marketing messages from us. "
-            "You will still get messages about your orders.",
+            _("Unsubscribed"),
+            _(
+                "You will no longer receive marketing messages from us. "
+                "You will still get messages about your orders."
+            ),
         )
 
-    async def _used_before(self, customer_id: str, *, erased: bool) -> Response:
+    async def _used_before(self, request: Request, customer_id: str, *, erased: bool) -> Response:
         """The page for a link used already: the customer's state now, which a later
         opt-in may have changed since the link was used."""
         # An erased customer has no consent left to read, and is sent nothing.
@@ -165,16 +194,24 @@ class UnsubscribeLinks:
                 if await self._consent.allows(customer_id, channel, UNSUBSCRIBE_CATEGORY)
             ]
         )
+        _ = translator(request)
         if not receiving:
             return _page(
-                200, "Already unsubscribed", "You are already unsubscribed from marketing messages."
+                request,
+                200,
+                _("Already unsubscribed"),
+                _("You are already unsubscribed from marketing messages."),
             )
         return _page(
+            request,
             200,
-            "Link already used",
-            "You already unsubscribed with this link. Since then, our marketing messages "
-            f"were allowed again by {_listed(receiving)}, so they continue. Nothing was "
-            "changed: to stop them, use the unsubscribe link in our most recent message.",
+            _("Link already used"),
+            _(
+                "You already unsubscribed with this link. Since then, our marketing messages "
+                "were allowed again by %(channels)s, so they continue. Nothing was "
+                "changed: to stop them, use the unsubscribe link in our most recent message."
+            )
+            % {"channels": _listed(receiving, _)},
         )
 
     async def _tell_journeys(self, customer_id: str) -> None:
@@ -190,45 +227,62 @@ class UnsubscribeLinks:
     def _verify(self, request: Request) -> LinkClaims | Response:
         token = request.path_params["token"]
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-            return _invalid()
+            return _invalid(request)
         try:
             return self._signer.verify(token, LinkPurpose.UNSUBSCRIBE, UNSUBSCRIBE_MAX_AGE)
         except ExpiredLink:
             log.info("expired unsubscribe link")
+            _ = translator(request)
             return _page(
+                request,
                 410,
-                "Link expired",
-                "This unsubscribe link has expired. "
-                "Please use the link in a more recent message from us.",
+                _("Link expired"),
+                _(
+                    "This unsubscribe link has expired. "
+                    "Please use the link in a more recent message from us."
+                ),
             )
         except InvalidLink:
             log.warning("invalid unsubscribe link")
-            return _invalid()
+            return _invalid(request)
 
 
-def _listed(channels: list[str]) -> str:
-    names = [CHANNEL_NAMES.get(channel, channel) for channel in channels]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+def _listed(channels: list[str], _: Translate) -> str:
+    names = [
+        _(CHANNEL_NAMES[channel]) if channel in CHANNEL_NAMES else channel for channel in channels
+    ]
+    if len(names) == 1:
+        return names[0]
+    return _("%(first)s and %(last)s") % {"first": ", ".join(names[:-1]), "last": names[-1]}
 
 
-def _invalid() -> Response:
-    return _page(400, "Invalid link", "This unsubscribe link is not valid. Nothing was changed.")
+def _invalid(request: Request) -> Response:
+    _ = translator(request)
+    return _page(
+        request,
+        400,
+        _("Invalid link"),
+        _("This unsubscribe link is not valid. Nothing was changed."),
+    )
 
 
-def _page(status: int, title: str, message: str, *, button: bool = False) -> Response:
+def _page(
+    request: Request, status: int, title: str, message: str, *, button: bool = False
+) -> Response:
     # No action attribute: the form posts back to the URL the page was served at,
     # whatever prefix a proxy in front of us adds.
+    _ = translator(request)
     form = (
         '<form method="post">'
         f'<input type="hidden" name="{CONFIRM_FIELD}" value="{CONFIRM_VALUE}">'
-        '<button type="submit">Unsubscribe</button>'
+        f'<button type="submit">{html.escape(_("Unsubscribe"))}</button>'
         "</form>"
         if button
         else ""
     )
     body = (
         "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
+        f'<html lang="{page_language(request)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="robots" content="noindex, nofollow">'
         f"<title>{html.escape(title)}</title>"

@@ -358,7 +358,8 @@ class Conversion(Base):
     customer_id: Mapped[str] = mapped_column(String(128), index=True)
     revenue_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    attributed_by: Mapped[str] = mapped_column(String(20))  # "click" or "delivery"
+    # "click", "delivery" or "holdout" (a held-out customer's row: engine.insights.attribution)
+    attributed_by: Mapped[str] = mapped_column(String(20))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
@@ -372,3 +373,95 @@ class ExperimentDecision(Base):
     winner: Mapped[str] = mapped_column(String(40))
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class PushDevice(Base):
+    """A device (app install or browser) of a customer that receives push messages
+    through Firebase Cloud Messaging. A registration token belongs to one install, so
+    registering it again for another customer moves it (the app changed hands).
+
+    ``token`` is what FCM needs to reach the device, kept as given until the customer
+    removes the device, FCM reports it unregistered, or the customer is erased;
+    ``token_hash`` (SHA-256) is how the API, logs and the per-device record name it.
+    """
+
+    __tablename__ = "push_devices"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    token: Mapped[str] = mapped_column(Text)
+    platform: Mapped[str] = mapped_column(String(10))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PushDelivery(Base):
+    """One push message (a ledger row's key) handed to FCM for one device: a retry of
+    the send skips the devices already reached, so no device gets it twice."""
+
+    __tablename__ = "push_deliveries"
+
+    ledger_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # FCM's name for the message ("projects/<project>/messages/<id>").
+    fcm_name: Mapped[str] = mapped_column(String(300))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WhatsAppWindow(Base):
+    """When a number last wrote to us on WhatsApp: WhatsApp accepts free-form text to
+    it for 24 hours after that (the customer-service window), templates otherwise.
+    The number is kept only as the phone index's keyed hash."""
+
+    __tablename__ = "whatsapp_windows"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_inbound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ShopifyWebhookDelivery(Base):
+    """A Shopify webhook delivery acted on (``X-Shopify-Webhook-Id``): a retry of it
+    is answered at once and changes nothing."""
+
+    __tablename__ = "shopify_webhook_deliveries"
+
+    webhook_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class JourneyEventRecord(Base):
+    """A journey event for the outbound subscribers, written in the transaction of
+    the fact it reports (engine/messaging/journey_events.py). ``id`` is the global
+    order every subscriber is served in; ``event_id`` is derived from the fact, so
+    recording it twice keeps one row. ``data`` holds no personal data; ``personal``
+    (JSON, or None) is sent only to subscriptions that ask for it."""
+
+    __tablename__ = "journey_event_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(300), unique=True)
+    journey_id: Mapped[str] = mapped_column(String(200), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[str] = mapped_column(Text)
+    personal: Mapped[str | None] = mapped_column(Text)
+    # When the row was written (the writer's clock): a gap in ``id`` before a row
+    # recorded long enough ago is a rolled-back insert, not one still committing.
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventSubscription(Base):
+    """A subscriber's endpoint for journey events, signed with ``secret`` (Standard
+    Webhooks, ``whsec_`` + base64). ``event_types`` is a comma list or ``*``."""
+
+    __tablename__ = "event_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    event_types: Mapped[str] = mapped_column(String(1000))
+    include_personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlencode
 
 
@@ -30,3 +31,18 @@ def _link(base_url: str, prefix: str, token: str) -> str:
     # itsdangerous' URL-safe tokens need no quoting; quote anyway so a stray
     # character can never change the path.
     return f"{base_url.rstrip('/')}/{prefix}/{quote(token, safe='')}"
+
+
+# The query parameter that tells a customer page which language the message that
+# linked to it was written for (engine.customers.pages speak it).
+LANGUAGE_PARAM = "lang"
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
+
+
+def with_language(url: str, tag: str | None) -> str:
+    """``url`` with ``?lang=<tag>`` (``&`` when it has a query) for a plausible
+    language tag; unchanged for none or anything else (tags come from shop data)."""
+    if not tag or not _LANGUAGE_TAG.fullmatch(tag.strip()):
+        return url
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}{urlencode({LANGUAGE_PARAM: tag.strip()})}"

@@ -10,6 +10,7 @@ import pytest
 
 from activities.email.rendering import EmailRenderer
 from activities.rendering.context import MessageContext
+from activities.rendering.formatting import SUPPORTED_LOCALES
 from engine.platform.brand import default_brand
 from tests.activities.email.samples import make_order
 
@@ -30,7 +31,7 @@ def hrefs(html: str) -> list[str]:
     return [href.replace("&amp;", "&") for href in re.findall(r'href="([^"]+)"', html)]
 
 
-@pytest.mark.parametrize("locale", ["en", "de"])
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 @pytest.mark.parametrize("template", ["feedback_request", "feedback_reminder"])
 def test_feedback_emails_offer_every_score_as_a_link(
     renderer: EmailRenderer, template: str, locale: str
@@ -51,7 +52,7 @@ def test_a_feedback_link_that_has_a_query_gets_the_score_appended() -> None:
     assert "https://shop.test/rate?order=A-1&score=10" in hrefs(email.html)
 
 
-@pytest.mark.parametrize("locale", ["en", "de"])
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 @pytest.mark.parametrize("template", ["order_confirmation", "cross_sell", "thank_you"])
 def test_the_footer_links_the_preference_centre_and_unsubscribe(
     renderer: EmailRenderer, template: str, locale: str

@@ -64,6 +64,8 @@ def test_journey_messages_are_brief(renderer: EmailRenderer, template: str, loca
         ("en", "Running low on Espresso beans?", "April 15, 2025"),
         ("de", "Wird „Espresso beans“ bald knapp?", "15. April 2025"),
         ("de-AT", "Wird „Espresso beans“ bald knapp?", "15. April 2025"),
+        ("fr", "Espresso beans\xa0: bientôt à court\xa0?", "15 avril 2025"),
+        ("es", "¿Toca reponer Espresso beans?", "15 de abril de 2025"),
     ],
 )
 def test_replenishment_names_the_focus_item_and_a_local_run_out_date(
@@ -80,6 +82,8 @@ def test_replenishment_names_the_focus_item_and_a_local_run_out_date(
         # Not the UTC calendar date.
         assert "April 14" not in body
         assert "14. April" not in body
+        assert "14 avril" not in body
+        assert "14 de abril" not in body
     cta_tag(email.html, f"{SHOP}/reorder/ES-1")
 
 
@@ -150,7 +154,7 @@ def test_cross_sell_shows_up_to_three_recommendations_as_cards(
         f"{SHOP}/products/FR-1",
         "https://shop.test/p/travel-cup",
     ]
-    label = "View" if locale == "en" else "Ansehen"
+    label = {"en": "View", "de": "Ansehen", "fr": "Voir", "es": "Ver"}[locale]
     assert email.html.count(f">{label}</a>") == 3
 
 
@@ -248,7 +252,7 @@ def test_address_changed_confirms_the_new_address(renderer: EmailRenderer, local
         assert NEW_ADDRESS.line1 in body
         assert "10439 Berlin" in body
         assert "Kastanienallee" not in body
-    country = "Germany" if locale == "en" else "Deutschland"
+    country = {"en": "Germany", "de": "Deutschland", "fr": "Allemagne", "es": "Alemania"}[locale]
     assert country in email.text
     cta_tag(email.html, f"{SHOP}/help")
 
@@ -283,9 +287,12 @@ def test_detractor_follow_up_is_service_only(renderer: EmailRenderer, locale: st
         # The comment is acknowledged, never quoted back.
         assert "crushed" not in body
     assert buttons(email.html) == [cta_tag(email.html, f"{SHOP}/help")]
-    acknowledgement = (
-        "tell us what went wrong" if locale == "en" else "uns zu schildern, was schiefgelaufen ist"
-    )
+    acknowledgement = {
+        "en": "tell us what went wrong",
+        "de": "uns zu schildern, was schiefgelaufen ist",
+        "fr": "nous expliquer ce qui n\u2019a pas fonctionné",
+        "es": "contarnos qué salió mal",
+    }[locale]
     assert acknowledgement in email.text
 
 
@@ -300,7 +307,12 @@ def test_detractor_follow_up_without_a_comment_does_not_mention_one(
 
 @pytest.mark.parametrize(
     ("locale", "score_text"),
-    [("en", "with a 8 out of 10"), ("de", "mit 8 von 10 Punkten")],
+    [
+        ("en", "with a 8 out of 10"),
+        ("de", "mit 8 von 10 Punkten"),
+        ("fr", "avec une note de 8 sur 10"),
+        ("es", "con un 8 sobre 10"),
+    ],
 )
 def test_passive_thanks_asks_what_would_make_it_a_ten(
     renderer: EmailRenderer, locale: str, score_text: str
@@ -357,6 +369,8 @@ def test_review_request_without_a_code_has_no_referral_section(
     [
         ("en", "We're sorry", "There's nothing you need to do."),
         ("de", "es tut uns leid", "Sie müssen nichts weiter tun."),
+        ("fr", "Nous sommes désolés", "Vous n\u2019avez rien à faire."),
+        ("es", "Lo sentimos", "No tienes que hacer nada."),
     ],
 )
 def test_shipping_delay_apologises_and_needs_no_action(
@@ -367,3 +381,13 @@ def test_shipping_delay_apologises_and_needs_no_action(
         assert apology in body
         assert no_action in body
     cta_tag(email.html, f"{SHOP}/help")
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("template", ["return_confirmation", "refund_confirmation"])
+def test_the_items_of_a_return_or_refund_start_on_a_line_of_their_own(
+    renderer: EmailRenderer, template: str, locale: str
+) -> None:
+    email = render_full(renderer, template, make_order(locale=locale), skus=("ES-1",))
+    assert "\n- 1 x Espresso beans\n" in email.text
+    assert ":- " not in email.text

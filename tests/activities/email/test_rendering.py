@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 
@@ -84,7 +85,8 @@ def test_every_template_renders_in_every_locale(
     assert "\n" not in email.subject
     assert "\r" not in email.subject
     assert email.preheader
-    assert email.preheader in email.html
+    # Unescaped: the HTML serialiser writes a French no-break space as &nbsp;.
+    assert email.preheader in html.unescape(email.html)
     for body in (email.text, email.html):
         assert "A-10023" in body
         for index in ITEMS_SHOWN[template]:
@@ -364,7 +366,11 @@ def test_thank_you_is_short_and_personal(renderer: EmailRenderer, locale: str) -
     [
         ("de-AT", "Ihre Bestellung A-10023 ist bestätigt", "de"),
         ("de_DE", "Ihre Bestellung A-10023 ist bestätigt", "de"),
-        ("fr", "Your order A-10023 is confirmed", "en"),
+        ("fr", "Votre commande A-10023 est confirmée", "fr"),
+        ("fr-CA", "Votre commande A-10023 est confirmée", "fr"),
+        ("es", "Tu pedido A-10023 está confirmado", "es"),
+        ("es_MX", "Tu pedido A-10023 está confirmado", "es"),
+        ("it", "Your order A-10023 is confirmed", "en"),
         ("en-GB", "Your order A-10023 is confirmed", "en"),
         ("", "Your order A-10023 is confirmed", "en"),
     ],
@@ -380,8 +386,49 @@ def test_locale_falls_back_to_a_supported_one(
 def test_regional_formats_follow_the_customer_locale(renderer: EmailRenderer) -> None:
     email = render(renderer, "order_confirmation", make_order(locale="de-AT"))
     assert "€\xa078,00" in email.text  # Austrian currency placement
-    fr_email = render(renderer, "order_confirmation", make_order(locale="fr"))
-    assert "€78.00" in fr_email.text  # English copy keeps English formats
+    it_email = render(renderer, "order_confirmation", make_order(locale="it"))
+    assert "€78.00" in it_email.text  # English copy keeps English formats
+    swiss = render(renderer, "order_confirmation", make_order(locale="fr-CH"))
+    assert "Total: 90,20\xa0€" in swiss.text  # the summary's colon is the shared macro's
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "amounts", "placed", "country", "button"),
+    [
+        (
+            "fr",
+            "Votre commande A-10023 est confirmée",
+            ("2 x 39,00\xa0€ = 78,00\xa0€", "Remise: -5,25\xa0€", "Total: 90,20\xa0€"),
+            "2 mars 2025",
+            "Allemagne",
+            "Suivre votre commande</a>",
+        ),
+        (
+            "es",
+            "Tu pedido A-10023 está confirmado",
+            ("2 x 39,00\xa0€ = 78,00\xa0€", "Descuento: -5,25\xa0€", "Total: 90,20\xa0€"),
+            "2 de marzo de 2025",
+            "Alemania",
+            "Seguir tu pedido</a>",
+        ),
+    ],
+)
+def test_french_and_spanish_order_confirmations_use_their_formats(
+    renderer: EmailRenderer,
+    locale: str,
+    subject: str,
+    amounts: tuple[str, ...],
+    placed: str,
+    country: str,
+    button: str,
+) -> None:
+    email = render(renderer, "order_confirmation", make_order(locale=locale))
+    assert email.subject == subject
+    for amount in amounts:
+        assert amount in email.text
+    assert placed in email.text
+    assert country in email.text
+    assert button in email.html
 
 
 def _renderer_with(templates: dict[str, str]) -> EmailRenderer:

@@ -28,6 +28,10 @@ LATE_EVENING_UTC = datetime(2025, 3, 2, 23, 30, tzinfo=UTC)
         (123450, "EUR", "en", "€1,234.50"),
         (123450, "EUR", "de", "1.234,50\xa0€"),
         (123450, "EUR", "de_AT", "€\xa01.234,50"),
+        # French groups thousands with a narrow no-break space, Spanish with a dot.
+        (123450, "EUR", "fr", "1\u202f234,50\xa0€"),
+        (123450, "EUR", "es", "1.234,50\xa0€"),
+        (-525, "EUR", "fr", "-5,25\xa0€"),
         (5, "EUR", "en", "€0.05"),
         (-525, "EUR", "en", "-€5.25"),
         (1500, "JPY", "en", "¥1,500"),
@@ -56,8 +60,12 @@ def test_jpy_has_no_decimals() -> None:
         ("DE-at", "de"),
         ("en", "en"),
         ("en-GB", "en"),
-        ("fr", "en"),
-        ("fr-CA", "en"),
+        ("fr", "fr"),
+        ("fr-CA", "fr"),
+        ("es", "es"),
+        ("es_MX", "es"),
+        ("it", "en"),
+        ("pt-BR", "en"),
         ("", "en"),
         (None, "en"),
         ("not a locale!", "en"),
@@ -73,6 +81,9 @@ def test_resolve_locale(tag: str | None, expected: str) -> None:
         ("de-AT", "de", "de_AT"),
         ("en-GB", "en", "en_GB"),
         ("fr", "en", "en"),
+        ("fr-CA", "fr", "fr_CA"),
+        ("es-MX", "es", "es_MX"),
+        ("es-MX", "fr", "fr"),
         ("xx-YY", "en", "en"),
     ],
 )
@@ -95,6 +106,8 @@ def test_babel_locale_falls_back_to_english() -> None:
         ("de", "Europe/Berlin", "3. März 2025"),
         ("de_AT", "Europe/Vienna", "3. März 2025"),
         ("en_GB", "Asia/Tokyo", "3 March 2025"),
+        ("fr", "Europe/Paris", "3 mars 2025"),
+        ("es", "Europe/Madrid", "3 de marzo de 2025"),
         ("en", "Not/AZone", "March 2, 2025"),
     ],
 )
@@ -104,6 +117,12 @@ def test_format_date_uses_the_customer_timezone(locale: str, tz: str, expected: 
 
 def test_format_date_full_names_the_weekday() -> None:
     assert format_date(LATE_EVENING_UTC, "de", "Europe/Berlin", "full") == "Montag, 3. März 2025"
+
+
+def test_format_date_full_in_french_and_spanish() -> None:
+    assert format_date(LATE_EVENING_UTC, "fr", "Europe/Paris", "full") == "lundi 3 mars 2025"
+    spanish = format_date(LATE_EVENING_UTC, "es", "Europe/Madrid", "full")
+    assert spanish == "lunes, 3 de marzo de 2025"
 
 
 def test_format_datetime_in_customer_timezone_without_seconds() -> None:

@@ -38,7 +38,12 @@ EXPECTED_LINK: dict[str, str] = {
 }
 # Texts that must offer an opt-out, and how each locale words it.
 MARKETING = frozenset({"replenishment_reminder"})
-OPT_OUT = {"en": "Reply STOP to opt out", "de": "Antwort STOP zum Abbestellen"}
+OPT_OUT = {
+    "en": "Reply STOP to opt out",
+    "de": "Antwort STOP zum Abbestellen",
+    "fr": "Répondez STOP pour vous désabonner",
+    "es": "Responde STOP para darte de baja",
+}
 SMS_CHANNELS = {Channel.SMS, Channel.WHATSAPP}
 
 ALL_TEXTS = [(name, locale) for name in SMS_TEMPLATE_NAMES for locale in SUPPORTED_LOCALES]
@@ -193,6 +198,16 @@ def test_shipping_notice_names_carrier_and_delivery_date(renderer: SmsRenderer) 
     de = render(renderer, "shipping_notice", make_order(locale="de")).body
     assert "mit DHL, voraussichtlich am 05.03.2025." in de
     assert de.endswith(f"Sendung verfolgen: {SHIPMENT.tracking_url}")
+    fr = render(renderer, "shipping_notice", make_order(locale="fr")).body
+    assert fr == (
+        "Aftercare Shop: Bonjour Jane, votre commande A-10023 est en route avec DHL, livraison"
+        f" prévue le 5 mars 2025. Suivre le colis : {SHIPMENT.tracking_url}"
+    )
+    es = render(renderer, "shipping_notice", make_order(locale="es")).body
+    assert es == (
+        "Aftercare Shop: ¡Hola, Jane! Tu pedido A-10023 ya va de camino con DHL, llegada"
+        f" prevista el 5 mar 2025. Seguimiento: {SHIPMENT.tracking_url}"
+    )
 
 
 def test_replenishment_reminder_reads_as_written(renderer: SmsRenderer) -> None:
@@ -207,11 +222,30 @@ def test_replenishment_reminder_reads_as_written(renderer: SmsRenderer) -> None:
         "Aftercare Shop: Hallo Jane, Ihr Vorrat an Espresso beans reicht voraussichtlich"
         f" bis zum 15.04.2025. Jetzt nachbestellen: {REORDER_URL}\nAntwort STOP zum Abbestellen"
     )
+    fr = render(renderer, "replenishment_reminder", make_order(locale="fr")).body
+    assert fr == (
+        "Aftercare Shop: Bonjour Jane, pensez à racheter Espresso beans : vos réserves seront"
+        f" sans doute épuisées vers le 15 avr. 2025. Commander : {REORDER_URL}"
+        "\nRépondez STOP pour vous désabonner"
+    )
+    es = render(renderer, "replenishment_reminder", make_order(locale="es")).body
+    assert es == (
+        "Aftercare Shop: ¡Hola, Jane! Es posible que tus existencias de Espresso beans se acaben"
+        f" hacia el 15 abr 2025. Volver a pedir: {REORDER_URL}\nResponde STOP para darte de baja"
+    )
 
 
 @pytest.mark.parametrize(
     ("customer_locale", "expected"),
-    [("de-AT", "Bestellung"), ("de_CH", "Bestellung"), ("fr-FR", "your order"), ("", "your order")],
+    [
+        ("de-AT", "Bestellung"),
+        ("de_CH", "Bestellung"),
+        ("fr-FR", "votre commande"),
+        ("fr_CA", "votre commande"),
+        ("es-MX", "Tu pedido"),
+        ("it-IT", "your order"),
+        ("", "your order"),
+    ],
 )
 def test_locale_falls_back_to_a_supported_one(
     renderer: SmsRenderer, customer_locale: str, expected: str
@@ -287,7 +321,12 @@ def test_a_very_long_item_name_is_trimmed_and_the_reorder_link_survives(
     assert sms.info.segments == 2
     assert sms.info.encoding == "GSM-7"
     assert sms.body.startswith(f"{brand.name}: ")
-    label = {"en": "Reorder now:", "de": "Jetzt nachbestellen:"}[locale]
+    label = {
+        "en": "Reorder now:",
+        "de": "Jetzt nachbestellen:",
+        "fr": "Commander :",
+        "es": "Volver a pedir:",
+    }[locale]
     kept, ellipsis, rest = sms.body.partition("...")
     assert ellipsis
     # Link, label and opt-out are whole; only the item name was shortened.

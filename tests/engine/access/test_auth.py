@@ -15,9 +15,12 @@ from typing import Any
 
 import grpc
 import pytest
+from aftercare.v1 import devices_pb2 as dpb
 from aftercare.v1 import journey_pb2 as pb
 from aftercare.v1 import operations_pb2 as opb
 from aftercare.v1 import preferences_pb2 as ppb
+from aftercare.v1 import reports_pb2 as rpb
+from aftercare.v1 import subscriptions_pb2 as spb
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -50,7 +53,9 @@ SERVER_BOUND_SECONDS = 5.0
 # ends those calls. (Erasure terminates journeys, which needs no worker: it answers.)
 ANSWERED_BY_A_WORKER = frozenset({"GetJourney"})
 # Calls naming something that does not exist here: NOT_FOUND shows the call got through.
-ANSWERED_NOT_FOUND = frozenset({"ResumeSending", "GetBulkOperation"})
+ANSWERED_NOT_FOUND = frozenset(
+    {"ResumeSending", "GetBulkOperation", "StopExperiment", "RemoveDevice", "RemoveSubscription"}
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,26 @@ REQUESTS: dict[str, Callable[[Ids], Message]] = {
     ),
     "GetBulkOperation": lambda ids: opb.GetBulkOperationRequest(
         job_id="aftercare-cancel-0123456789abcdef"
+    ),
+    "GetPlanReport": lambda ids: rpb.GetPlanReportRequest(plan="default"),
+    "StopExperiment": lambda ids: rpb.StopExperimentRequest(
+        experiment="no-such-experiment", winner="b"
+    ),
+    "RegisterDevice": lambda ids: dpb.RegisterDeviceRequest(
+        customer_id=ids.customer,
+        token="eAuthTestToken:APA91bH_auth_test",
+        platform=dpb.DEVICE_PLATFORM_ANDROID,
+    ),
+    "RemoveDevice": lambda ids: dpb.RemoveDeviceRequest(
+        customer_id=ids.customer, token="eAuthTestToken:APA91bH_auth_test"
+    ),
+    "ListDevices": lambda ids: dpb.ListDevicesRequest(customer_id=ids.customer),
+    "CreateSubscription": lambda ids: spb.CreateSubscriptionRequest(
+        url="https://crm.example.test/aftercare", event_types=["message.sent"]
+    ),
+    "ListSubscriptions": lambda ids: spb.ListSubscriptionsRequest(),
+    "RemoveSubscription": lambda ids: spb.RemoveSubscriptionRequest(
+        subscription_id="sub_000000000000000000000000"
     ),
 }
 

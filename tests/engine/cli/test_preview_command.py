@@ -19,7 +19,7 @@ from engine.cli.preview import SAMPLE_ORDER_ID, SMS_MAX_SEGMENTS
 from engine.cli.samples import sample_order
 
 AFTERCARE = Path(sys.executable).parent / "aftercare"
-LOCALES = ("en", "de")
+LOCALES = ("en", "de", "fr", "es")
 
 runner = CliRunner()
 
@@ -107,7 +107,7 @@ def test_an_order_given_as_json_is_the_one_previewed(tmp_path: Path) -> None:
     ("args", "listed"),
     [
         (["no_such_message"], ["order_confirmation", "refund_confirmation"]),
-        (["delivered", "--locale", "fr"], ["en, de"]),
+        (["delivered", "--locale", "it"], ["en, de, fr, es"]),
         (["delivered", "--channel", "pigeon"], ["email, sms"]),
         (["thank_you", "--channel", "sms"], ["order_confirmation", "replenishment_reminder"]),
     ],

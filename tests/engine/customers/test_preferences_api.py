@@ -18,7 +18,7 @@ from temporalio.client import Client
 from clients import AftercareClient, InvalidRequestError
 from engine.access.api_keys import ApiKeyStore
 from engine.access.scopes import ALL_SCOPES
-from engine.customers.consent import ConsentLedger
+from engine.customers.consent import SOURCE_COMPLAINT, ConsentLedger
 from engine.customers.inbound_sms import SOURCE_START, SOURCE_STOP
 from engine.customers.pages.preference_centre import SOURCE as PREFERENCE_CENTRE_SOURCE
 from engine.customers.pages.unsubscribe import SOURCE_ONE_CLICK, SOURCE_PAGE
@@ -29,8 +29,15 @@ from tests.support.marks import TEST_MARKS
 from tests.support.preferences import PreferencesStack, preferences_stack
 
 # The sources the service itself writes (the link pages and inbound texts).
-SYSTEM_SOURCES = ("one_click", "unsubscribe_page", "sms_stop", "sms_start", "preference_centre")
-CHANNELS = (jpb.CHANNEL_EMAIL, jpb.CHANNEL_SMS, jpb.CHANNEL_WHATSAPP)
+SYSTEM_SOURCES = (
+    "one_click",
+    "unsubscribe_page",
+    "sms_stop",
+    "sms_start",
+    "preference_centre",
+    "complaint",
+)
+CHANNELS = (jpb.CHANNEL_EMAIL, jpb.CHANNEL_SMS, jpb.CHANNEL_WHATSAPP, jpb.CHANNEL_PUSH)
 NEEDING_CONSENT = (
     pb.MESSAGE_CATEGORY_RELATIONSHIP,
     pb.MESSAGE_CATEGORY_FEEDBACK,
@@ -71,7 +78,7 @@ async def test_a_customer_nobody_recorded_anything_for_gets_the_defaults(
 ) -> None:
     answer = await stack.client.get_preferences(customer(), include_history=True)
     preferences = answer.preferences
-    assert len(preferences.consents) == 12  # 3 channels x 4 categories
+    assert len(preferences.consents) == 16  # 4 channels x 4 categories
     assert all(consent.granted for consent in preferences.consents)
     for channel in CHANNELS:
         transactional = consent_of(preferences, channel, pb.MESSAGE_CATEGORY_TRANSACTIONAL)
@@ -121,6 +128,7 @@ async def test_update_everything_then_read_it_back(stack: PreferencesStack) -> N
         (jpb.CHANNEL_EMAIL, pb.MESSAGE_CATEGORY_FEEDBACK),
         (jpb.CHANNEL_SMS, pb.MESSAGE_CATEGORY_FEEDBACK),
         (jpb.CHANNEL_WHATSAPP, pb.MESSAGE_CATEGORY_FEEDBACK),
+        (jpb.CHANNEL_PUSH, pb.MESSAGE_CATEGORY_FEEDBACK),
     }
     marketing_email = consent_of(stored, jpb.CHANNEL_EMAIL, pb.MESSAGE_CATEGORY_MARKETING)
     assert marketing_email.source == "shop_account_page"
@@ -205,6 +213,7 @@ async def test_consent_history_is_the_audit_trail_oldest_first(stack: Preference
     assert refused(answer.preferences) == {
         (jpb.CHANNEL_EMAIL, pb.MESSAGE_CATEGORY_MARKETING),
         (jpb.CHANNEL_WHATSAPP, pb.MESSAGE_CATEGORY_MARKETING),
+        (jpb.CHANNEL_PUSH, pb.MESSAGE_CATEGORY_MARKETING),
     }
     without = await stack.client.get_preferences(who)
     assert list(without.history) == []
@@ -418,6 +427,7 @@ async def test_the_system_sources_are_the_ones_its_pages_and_texts_write() -> No
         SOURCE_STOP,
         SOURCE_START,
         PREFERENCE_CENTRE_SOURCE,
+        SOURCE_COMPLAINT,
     } == set(SYSTEM_SOURCES)
 
 

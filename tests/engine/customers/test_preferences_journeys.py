@@ -128,7 +128,8 @@ async def test_an_opt_out_reaches_a_sleeping_journey_which_skips_its_marketing(
     assert "thank_you" in scheduled  # relationship messages were not refused
     assert state.overrides is not None
     assert state.overrides.refused == {
-        channel: [Category.MARKETING] for channel in (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP)
+        channel: [Category.MARKETING]
+        for channel in (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH)
     }
 
     # A promoter's score makes the review request (marketing) due at once: the

@@ -64,3 +64,33 @@ async def test_the_dev_key_is_made_once_private_and_replaced_when_it_stops_worki
     assert third is not None
     assert third != second
     assert await verify(fresh, third) == ALL_SCOPES
+
+
+async def test_a_dev_key_lacking_a_newer_scope_is_replaced(tmp_path: Path) -> None:
+    """A dev stack made before a scope existed (reports:read, say) gets a key with it."""
+    settings = Settings(_env_file=None, state_dir=tmp_path, database_url=sqlite_url(tmp_path))
+    upgrade_database(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        store = ApiKeyStore(create_session_factory(engine))
+        older = await store.create("aftercare-run", ["events:write", "journeys:read"])
+    finally:
+        await engine.dispose()
+    (tmp_path / "api-key").write_text(older.token)
+
+    await ensure_dev_key(settings)
+
+    replacement = read_dev_key(settings)
+    assert replacement is not None
+    assert replacement != older.token
+    assert await verify(settings, replacement) == ALL_SCOPES
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        (listed,) = [
+            key
+            for key in await ApiKeyStore(create_session_factory(engine)).list_keys()
+            if key.id == older.info.id
+        ]
+    finally:
+        await engine.dispose()
+    assert listed.revoked

@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
@@ -21,7 +22,7 @@ from engine.customers.consent import ConsentLedger
 from engine.messaging.ledger import Claim, LedgerEntry, MessageLedger
 from engine.messaging.suppressions import SuppressionList
 from engine.platform.database.connection import create_session_factory
-from engine.platform.database.tables import MessageStatus
+from engine.platform.database.tables import EngagementEvent, MessageStatus
 from engine.platform.http_server import HttpServerError, serve_http
 from engine.platform.links.tokens import LinkSigner
 from engine.platform.twilio_signature import MAX_BODY_BYTES as MAX_TWILIO_BODY_BYTES
@@ -488,3 +489,34 @@ async def test_an_oversized_callback_is_refused_without_being_parsed(harness: Ha
     del params["Padding"]
     assert (await harness.post_status(params)).status_code == 204
     assert await harness.suppressions.is_suppressed("sms", CUSTOMER_NUMBER)
+
+
+async def test_final_reports_are_the_messages_engagement_once(harness: Harness) -> None:
+    delivered, delivered_sid = await harness.sent_sms()
+    failed, failed_sid = await harness.sent_sms()
+
+    for status in ("sent", "delivered", "delivered", "sent"):
+        assert (await harness.post_status(status_params(delivered_sid, status))).status_code == 204
+    report = status_params(failed_sid, "undelivered", ErrorCode="30003")
+    assert (await harness.post_status(report)).status_code == 204
+
+    sessions = harness.ledger.sessions
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(EngagementEvent.message_id, EngagementEvent.kind, EngagementEvent.detail)
+                .where(
+                    EngagementEvent.message_id.in_(
+                        [
+                            (await harness.entry(delivered)).message_id,
+                            (await harness.entry(failed)).message_id,
+                        ]
+                    )
+                )
+                .order_by(EngagementEvent.id)
+            )
+        ).all()
+    assert [(kind, detail) for _, kind, detail in rows] == [
+        ("delivered", None),
+        ("undelivered", "twilio 30003"),
+    ]

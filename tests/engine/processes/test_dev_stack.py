@@ -54,6 +54,7 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         AFTERCARE_TEMPORAL_UI_PORT=str(free_port()),
         AFTERCARE_SMTP_PORT=str(free_port()),
         AFTERCARE_HTTP_PORT=str(free_port()),
+        AFTERCARE_BOUNCE_SMTP_PORT=str(free_port()),
         AFTERCARE_API_METRICS_PORT=str(free_port()),
         AFTERCARE_WORKER_METRICS_PORT=str(free_port()),
         AFTERCARE_HTTP_METRICS_PORT=str(free_port()),
@@ -122,6 +123,7 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         banner = "".join(stack.output)
         for shown in (stack.grpc_target, env["AFTERCARE_TEMPORAL_UI_PORT"], "mail"):
             assert shown in banner
+        assert f"smtp://127.0.0.1:{env['AFTERCARE_BOUNCE_SMTP_PORT']}" in banner
         # Where each part serves its metrics, and they are served.
         worker_metrics = f"http://127.0.0.1:{env['AFTERCARE_WORKER_METRICS_PORT']}/metrics"
         for part in ("API", "WORKER", "HTTP", "CODEC"):

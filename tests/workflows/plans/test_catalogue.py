@@ -111,7 +111,7 @@ def test_catalogue_has_the_default_and_consumables_plans(
     repo = Path(__file__).resolve().parents[3]
     assert repo / "workflows" / "plans" == DEFAULT_PLAN_FOLDER
     for plan_id, pinned in catalogue.items():
-        assert pinned.label == f"{plan_id}@v1"
+        assert pinned.label == f"{plan_id}@v2"
         assert len(pinned.content_hash) == 64
         assert pinned.content_hash == content_hash(pinned.plan)
     assert catalogue["default"].content_hash != catalogue["consumables"].content_hash
@@ -171,7 +171,8 @@ def test_shipped_plan_step_details(catalogue: dict[str, PinnedPlan], plan_id: st
         assert cross_sell.at == "11:00"
         assert cross_sell.stale_after == timedelta(days=2)
 
-    assert plan.version == 1
+    # v2: the review request's subject line test.
+    assert plan.version == 2
     assert plan.description
     assert plan.quiet_hours == TimeWindow(start="21:00", end="08:00")
     assert plan.linger == timedelta(days=14)

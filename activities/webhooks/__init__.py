@@ -1,0 +1,1 @@
+"""Outbound journey events as signed webhooks (Standard Webhooks)."""

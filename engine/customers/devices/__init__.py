@@ -1,0 +1,1 @@
+"""DevicesService: the devices customers receive push notifications on."""

@@ -1,0 +1,1 @@
+"""The event bus: order events in from RabbitMQ (`aftercare consume`)."""

@@ -1,0 +1,1 @@
+"""Shopify webhooks: orders, cancellations, fulfillments and refunds in."""

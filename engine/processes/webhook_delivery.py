@@ -1,0 +1,22 @@
+"""The webhook delivery activity with the database engine it reads, for the worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from activities.webhooks.deliver import WebhookDeliveryActivities
+from engine.messaging.event_subscriptions import EventSubscriptions
+from engine.platform.database.connection import create_engine, create_session_factory
+from engine.platform.settings import Settings
+
+
+@asynccontextmanager
+async def webhook_delivery_activities(
+    settings: Settings,
+) -> AsyncIterator[WebhookDeliveryActivities]:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        yield WebhookDeliveryActivities(EventSubscriptions(create_session_factory(engine)))
+    finally:
+        await engine.dispose()
