@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.platform.database.tables import EventSubscription, JourneyEventRecord
+from engine.platform.database.timestamps import as_utc
 
 ALL_EVENTS = "*"
 # A gap in outbox ids is an insert not yet committed, or one rolled back; once the
@@ -44,8 +45,8 @@ class Subscription:
             secret=row.secret,
             event_types=frozenset() if types == ALL_EVENTS else frozenset(types.split(",")),
             include_personal_data=row.include_personal_data,
-            created_at=_aware(row.created_at),
-            removed_at=_aware(row.removed_at) if row.removed_at else None,
+            created_at=as_utc(row.created_at),
+            removed_at=as_utc(row.removed_at) if row.removed_at else None,
         )
 
 
@@ -151,7 +152,7 @@ class EventSubscriptions:
         ready: list[OutboxEvent] = []
         expected = after + 1
         for row in rows:
-            if row.id != expected and _aware(row.recorded_at) > settled_before:
+            if row.id != expected and as_utc(row.recorded_at) > settled_before:
                 break
             ready.append(
                 OutboxEvent(
@@ -159,15 +160,10 @@ class EventSubscriptions:
                     event_id=row.event_id,
                     journey_id=row.journey_id,
                     type=row.type,
-                    occurred_at=_aware(row.occurred_at),
+                    occurred_at=as_utc(row.occurred_at),
                     data=json.loads(row.data),
                     personal=json.loads(row.personal) if row.personal else None,
                 )
             )
             expected = row.id + 1
         return ready
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite keeps no offset: its values were written in UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

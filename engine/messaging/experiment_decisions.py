@@ -12,7 +12,6 @@ every send within that long. A decision is final (stopping twice is refused).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.messaging.timed_copy import TimedCopy
 from engine.platform.database.tables import ExperimentDecision
+from engine.platform.database.timestamps import as_utc
 
 DEFAULT_CACHE_TTL = timedelta(seconds=2)
 
@@ -53,10 +54,7 @@ class ExperimentDecisions:
         cache_ttl: timedelta = DEFAULT_CACHE_TTL,
     ) -> None:
         self._sessions = sessions
-        self._ttl = cache_ttl.total_seconds()
-        self._cached: dict[str, Decision] = {}
-        self._read_at: float | None = None
-        self._reading: asyncio.Lock | None = None
+        self._copy = TimedCopy(self._read_winners, cache_ttl)
 
     async def decide(
         self,
@@ -82,7 +80,7 @@ class ExperimentDecisions:
             if existing is None:
                 raise
             raise AlreadyDecided(existing) from None
-        self._read_at = None
+        self._copy.forget()
         return decision
 
     async def get(self, experiment: str) -> Decision | None:
@@ -102,26 +100,16 @@ class ExperimentDecisions:
 
     async def winner(self, experiment: str) -> str | None:
         """The winner of ``experiment`` if it was stopped (from the cached copy)."""
-        if self._reading is None:
-            self._reading = asyncio.Lock()
-        async with self._reading:
-            now = asyncio.get_running_loop().time()
-            if self._read_at is None or now - self._read_at >= self._ttl:
-                self._cached = {decision.experiment: decision for decision in await self.all()}
-                self._read_at = asyncio.get_running_loop().time()
-            decision = self._cached.get(experiment)
-        return decision.winner if decision is not None else None
+        return (await self._copy.get()).get(experiment)
+
+    async def _read_winners(self) -> dict[str, str]:
+        return {decision.experiment: decision.winner for decision in await self.all()}
 
 
 def _decision_of(row: ExperimentDecision) -> Decision:
-    decided_at = row.decided_at
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
-    decided_at = (
-        decided_at.replace(tzinfo=UTC) if decided_at.tzinfo is None else decided_at.astimezone(UTC)
-    )
     return Decision(
         experiment=row.experiment,
         winner=row.winner,
-        decided_at=decided_at,
+        decided_at=as_utc(row.decided_at),
         decided_by=row.decided_by,
     )

@@ -31,7 +31,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.messaging.timed_copy import TimedCopy
 from engine.platform.database.tables import SendPause
+from engine.platform.database.timestamps import as_utc
 from workflows.plans.model import Category
 
 DEFAULT_CACHE_TTL = timedelta(seconds=2)
@@ -143,10 +145,7 @@ class PauseRegistry:
         cache_ttl: timedelta = DEFAULT_CACHE_TTL,
     ) -> None:
         self._sessions = sessions
-        self._ttl = cache_ttl.total_seconds()
-        self._cached: tuple[Pause, ...] = ()
-        self._read_at: float | None = None  # event-loop time of the copy's read
-        self._reading: asyncio.Lock | None = None
+        self._copy = TimedCopy(self._read_active, cache_ttl)
 
     async def pause(
         self,
@@ -231,25 +230,15 @@ class PauseRegistry:
         return None
 
     async def _pauses(self, *, fresh_since: float | None) -> tuple[Pause, ...]:
-        """The cached active pauses, read again when older than the TTL or, with
-        ``fresh_since``, when read before that instant. Callers asking together share
-        one read."""
-        if self._reading is None:
-            self._reading = asyncio.Lock()
-        async with self._reading:
-            now = asyncio.get_running_loop().time()
-            read_at = self._read_at
-            stale = read_at is None or (
-                now - read_at >= self._ttl if fresh_since is None else read_at < fresh_since
-            )
-            if stale:
-                self._cached = tuple(await self.active())
-                self._read_at = asyncio.get_running_loop().time()
-            return self._cached
+        """The cached active pauses (see TimedCopy)."""
+        return await self._copy.get(fresh_since=fresh_since)
+
+    async def _read_active(self) -> tuple[Pause, ...]:
+        return tuple(await self.active())
 
     def _forget(self) -> None:
         """This process changed the pauses: its own next send reads them again."""
-        self._read_at = None
+        self._copy.forget()
 
     async def _active_by_key(self, active_key: str) -> Pause | None:
         async with self._sessions() as session:
@@ -273,15 +262,8 @@ def _pause_of(row: SendPause) -> Pause:
         scope=PauseScope(ScopeKind(row.scope_kind), row.scope_value),
         include_transactional=row.include_transactional,
         reason=row.reason,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         created_by=row.created_by,
-        resumed_at=_utc(row.resumed_at) if row.resumed_at is not None else None,
+        resumed_at=as_utc(row.resumed_at) if row.resumed_at is not None else None,
         resumed_by=row.resumed_by,
     )
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

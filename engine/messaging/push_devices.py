@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.platform.database.tables import PushDelivery, PushDevice
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 
 # FCM's registration tokens are about 160-200 characters; web push ones similar.
@@ -54,9 +55,7 @@ def device_id_of(token: str) -> str:
 
 
 def _device(row: PushDevice) -> Device:
-    registered = row.registered_at
-    if registered.tzinfo is None:  # SQLite keeps naive UTC
-        registered = registered.replace(tzinfo=UTC)
+    registered = as_utc(row.registered_at)
     return Device(
         device_id=row.token_hash,
         customer_id=row.customer_id,

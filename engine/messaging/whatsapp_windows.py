@@ -9,12 +9,13 @@ template. Numbers are kept as the phone index's keyed hash, never as they are.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from engine.messaging.phone_index import PhoneIndex
 from engine.platform.database.tables import WhatsAppWindow
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -52,6 +53,4 @@ class WhatsAppWindows:
             )
         if last is None:
             return False
-        if last.tzinfo is None:  # SQLite keeps naive UTC
-            last = last.replace(tzinfo=UTC)
-        return now < last + SERVICE_WINDOW - CLOSING_MARGIN
+        return now < as_utc(last) + SERVICE_WINDOW - CLOSING_MARGIN

@@ -4,10 +4,8 @@ the mail a journey sends: for tests that check payloads are encrypted."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
-from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload, SearchAttributes, WorkflowExecution
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.history.v1 import History
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
@@ -44,26 +42,3 @@ async def raw_history(client: Client, workflow_id: str) -> History:
         token = response.next_page_token
         if not token:
             return history
-
-
-def payloads_in(message: Message) -> Iterator[Payload]:
-    """Every Payload inside ``message`` (inputs, results, failures, headers, summaries)
-    but search attributes: the server indexes those, so they are never encoded (and
-    ours hold only opaque ids)."""
-    if isinstance(message, Payload):
-        yield message
-        return
-    if isinstance(message, SearchAttributes):
-        return
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if descriptor.message_type.GetOptions().map_entry:
-            items = list(value.values())
-        elif descriptor.is_repeated:
-            items = list(value)
-        else:
-            items = [value]
-        for item in items:
-            if isinstance(item, Message):
-                yield from payloads_in(item)

@@ -23,6 +23,7 @@ from temporalio.worker import Replayer
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys.directory import JourneyDirectory
+from engine.journeys.replay.payload_walk import payloads_in
 from engine.platform.codec.aes_gcm import (
     CUSTOMER_KEY_KIND,
     ENCODING,
@@ -39,7 +40,7 @@ from engine.platform.settings import Settings
 from engine.processes.dev_stack import with_dev_secrets
 from engine.processes.worker import journey_worker
 from tests.support.ids import new_order_id
-from tests.support.stored_history import mail_for, payloads_in, raw_history
+from tests.support.stored_history import mail_for, raw_history
 from workflows.order_journey import OrderJourney
 from workflows.orders import Address, Customer, LineItem, Order, OrderEvent, Shipment
 from workflows.vocabulary import EventType

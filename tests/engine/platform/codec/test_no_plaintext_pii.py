@@ -20,6 +20,7 @@ from temporalio.client import Client
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.journeys.directory import JourneyDirectory
+from engine.journeys.replay.payload_walk import payloads_in
 from engine.platform.codec import (
     ENCODING,
     AesGcmCodec,
@@ -35,7 +36,7 @@ from engine.processes.worker import WorkerGroup, journey_worker
 from tests.support.databases import sqlite_url
 from tests.support.ids import new_order_id
 from tests.support.net import free_port
-from tests.support.stored_history import mail_for, payloads_in, raw_history
+from tests.support.stored_history import mail_for, raw_history
 from workflows.order_journey import (
     FREQUENCY_CAP_PATCH,
     SENDS_BESIDE_EVENTS_PATCH,
