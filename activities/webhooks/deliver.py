@@ -36,7 +36,8 @@ class WebhookDeliveryActivities:
         subscription = await self._subscriptions.get(request.subscription_id)
         if subscription is None or subscription.removed_at is not None:
             return DeliverEventsResult(cursor=request.after, removed=True)
-        cursor = _resumed_cursor(request.after)
+        # Past what an earlier attempt recorded as handled: the outbox may be pruned there.
+        cursor = max(_resumed_cursor(request.after), subscription.delivered_through)
         events = await self._subscriptions.ready_events(cursor, request.limit)
         signer = Webhook(subscription.secret)
         async with httpx.AsyncClient(timeout=self._timeout) as client:
@@ -45,6 +46,8 @@ class WebhookDeliveryActivities:
                     await _post(client, signer, subscription, event)
                 cursor = event.id
                 activity.heartbeat(cursor)
+        if events:
+            await self._subscriptions.advance(subscription.id, cursor)
         return DeliverEventsResult(cursor=cursor, handled=len(events))
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.messaging.event_demand import is_wanted
 from engine.messaging.journey_events import CONVERSION, record_journey_event
 from engine.platform.database.tables import Message
 
@@ -22,6 +23,8 @@ async def record_conversion_event(
     currency: str,
     at: datetime,
 ) -> None:
+    if not await is_wanted(session, CONVERSION):
+        return
     credited = (
         await session.execute(
             select(

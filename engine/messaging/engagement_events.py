@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.messaging.event_demand import is_wanted
 from engine.messaging.journey_events import (
     MESSAGE_CLICKED,
     MESSAGE_DELIVERED,
@@ -33,7 +34,7 @@ async def record_engagement_event(
     """Record the event of the engagement row ``row_id`` of ``kind`` (nothing for
     the kinds subscribers are not told of)."""
     event_type = _EVENT_OF_KIND.get(kind)
-    if event_type is None:
+    if event_type is None or not await is_wanted(session, event_type):
         return
     row = (
         await session.execute(

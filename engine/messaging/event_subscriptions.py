@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.platform.database.tables import EventSubscription, JourneyEventRecord
@@ -32,6 +32,7 @@ class Subscription:
     include_personal_data: bool
     created_at: datetime
     removed_at: datetime | None
+    delivered_through: int = 0
 
     def wants(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types
@@ -47,6 +48,7 @@ class Subscription:
             include_personal_data=row.include_personal_data,
             created_at=as_utc(row.created_at),
             removed_at=as_utc(row.removed_at) if row.removed_at else None,
+            delivered_through=row.delivered_through or 0,
         )
 
 
@@ -87,8 +89,14 @@ class EventSubscriptions:
         self._sessions = sessions
 
     async def create(
-        self, *, url: str, event_types: Sequence[str], include_personal_data: bool
+        self,
+        *,
+        url: str,
+        event_types: Sequence[str],
+        include_personal_data: bool,
+        delivered_through: int,
     ) -> Subscription:
+        """A subscription whose dispatcher starts after outbox id ``delivered_through``."""
         row = EventSubscription(
             id="sub_" + secrets.token_hex(12),
             url=url,
@@ -97,6 +105,7 @@ class EventSubscriptions:
             include_personal_data=include_personal_data,
             created_at=datetime.now(UTC),
             removed_at=None,
+            delivered_through=delivered_through,
         )
         async with self._sessions() as session, session.begin():
             session.add(row)
@@ -127,7 +136,23 @@ class EventSubscriptions:
                 )
                 .values(removed_at=datetime.now(UTC))
             )
+            if result.rowcount:
+                await _prune(session)
             return bool(result.rowcount)
+
+    async def advance(self, subscription_id: str, cursor: int) -> None:
+        """The subscription's dispatcher has handled every event up to ``cursor``:
+        record it, and prune what every active subscription has passed."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(EventSubscription)
+                .where(
+                    EventSubscription.id == subscription_id,
+                    EventSubscription.delivered_through < cursor,
+                )
+                .values(delivered_through=cursor)
+            )
+            await _prune(session)
 
     async def latest_event_id(self) -> int:
         """The outbox's last id: where a new subscription starts (it gets what
@@ -167,3 +192,19 @@ class EventSubscriptions:
             )
             expected = row.id + 1
         return ready
+
+
+async def _prune(session: AsyncSession) -> None:
+    """Delete the outbox events every active subscription has handled (all of them
+    when none is active). The newest row always stays: SQLite gives a new row the
+    highest id + 1, and an emptied table would hand out ids dispatchers have passed."""
+    newest = await session.scalar(select(func.max(JourneyEventRecord.id)))
+    if newest is None:
+        return
+    slowest = await session.scalar(
+        select(func.min(EventSubscription.delivered_through)).where(
+            EventSubscription.removed_at.is_(None)
+        )
+    )
+    bound = newest - 1 if slowest is None else min(slowest, newest - 1)
+    await session.execute(delete(JourneyEventRecord).where(JourneyEventRecord.id <= bound))

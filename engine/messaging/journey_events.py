@@ -2,7 +2,8 @@
 
 Each event is written by :func:`record_journey_event` in the caller's transaction,
 beside the fact it reports (a ledger outcome, an engagement row, a conversion, a
-feedback answer), so an event exists exactly when its fact does. ``event_id`` is
+feedback answer), so an event exists exactly when its fact does, and only when
+some subscription wants its type (engine/messaging/event_demand.py). ``event_id`` is
 derived from the fact (``message.sent:<ledger key>``...), which makes recording it
 again a no-op and gives receivers a stable ``webhook-id`` to deduplicate on.
 
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.messaging.event_demand import is_wanted
 from engine.platform.database.tables import JourneyEventRecord
 
 JOURNEY_STARTED = "journey.started"
@@ -60,9 +62,12 @@ async def record_journey_event(
     personal: Mapping[str, Any] | None = None,
 ) -> bool:
     """Add the event to the outbox in ``session``'s transaction; False when an event
-    with ``event_id`` is already there. Raises ValueError for an unknown type."""
+    with ``event_id`` is already there or no subscription wants its type. Raises
+    ValueError for an unknown type."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown journey event type {type!r}")
+    if not await is_wanted(session, type):
+        return False
     # Looked up first rather than ON CONFLICT: PostgreSQL would spend a sequence
     # value on the conflict, and every gap in ids holds the dispatcher back a moment.
     existing = await session.scalar(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.messaging.event_demand import is_wanted
 from engine.messaging.journey_events import MESSAGE_FAILED, MESSAGE_SENT, record_journey_event
 from engine.platform.database.tables import Message, MessageStatus
 
@@ -20,7 +21,7 @@ async def record_outcome_event(session: AsyncSession, key: str, values: Mapping[
     """Record the event of the outcome ``values`` just gave the ledger row ``key``
     (nothing for a skipped send: it was never meant to reach anyone)."""
     event_type = _EVENT_OF_STATUS.get(values.get("status", ""))
-    if event_type is None:
+    if event_type is None or not await is_wanted(session, event_type):
         return
     row = (
         await session.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from aftercare.v1 import subscriptions_pb2 as pb
 from aftercare.v1 import subscriptions_pb2_grpc as pb_grpc
@@ -9,6 +11,7 @@ from aftercare.v1 import subscriptions_pb2_grpc as pb_grpc
 from engine.integrations.subscriptions.dispatchers import Dispatchers
 from engine.integrations.subscriptions.requests import create_request, subscription_id_request
 from engine.journeys.replies import timestamp
+from engine.messaging.event_demand import DEMAND_SETTLE
 from engine.messaging.event_subscriptions import EventSubscriptions, Subscription
 from engine.platform.logging import get_logger
 from engine.platform.rpc.answers import Refusal, answered
@@ -55,8 +58,12 @@ class SubscriptionsServicer(pb_grpc.SubscriptionsServiceServicer):
             url=wanted.url,
             event_types=wanted.event_types,
             include_personal_data=wanted.include_personal_data,
+            delivered_through=cursor,
         )
         try:
+            # Until every process's copy of who wants what includes it, events
+            # of its types may go unrecorded: the caller hears of it after that.
+            await asyncio.sleep(DEMAND_SETTLE.total_seconds())
             await self._dispatchers.start(subscription.id, cursor)
         except BaseException:
             # Nobody would deliver to it: the caller's retry creates another.

@@ -465,3 +465,6 @@ class EventSubscription(Base):
     include_personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The outbox id its dispatcher has handled everything up to: the outbox is
+    # pruned behind the lowest of the active subscriptions'.
+    delivered_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -150,7 +150,10 @@ async def test_the_dispatcher_continues_as_new_from_where_it_got(
     try:
         async with webhook_receiver() as receiver:
             subscription = await store.create(
-                url=receiver.url_for("w"), event_types=[], include_personal_data=False
+                url=receiver.url_for("w"),
+                event_types=[],
+                include_personal_data=False,
+                delivered_through=await store.latest_event_id(),
             )
             receiver.secrets["w"] = subscription.secret
             first = await temporal_client.start_workflow(

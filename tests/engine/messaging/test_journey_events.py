@@ -20,6 +20,18 @@ from engine.messaging.ledger import Claim, MessageLedger
 from engine.platform.database.tables import JourneyEventRecord
 
 
+@pytest.fixture(autouse=True)
+async def subscribed(db_sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A subscription to every type: without one, nothing is written (see
+    test_event_demand.py)."""
+    await EventSubscriptions(db_sessions).create(
+        url="https://crm.example.test/hooks",
+        event_types=[],
+        include_personal_data=False,
+        delivered_through=0,
+    )
+
+
 async def outbox(sessions: async_sessionmaker[AsyncSession]) -> list[JourneyEventRecord]:
     async with sessions() as session:
         return list(

@@ -22,7 +22,7 @@ from engine.platform.database.tables import (
     SuppressedAddress,
 )
 
-HEAD = "0014"
+HEAD = "0015"
 
 
 @pytest.fixture
