@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from engine.access.scopes import Scope, parse_scopes
 from engine.platform.database.tables import ApiKeyRecord
+from engine.platform.database.timestamps import as_utc
 
 KEY_PREFIX = "ak"
 _ID_BYTES = 8
@@ -107,10 +108,7 @@ def _secret_hash(key_id: str, secret: str) -> str:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes (we store UTC); PostgreSQL the session's zone.
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None if value is None else as_utc(value)
 
 
 def _info(row: Any) -> ApiKeyInfo:

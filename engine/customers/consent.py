@@ -47,7 +47,7 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, delete, insert, or_, select
@@ -56,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.platform.database.erasure_marks import CustomerErased as CustomerErased
 from engine.platform.database.erasure_marks import ErasureMarks
 from engine.platform.database.tables import ConsentRecord, UsedLinkToken
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES
 
@@ -113,7 +114,7 @@ class ConsentEvent:
             category=row.category,
             granted=row.granted,
             source=row.source,
-            recorded_at=_utc(row.recorded_at),
+            recorded_at=as_utc(row.recorded_at),
             api_key_id=row.api_key_id,
         )
 
@@ -346,9 +347,3 @@ def _event_values(
 
 def _normalise(value: str) -> str:
     return value.strip().lower()
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes (CURRENT_TIMESTAMP is UTC); PostgreSQL answers
-    # in the session's time zone.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -49,6 +49,7 @@ from engine.platform.database.tables import (
     Message,
     MessageStatus,
 )
+from engine.platform.database.timestamps import as_utc
 from engine.platform.logging import get_logger
 from workflows.orders import Order, OrderEvent
 from workflows.plans.model import HOLDOUT_VARIANT, Attribution, Category, PinnedPlan
@@ -208,7 +209,7 @@ class ConversionAttribution:
                         revenue_minor=purchase.revenue_minor,
                         currency=purchase.currency[:3],
                         attributed_by=chosen.by,
-                        occurred_at=_utc(purchase.placed_at),
+                        occurred_at=as_utc(purchase.placed_at),
                     )
                 )
                 await record_conversion_event(
@@ -218,7 +219,7 @@ class ConversionAttribution:
                     attributed_by=chosen.by,
                     revenue_minor=purchase.revenue_minor,
                     currency=purchase.currency[:3],
-                    at=_utc(purchase.placed_at),
+                    at=as_utc(purchase.placed_at),
                 )
         except IntegrityError:
             # The same order credited meanwhile (a retried StartJourney): theirs stands.
@@ -244,7 +245,7 @@ class ConversionAttribution:
             return found
 
     async def _choose(self, session: AsyncSession, purchase: Purchase) -> _Candidate | None:
-        placed = _utc(purchase.placed_at)
+        placed = as_utc(purchase.placed_at)
         earliest = placed - LOOKBACK
         customer = Message.customer_id == purchase.customer_id
         credited = Message.category.in_([c.value for c in CREDITED_CATEGORIES])
@@ -263,7 +264,7 @@ class ConversionAttribution:
             .limit(MAX_CANDIDATES)
         )
         for click in clicks:
-            at = _utc(click.occurred_at)
+            at = as_utc(click.occurred_at)
             if placed - at <= self._windows(click.plan).click_window:
                 return _Candidate(click.message_id, click.plan, at, AttributedBy.CLICK)
         bounced = (
@@ -294,9 +295,9 @@ class ConversionAttribution:
         for row in sent:
             if row.delivery_status in NOT_DELIVERED or row.sent_at is None:
                 continue
-            at = _utc(row.sent_at)
+            at = as_utc(row.sent_at)
             if row.delivery_status in ("delivered", "read") and row.delivery_updated_at:
-                at = min(_utc(row.delivery_updated_at), placed)
+                at = min(as_utc(row.delivery_updated_at), placed)
             if placed - at <= self._windows(row.plan).delivery_window:
                 delivered.append(_Candidate(row.id, row.plan, at, AttributedBy.DELIVERY))
         if delivered:
@@ -314,7 +315,7 @@ class ConversionAttribution:
             .limit(MAX_CANDIDATES)
         )
         for hold in held:
-            at = _utc(hold.created_at)
+            at = as_utc(hold.created_at)
             if placed - at <= self._windows(hold.plan).click_window:
                 return _Candidate(hold.id, hold.plan, at, AttributedBy.HOLDOUT)
         return None
@@ -326,8 +327,3 @@ def _reorder_value(order: Order | None, skus: list[str]) -> tuple[int, str]:
     wanted = set(skus)
     items = [item for item in order.items if not wanted or item.sku in wanted]
     return sum(item.unit_price_minor * item.quantity for item in items), order.currency
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

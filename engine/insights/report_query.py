@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, not_, or_, select
@@ -35,16 +35,12 @@ from engine.platform.database.tables import (
     Message,
     MessageStatus,
 )
+from engine.platform.database.timestamps import as_utc
 
 # Channels whose provider reports delivery (Twilio's status callbacks). For the
 # others an accepted message counts as delivered unless it bounced or failed later.
 REPORTED_CHANNELS = ("sms", "whatsapp")
 _NOT_DELIVERED = (EngagementKind.BOUNCED, EngagementKind.FAILED, EngagementKind.UNDELIVERED)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes (stored as UTC).
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _event(kind: str | Iterable[str], *, human_only: bool = False) -> ColumnElement[bool]:
@@ -223,7 +219,7 @@ class PlanReports:
                     baseline=baseline,
                     variants=variants,
                     winner=decision.winner if decision else None,
-                    decided_at=_aware(decision.decided_at) if decision else None,
+                    decided_at=as_utc(decision.decided_at) if decision else None,
                 )
             )
         return tuple(reports)

@@ -22,6 +22,7 @@ from engine.messaging.ledger import FINAL_STATUSES
 from engine.messaging.pauses import PauseRegistry, ScopeKind
 from engine.platform.database.connection import create_engine, create_session_factory
 from engine.platform.database.tables import Message, MessageStatus
+from engine.platform.database.timestamps import as_utc
 from engine.platform.logging import get_logger
 from engine.platform.settings import Settings
 from engine.platform.telemetry.catalogue import (
@@ -69,7 +70,7 @@ async def waiting_messages(
     )
     async with sessions() as session:
         result = await session.execute(query)
-        return [Waiting(name, count, _utc(oldest)) for name, count, oldest in result]
+        return [Waiting(name, count, as_utc(oldest)) for name, count, oldest in result]
 
 
 class BacklogGauges:
@@ -134,10 +135,3 @@ async def sampling_backlog(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await engine.dispose()
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes (UTC); PostgreSQL aware ones.
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

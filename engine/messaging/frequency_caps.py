@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.platform.database.tables import CappedSend, CapSlotState
+from engine.platform.database.timestamps import as_utc
 from workflows.frequency import CapCheck, describe, fits, local_rules, next_slot
 
 # The advisory lock's first key: one namespace for the caps, apart from any other
@@ -93,7 +94,7 @@ class FrequencyCapStore:
             raise ValueError("customer_id: required to count messages against a cap")
         if not check.caps:
             raise ValueError("check.caps: no cap given; uncapped messages need no slot")
-        now = _utc(now)
+        now = as_utc(now)
         longest = timedelta(days=max(cap.days for cap in check.caps))
         async with self._sessions() as session, session.begin():
             await _lock_customer(session, customer_id)
@@ -101,7 +102,7 @@ class FrequencyCapStore:
             if mine is not None and mine.state != CapSlotState.HELD:
                 # Granted before (the worker died mid-send, or the activity is retried):
                 # the same slot, not a second one.
-                return CapDecision(CapOutcome.GRANTED, _utc(mine.slot_at), "")
+                return CapDecision(CapOutcome.GRANTED, as_utc(mine.slot_at), "")
             rows = await session.scalars(
                 select(CappedSend).where(
                     CappedSend.customer_id == customer_id,
@@ -110,7 +111,7 @@ class FrequencyCapStore:
                     CappedSend.send_key != key,
                 )
             )
-            taken = [_utc(row.slot_at) for row in rows if _counts_against(row, check, mine)]
+            taken = [as_utc(row.slot_at) for row in rows if _counts_against(row, check, mine)]
             if fits(taken, now, check.caps):
                 await _put(
                     session, mine, customer_id, category, key, check, CapSlotState.RESERVED, now
@@ -121,7 +122,7 @@ class FrequencyCapStore:
                 taken, now, check.caps, lambda moment: local_rules(moment, tz, window, quiet)
             )
             reason = f"over the frequency cap ({describe(category, check.caps)})"
-            if check.stale_at is not None and slot > _utc(check.stale_at):
+            if check.stale_at is not None and slot > as_utc(check.stale_at):
                 if mine is not None:
                     await session.delete(mine)
                 return CapDecision(CapOutcome.STALE, slot, reason)
@@ -156,7 +157,7 @@ class FrequencyCapStore:
         async with self._sessions() as session:
             rows = await session.scalars(query.order_by(CappedSend.slot_at, CappedSend.id))
             return [
-                CapSlot(row.send_key, row.category, row.state, row.priority, _utc(row.slot_at))
+                CapSlot(row.send_key, row.category, row.state, row.priority, as_utc(row.slot_at))
                 for row in rows
             ]
 
@@ -213,11 +214,3 @@ async def _lock_customer(session: AsyncSession, customer_id: str) -> None:
         text("SELECT pg_advisory_xact_lock(:namespace, :customer)"),
         {"namespace": _LOCK_NAMESPACE, "customer": int.from_bytes(digest[:4], signed=True)},
     )
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes (we store UTC); PostgreSQL answers in the
-    # session's zone. Bound values go in as UTC so both compare the same way.
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

@@ -45,6 +45,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from engine.messaging.journey_events import forget_personal_data
 from engine.messaging.outcome_events import record_outcome_event
 from engine.platform.database.tables import Message, MessageStatus
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 
 # How an erased customer's recipient looks in the ledger: this prefix and a keyed hash.
@@ -224,8 +225,8 @@ class MessageLedger:
                         "status": MessageStatus.CLAIMED,
                         "attempts": 1,
                         "claim_owner": owner,
-                        "lease_until": _utc(now + lease) if owner and lease else None,
-                        "updated_at": _utc(now),
+                        "lease_until": as_utc(now + lease) if owner and lease else None,
+                        "updated_at": as_utc(now),
                     },
                 )
             ).one()
@@ -236,7 +237,7 @@ class MessageLedger:
         more (settled, or taken over after the lease ran out)."""
         async with self._recorder() as session, session.begin():
             result = await session.execute(
-                _RENEW, {"ledger_key": key, "owner": owner, "lease_until": _utc(lease_until)}
+                _RENEW, {"ledger_key": key, "owner": owner, "lease_until": as_utc(lease_until)}
             )
         return cast(CursorResult[Any], result).rowcount > 0
 
@@ -253,7 +254,7 @@ class MessageLedger:
         own record leaves the row claimed, and the report records it, so the retry
         finds it final and does not send again."""
         # SQLite keeps no offset: store UTC so the instant survives the round trip.
-        sent_at = _utc(sent_at)
+        sent_at = as_utc(sent_at)
         return await self._finish(
             key, status=MessageStatus.SENT, provider_message_id=provider_message_id, sent_at=sent_at
         )
@@ -293,7 +294,7 @@ class MessageLedger:
         if rank is None:
             raise ValueError(f"unknown delivery status {status!r}")
         not_higher = [name for name, other in DELIVERY_STATUS_RANK.items() if other <= rank]
-        values: dict[str, Any] = {"delivery_status": status, "delivery_updated_at": _utc(at)}
+        values: dict[str, Any] = {"delivery_status": status, "delivery_updated_at": as_utc(at)}
         note = _delivery_error_note(error_code)
         if note is not None:
             # In SQL, so two reports at once cannot lose each other's note; a
@@ -458,12 +459,4 @@ def _delivery_error_note(error_code: str | None) -> str | None:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    return _utc(value) if value is not None else None
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything we store is UTC. PostgreSQL
-    # answers in the session's time zone, which need not be UTC.
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return as_utc(value) if value is not None else None

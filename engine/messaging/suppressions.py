@@ -13,13 +13,14 @@ provider or a customer used does not matter:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.platform.database.tables import SuppressedAddress
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 
 WHATSAPP_PREFIX = "whatsapp:"
@@ -39,7 +40,7 @@ class Suppression:
             address=row.address,
             reason=row.reason,
             # SQLite hands back naive datetimes; they are UTC (CURRENT_TIMESTAMP).
-            created_at=_utc(row.created_at),
+            created_at=as_utc(row.created_at),
         )
 
 
@@ -127,7 +128,3 @@ _IS_SUPPRESSED = select(
 
 def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

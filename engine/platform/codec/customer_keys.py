@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
 
@@ -53,6 +53,7 @@ from engine.platform.database.erasure_marks import (
     ErasureMarks,
 )
 from engine.platform.database.tables import CustomerKeyRecord, JourneyOwnerRecord
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 
 DEFAULT_TTL_SECONDS = 30.0
@@ -241,7 +242,7 @@ class CustomerKeys:
                 )
                 .order_by(JourneyOwnerRecord.created_at)
             )
-            return [(workflow_id, _utc(at)) for workflow_id, at in rows]
+            return [(workflow_id, as_utc(at)) for workflow_id, at in rows]
 
     async def rewrap(self) -> int:
         """Wrap every key not wrapped under the current master key again under it,
@@ -489,8 +490,3 @@ def key_store_engine(database_url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite gives naive datetimes back (we store UTC); PostgreSQL the session's zone.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from engine.platform.database.connection import create_engine
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 from engine.platform.settings import Settings
 
@@ -96,7 +97,7 @@ class ErasureJournal:
                     JOURNAL.c.erased_at, JOURNAL.c.customer_hash
                 )
             )
-            return [JournalEntry(customer_hash, _utc(at)) for customer_hash, at in rows]
+            return [JournalEntry(customer_hash, as_utc(at)) for customer_hash, at in rows]
 
     async def _ensure_table(self) -> None:
         if self._ready:
@@ -168,7 +169,3 @@ def _same_database(first: str, second: str) -> bool:
 
 def _resolved(path: str | None) -> Path | None:
     return Path(path).resolve() if path else None
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, exists, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from engine.platform.database.tables import ErasedCustomer
+from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
 
 # Owner rows of an erased customer's journeys keep this prefix and the keyed hash
@@ -86,7 +87,7 @@ class ErasureMarks:
         await self.lock(session, customer_id)
         earlier = await session.scalar(_ERASED_AT, self._hashes(customer_id))
         if earlier is not None:
-            return _utc(earlier), True
+            return as_utc(earlier), True
         now = datetime.now(UTC)
         dialect = session.get_bind().dialect.name
         await session.execute(
@@ -119,7 +120,7 @@ class ErasureMarks:
     async def recorded(self, connection: Connection) -> list[tuple[str, datetime]]:
         """Every mark held: (hash, erased at)."""
         rows = await connection.execute(select(_ERASED.c.customer_hash, _ERASED.c.erased_at))
-        return [(customer_hash, _utc(at)) for customer_hash, at in rows]
+        return [(customer_hash, as_utc(at)) for customer_hash, at in rows]
 
     async def lock(self, connection: Connection, customer_id: str) -> None:
         """Hold the customer's lock until the transaction ends (PostgreSQL; SQLite's
@@ -137,7 +138,3 @@ class ErasureMarks:
     def _hashes(self, customer_id: str) -> dict[str, str]:
         legacy = hashlib.sha256(f"{_LEGACY_PREFIX}{customer_id}".encode()).hexdigest()
         return {"customer_hash": self.digest(customer_id), "legacy_hash": legacy}
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
