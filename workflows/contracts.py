@@ -18,6 +18,7 @@ CHOOSE_PLAN_ACTIVITY = "choose_plan"
 SEND_MESSAGE_ACTIVITY = "send_message"
 OPEN_SUPPORT_TICKET_ACTIVITY = "open_support_ticket"
 SUPERSEDE_REPLENISHMENT_ACTIVITY = "supersede_replenishment"
+REPORT_JOURNEY_EVENTS_ACTIVITY = "report_journey_events"
 
 # Signals of the pause controls. None takes an argument, so a Temporal batch operation
 # can send them to every journey a visibility query selects, with empty input.
@@ -148,3 +149,24 @@ class UndeliveredMessage:
     message_id: str  # the provider's id of the text (Twilio's MessageSid)
     status: str  # "undelivered" or "failed"
     error_code: str = ""
+
+
+@dataclass(frozen=True)
+class JourneyEventNote:
+    """What the journey itself decided (its stage changed, it ended), for outbound
+    subscribers. ``number`` counts the journey's notes across its runs, so each has
+    one event id however often the report is retried."""
+
+    number: int
+    type: str  # "stage.changed" | "journey.ended"
+    occurred_at: datetime
+    data: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ReportJourneyEventsInput:
+    journey_id: str
+    order_id: str
+    customer_id: str
+    plan: str  # "plan_id@vN", "" before one is pinned
+    notes: list[JourneyEventNote]

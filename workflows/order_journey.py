@@ -29,12 +29,15 @@ with workflow.unsafe.imports_passed_through():
         OPEN_SUPPORT_TICKET_ACTIVITY,
         PAUSE_JOURNEY_ALL_SIGNAL,
         PAUSE_JOURNEY_SIGNAL,
+        REPORT_JOURNEY_EVENTS_ACTIVITY,
         RESUME_JOURNEY_SIGNAL,
         SEND_MESSAGE_ACTIVITY,
         SENDING_RESUMED_SIGNAL,
         SUPERSEDE_REPLENISHMENT_ACTIVITY,
         ChoosePlanInput,
         Delivery,
+        JourneyEventNote,
+        ReportJourneyEventsInput,
         SendMessageInput,
         SentMessage,
         SupersedeInput,
@@ -126,6 +129,12 @@ UNDELIVERED_FALLBACK_PATCH = "undelivered-fallback"
 # holdout). Asked only when a step has an experiment: no recorded history's plan has
 # one, so they replay without the marker.
 EXPERIMENTS_PATCH = "experiments"
+# Stage changes and the journey's end are reported to outbound subscribers through a
+# local activity. Asked in the run's first task like SENDS_BESIDE_EVENTS_PATCH: runs
+# recorded before it replay without reporting, and report from their next run on.
+JOURNEY_EVENTS_PATCH = "journey-events"
+# Notes kept while the database cannot take them; older ones give way.
+MAX_UNREPORTED = 100
 # A send a scope pause holds is asked again after as long as it has been held, within
 # these bounds (1 h, 2 h, 4 h, ... then every 12 h), and at its stale limit at the
 # latest. "sending_resumed" asks at once; the asking only catches a journey that
@@ -171,6 +180,7 @@ class OrderJourney:
         self._sends_beside = False
         # Set by the pause signals: wakes the journey to look at its held sends again.
         self._controls_changed = False
+        self._reports_events = False
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyState:
@@ -181,6 +191,7 @@ class OrderJourney:
             # task it is asked in, and a slow plan choice (a local activity) can end
             # that task early, so asked after it the answer could differ on replay.
             self._sends_beside = workflow.patched(SENDS_BESIDE_EVENTS_PATCH)
+            self._reports_events = workflow.patched(JOURNEY_EVENTS_PATCH)
             if self._plan is None:
                 plan = await self._choose_plan()
             else:
@@ -204,6 +215,8 @@ class OrderJourney:
             self._state.waiting_for = []
             self._state.next_step = "Nothing: the journey was cancelled"
             self._show_details()
+            self._note_event("journey.ended", {"stage": Stage.STOPPED, "reason": "cancelled"})
+            await self._report_events()
             raise
 
     @workflow.signal(name="record_event")
@@ -315,6 +328,7 @@ class OrderJourney:
             self._publish(agenda, now)
             for send in self._sends_to_start(agenda.due(now)):
                 self._start_send(send)
+            await self._report_events()
             if self._in_flight:
                 await workflow.wait_condition(
                     lambda: (
@@ -335,7 +349,9 @@ class OrderJourney:
             end = self._end_time(agenda, pinned)
             if end is not None and now >= end:
                 await self._desk_finished()
-                return self._finish()
+                finished = self._finish()
+                await self._report_events()
+                return finished
             if self._should_continue_as_new():
                 await self._desk_finished()
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -1046,6 +1062,8 @@ class OrderJourney:
         self._state.next_step = "Nothing: the journey has ended"
         self._note("note", "journey ended")
         self._show_details()
+        sent = sum(1 for m in self._state.sent if m.status == "sent")
+        self._note_event("journey.ended", {"stage": self._state.stage, "messages_sent": str(sent)})
         return self._state
 
     def _should_continue_as_new(self) -> bool:
@@ -1112,9 +1130,58 @@ class OrderJourney:
     def _set_stage(self, stage: Stage) -> None:
         if stage == self._state.stage:
             return
-        self._state.stage = stage
+        previous, self._state.stage = self._state.stage, stage
         self._note("stage", f"stage {stage}")
         workflow.upsert_search_attributes([sa.JOURNEY_STAGE.value_set(stage.value)])
+        self._note_event("stage.changed", {"from": previous, "to": stage})
+
+    def _note_event(self, event_type: str, data: dict[str, str]) -> None:
+        """Keep an event for outbound subscribers until ``_report_events``."""
+        if not self._reports_events:
+            return
+        state = self._state
+        state.event_notes += 1
+        state.unreported.append(
+            JourneyEventNote(
+                number=state.event_notes,
+                type=event_type,
+                occurred_at=workflow.now(),
+                data={key: str(value) for key, value in data.items()},
+            )
+        )
+        if len(state.unreported) > MAX_UNREPORTED:
+            dropped = len(state.unreported) - MAX_UNREPORTED
+            del state.unreported[:dropped]
+            self._note("failure", f"{dropped} journey event(s) dropped, never reported")
+
+    async def _report_events(self) -> None:
+        """Hand the noted events to the outbox. A failure (the database down for the
+        whole retry budget) keeps them for the next report instead of failing the
+        journey: subscribers hear later, the customer is unaffected."""
+        state = self._state
+        if not state.unreported:
+            return
+        notes = list(state.unreported)
+        try:
+            await workflow.execute_local_activity(
+                REPORT_JOURNEY_EVENTS_ACTIVITY,
+                ReportJourneyEventsInput(
+                    journey_id=state.journey_id,
+                    order_id=state.order_id,
+                    customer_id=state.customer_id,
+                    plan=f"{state.plan_id}@v{state.plan_version}" if state.plan_id else "",
+                    notes=notes,
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=LOOKUP_RETRY,
+                summary="report journey events",
+            )
+        except ActivityError as err:
+            _reraise_cancellation(err)
+            self._note("failure", f"journey events not reported yet: {err.cause or err}")
+            return
+        reported = {note.number for note in notes}
+        state.unreported = [note for note in state.unreported if note.number not in reported]
 
     def _note(self, kind: str, detail: str) -> None:
         timeline = self._state.timeline

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from workflows.contracts import SentMessage, UndeliveredMessage
+from workflows.contracts import JourneyEventNote, SentMessage, UndeliveredMessage
 from workflows.orders import Address, Feedback, Order, OrderEvent, Shipment
 from workflows.overrides import CustomerOverrides
 from workflows.plans.model import PinnedPlan
@@ -130,6 +130,10 @@ class JourneyState:
     # that fell back to their step's next channel after such a report (once each).
     undelivered: list[UndeliveredMessage] = field(default_factory=list)
     fallen_back: list[str] = field(default_factory=list)
+    # Stage changes and the end, for outbound subscribers: noted so far (numbering
+    # them), and those not reported yet (the database was down at the last try).
+    event_notes: int = 0
+    unreported: list[JourneyEventNote] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

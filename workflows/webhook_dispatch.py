@@ -1,4 +1,5 @@
-"""WebhookDispatch: one per subscription, delivering the journey event outbox to it.
+"""WebhookDispatch: one per subscription, delivering the journey event outbox to it
+(as webhooks, or to the broker's exchange: the input's ``transport`` picks the activity).
 
 Serially and in outbox order: a batch at a time through the delivery activity,
 which returns the new cursor. A failed delivery fails the activity, so Temporal
@@ -17,7 +18,6 @@ from temporalio.common import RetryPolicy
 
 from workflows.versioning import continue_as_new_versioning
 from workflows.webhook_contracts import (
-    DELIVER_JOURNEY_EVENTS_ACTIVITY,
     DeliverEventsInput,
     DeliverEventsResult,
     WebhookDispatchInput,
@@ -42,7 +42,7 @@ class WebhookDispatch:
         cursor = request.cursor
         for _ in range(request.batches_per_run):
             result = await workflow.execute_activity(
-                DELIVER_JOURNEY_EVENTS_ACTIVITY,
+                request.activity,
                 DeliverEventsInput(subscription_id=request.subscription_id, after=cursor),
                 result_type=DeliverEventsResult,
                 start_to_close_timeout=timedelta(minutes=5),
@@ -61,6 +61,7 @@ class WebhookDispatch:
                 subscription_id=request.subscription_id,
                 cursor=cursor,
                 batches_per_run=request.batches_per_run,
+                transport=request.transport,
             ),
             # Under worker versioning, the next run starts on the current build.
             initial_versioning_behavior=continue_as_new_versioning(),

@@ -28,6 +28,7 @@ from engine.cli.report import report_command
 from engine.cli.secrets import secrets_app
 from engine.cli.simulate import simulate_command
 from engine.cli.subscriptions import subscriptions_app
+from engine.integrations.subscriptions.broker import BrokerConfigError
 from engine.platform.secret_values import MissingSecret
 from engine.platform.telemetry.runtime import MetricsConfigError
 from engine.platform.temporal.tls import TemporalConfigError
@@ -63,7 +64,7 @@ def _serve(process: Coroutine[Any, Any, None]) -> None:
     work stops it with the setting's name instead of a traceback."""
     try:
         asyncio.run(process)
-    except (MissingSecret, TemporalConfigError, MetricsConfigError) as err:
+    except (MissingSecret, TemporalConfigError, MetricsConfigError, BrokerConfigError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(code=CONFIGURATION_ERROR) from None
 
@@ -89,7 +90,7 @@ def run() -> None:
     settings = load_settings()
     try:
         asyncio.run(run_stack(settings))
-    except (PreflightError, TemporalServerError) as err:
+    except (PreflightError, TemporalServerError, BrokerConfigError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(code=1) from None
 

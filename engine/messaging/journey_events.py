@@ -25,6 +25,8 @@ from engine.messaging.event_demand import is_wanted
 from engine.platform.database.tables import JourneyEventRecord
 
 JOURNEY_STARTED = "journey.started"
+JOURNEY_ENDED = "journey.ended"
+STAGE_CHANGED = "stage.changed"
 MESSAGE_SENT = "message.sent"
 MESSAGE_FAILED = "message.failed"
 MESSAGE_DELIVERED = "message.delivered"
@@ -37,6 +39,8 @@ CONVERSION = "conversion"
 EVENT_TYPES = frozenset(
     {
         JOURNEY_STARTED,
+        JOURNEY_ENDED,
+        STAGE_CHANGED,
         MESSAGE_SENT,
         MESSAGE_FAILED,
         MESSAGE_DELIVERED,

@@ -266,6 +266,16 @@ class Settings(BaseSettings):
     broker_url: SecretStr | None = None
     broker_queue: str = "aftercare.orders"
     broker_prefetch: int = Field(default=16, ge=1, le=1000)
+    # Journey events published to a RabbitMQ exchange as well as to the webhook
+    # subscribers (activities/broker/publish.py): the broker's AMQP URL (a secret: it
+    # carries the password, so it is read here at publish time and stored nowhere),
+    # the durable topic exchange declared there (routing key: the event type), the
+    # event types published (comma-separated; empty: every type) and whether personal
+    # data goes too. No URL: nothing is published. NoDecode: our validator reads it.
+    events_broker_url: SecretStr | None = None
+    events_exchange: str = Field(default="aftercare.journey-events", min_length=1, max_length=255)
+    events_types: Annotated[tuple[str, ...], NoDecode] = ()
+    events_personal_data: bool = False
 
     # How long a stopping `aftercare worker` (SIGTERM, Ctrl-C) lets the activities in
     # flight finish before cancelling them; a cancelled attempt goes back to Temporal,
@@ -367,6 +377,30 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or network") from None
         return tuple(checked)
+
+    @field_validator("events_types", mode="before")
+    @classmethod
+    def _event_type_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("events_broker_url")
+    @classmethod
+    def _amqp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, so a typo stops the worker at once rather than failing every
+        # publish; the message never repeats the URL (it holds the password).
+        if value is None:
+            return None
+        problem = "must be an AMQP URL: amqp://user:password@host:5672/vhost (amqps:// for TLS)"
+        try:
+            parts = urlsplit(value.get_secret_value().strip())
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ValueError(f"AFTERCARE_EVENTS_BROKER_URL {problem}") from None
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError(f"AFTERCARE_EVENTS_BROKER_URL {problem}")
+        return value
 
     @field_validator("otlp_endpoint")
     @classmethod

@@ -24,6 +24,11 @@ from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
 from engine.devstack.temporal_server import TemporalDevServer
 from engine.devstack.twilio_fake import serve_twilio_fake
 from engine.devstack.whatsapp_templates import DEV_WHATSAPP_TEMPLATES
+from engine.integrations.subscriptions.broker import (
+    broker_location,
+    ensure_broker_publishing,
+    published_event_types,
+)
 from engine.platform.codec.keys import load_or_create_keyring
 from engine.platform.codec.runtime import (
     TOKEN_FILE_NAME,
@@ -87,6 +92,7 @@ class StackAddresses:
     metrics: tuple[tuple[str, str], ...] = ()
     push: str = ""
     bounces: str = ""
+    events_broker: str = ""
 
 
 def with_dev_secrets(settings: Settings) -> Settings:
@@ -139,6 +145,11 @@ def banner(addresses: StackAddresses) -> str:
                 else []
             ),
             f"  HTTP app      {addresses.http}   (Twilio status callbacks, customer links)",
+            *(
+                [f"  Events out    {addresses.events_broker}   (journey events, RabbitMQ)"]
+                if addresses.events_broker
+                else []
+            ),
             f"  Database      {addresses.database}",
             *_metrics_lines(addresses.metrics),
             "",
@@ -221,6 +232,7 @@ async def run_stack(settings: Settings) -> None:
 
 async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int) -> None:
     state_dir = settings.state_dir
+    published_event_types(settings)  # a wrong type fails before anything starts
     log.info("migrating database")
     await asyncio.to_thread(upgrade_database, settings.resolved_database_url)
     api_key_file = await ensure_dev_key(settings)
@@ -310,6 +322,8 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
             process=Process.WORKER,
         )
         worker = await parts.enter_async_context(journey_worker(client, settings))
+        # Journey events to the broker's exchange too, when one is configured.
+        await ensure_broker_publishing(client, settings)
         worker_task = asyncio.create_task(worker.run(), name="worker")
         parts.push_async_callback(_stop_worker, worker, worker_task)
 
@@ -352,6 +366,11 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                         else ""
                     ),
                     http=settings.public_base_url,
+                    events_broker=broker_location(
+                        settings.events_broker_url.get_secret_value(), settings.events_exchange
+                    )
+                    if settings.events_broker_url is not None
+                    else "",
                     database=_redacted(settings.resolved_database_url),
                     metrics=tuple(
                         (process.value, url)

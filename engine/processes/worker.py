@@ -5,7 +5,7 @@ rate limit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
@@ -31,8 +31,14 @@ from activities.sms.whatsapp_templates import WhatsAppTemplates
 from activities.supersede import SupersedeActivities
 from activities.support_ticket import SupportDeskActivities
 from engine.customers.consent import ConsentLedger
+from engine.customers.devices.journeys import DeviceChanges
 from engine.customers.erasure import ErasureActivities, RecipientHasher
+from engine.customers.journey_link import JourneyNotifier
 from engine.customers.preferences import PreferenceStore
+from engine.integrations.subscriptions.broker import (
+    ensure_broker_publishing,
+    published_event_types,
+)
 from engine.journeys.directory import JourneyDirectory
 from engine.journeys.plans import deployment_plans
 from engine.messaging.backlog import sampling_backlog
@@ -59,8 +65,12 @@ from engine.platform.telemetry.tracing import WORKER_SERVICE, process_tracing
 from engine.platform.temporal.connection import connect
 from engine.platform.temporal.sandbox import workflow_runner, write_bytecode_for
 from engine.platform.temporal.versioning import deployment_config, unversioned_build_id
+from engine.processes.broker_publishing import broker_publish_activities
 from engine.processes.lifecycle import STARTUP_WAIT, stop_event
-from engine.processes.webhook_delivery import webhook_delivery_activities
+from engine.processes.webhook_delivery import (
+    journey_event_activities,
+    webhook_delivery_activities,
+)
 from workflows.contracts import channel_task_queue
 from workflows.erasure import CustomerErasure, ErasureSweep
 from workflows.order_journey import OrderJourney
@@ -105,11 +115,13 @@ def build_channels(
     *,
     push_devices: PushDevices | None = None,
     fcm: FcmSender | None = None,
+    on_device_forgotten: Callable[[str], Awaitable[None]] | None = None,
 ) -> dict[Channel, DeliveryChannel]:
     """The channels ``send_message`` delivers through. With ``phones``, every SMS and
     WhatsApp send notes which customer was texted at the number, so an inbound STOP
     (``/twilio/inbound``) finds them. With ``push_devices``, push goes to the devices
-    registered there, through ``fcm`` (None: push is unavailable, steps fall back)."""
+    registered there, through ``fcm`` (None: push is unavailable, steps fall back);
+    ``on_device_forgotten`` hears of a customer one of whose devices FCM unregistered."""
     links = LinkBuilder(
         shop_url=settings.shop_url,
         public_base_url=settings.public_base_url,
@@ -151,15 +163,20 @@ def build_channels(
         ),
     }
     if push_devices is not None:
-        channels[Channel.PUSH] = PushChannel(fcm, PushRenderer(brand), links, push_devices)
+        channels[Channel.PUSH] = PushChannel(
+            fcm, PushRenderer(brand), links, push_devices, on_device_forgotten
+        )
     return channels
 
 
 @asynccontextmanager
-async def message_activities(settings: Settings) -> AsyncIterator[MessageActivities]:
+async def message_activities(
+    settings: Settings, client: Client | None = None
+) -> AsyncIterator[MessageActivities]:
     """``send_message`` and what it holds open (database engines, pooled SMTP
     sessions, the Twilio session), closed when the context ends. The worker and
-    the send-path benchmark run the same one."""
+    the send-path benchmark run the same one. With ``client``, a customer whose last
+    push device FCM unregistered is told to their running journeys."""
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
     marks = erasure_marks_for(settings)
@@ -176,12 +193,29 @@ async def message_activities(settings: Settings) -> AsyncIterator[MessageActivit
     try:
         # Keyed like the HTTP app's index (engine.processes.http): the same secret.
         phones = PhoneIndex(sessions, phone_index_key(secret_key_for(settings)))
+        push_devices = PushDevices(sessions)
+        store = PreferenceStore(sessions, marks)
+        changes = (
+            DeviceChanges(
+                push_devices,
+                JourneyNotifier(store, JourneyDirectory(client, settings.task_queue)),
+                store,
+            )
+            if client is not None
+            else None
+        )
         yield MessageActivities(
             MessageLedger(sessions, recorder=create_session_factory(recorder_engine)),
             SuppressionList(sessions),
             ConsentLedger(sessions, marks),
             build_channels(
-                settings, mailer, sender, phones=phones, push_devices=PushDevices(sessions), fcm=fcm
+                settings,
+                mailer,
+                sender,
+                phones=phones,
+                push_devices=push_devices,
+                fcm=fcm,
+                on_device_forgotten=changes.forgotten if changes is not None else None,
             ),
             FrequencyCapStore(sessions),
             report_grace=timedelta(seconds=settings.delivery_report_grace_seconds),
@@ -231,9 +265,11 @@ async def journey_worker(
     reached its provider still waits for its record: activities.send_message).
     """
     async with (
-        message_activities(settings) as messages,
+        message_activities(settings, client) as messages,
         erasure_activities(client, settings) as erasure,
         webhook_delivery_activities(settings) as webhooks,
+        journey_event_activities(settings) as journey_events,
+        broker_publish_activities(settings) as broker,
         # The worker's backlog gauges, when it serves metrics (its client's runtime).
         sampling_backlog(settings),
     ):
@@ -253,10 +289,12 @@ async def journey_worker(
                 max_workflow_task_external_storage_concurrency=EXTERNAL_STORAGE_CONCURRENCY,
                 activities=[
                     plans.choose_plan,
+                    journey_events.report_journey_events,
                     support.open_support_ticket,
                     supersede.supersede_replenishment,
                     *erasure.all(),
                     webhooks.deliver_journey_events,
+                    broker.publish_journey_events,
                 ],
             )
         ]
@@ -313,6 +351,7 @@ async def run_worker(settings: Settings) -> None:
     up to ``worker_shutdown_grace_seconds`` (then cancels them, and Temporal retries
     them elsewhere), and exits."""
     require_secrets(settings)
+    published_event_types(settings)  # before waiting for Temporal: a wrong type fails at once
     stop = stop_event()
     client = await connect(settings, wait=STARTUP_WAIT, process=Process.WORKER)
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
@@ -320,6 +359,8 @@ async def run_worker(settings: Settings) -> None:
         process_tracing(settings, WORKER_SERVICE),
         journey_worker(client, settings, shutdown_grace=grace) as group,
     ):
+        # Journey events to the broker's exchange, when one is configured.
+        await ensure_broker_publishing(client, settings)
         running = asyncio.create_task(group.run(), name="workers")
         stopping = asyncio.create_task(stop.wait())
         log.info("worker running", task_queue=settings.task_queue)

@@ -295,6 +295,21 @@ async def _sms_fallback(journeys: VirtualJourneys) -> Handle:
     return handle
 
 
+async def _push_devices(journeys: VirtualJourneys) -> Handle:
+    """Push first on the shipping and delivery news: a customer known to have no app
+    device gets the shipping notice by email with no push send; told of a device, the
+    delivered notice tries push (unavailable here, no FCM) and falls back."""
+    without = CustomerOverrides(has_push_device=False)
+    handle = await journeys.start(domain_order(order_id="H-PUSH-DEVICES"), overrides=without)
+    await journeys.wait(handle, DAY)
+    await journeys.event(handle, EventType.SHIPPED, event_id="shipped-1")
+    await journeys.wait(handle, DAY)
+    with_device = CustomerOverrides(has_push_device=True, revision=1)
+    await handle.signal(OrderJourney.preferences_changed, with_device)
+    await journeys.event(handle, EventType.DELIVERED, event_id="delivered-1")
+    return handle
+
+
 async def _refund_during_retry(journeys: VirtualJourneys) -> Handle:
     """The cross-sell retries through a mail server deferring for hours when a refund
     arrives: it is cancelled, the refund confirmed."""
@@ -391,6 +406,8 @@ SCENARIOS: dict[str, Scenario] = {
     "default_preferences_changed": _preferences_changed,
     "default_address_changed": _address_changed,
     "default_sms_fallback": _sms_fallback,
+    # Push skipped without an app device, tried once one is known (plan v3).
+    "default_push_devices": _push_devices,
     # Sends held by pauses (the pausable-sends patch).
     "default_paused_then_resumed": _paused_then_resumed,
     "default_paused_until_stale": _paused_until_stale,
@@ -405,6 +422,10 @@ SCENARIOS: dict[str, Scenario] = {
     # request subject test, and a customer held out of one.
     "experiment_promoter": _experiment_promoter,
     "experiment_holdout": _experiment_holdout,
+    # Stage changes and ends reported by a local activity (the journey-events patch),
+    # the operator's cancel included: its report runs after the cancellation.
+    "events_detractor": _feedback(3),
+    "events_operator_stop": _operator_stop,
 }
 
 

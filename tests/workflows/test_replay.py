@@ -43,6 +43,8 @@ def test_every_plan_path_has_a_history() -> None:
         "default_preferences_changed",
         "default_address_changed",
         "default_sms_fallback",
+        # Push passed over without an app device, tried once one is known.
+        "default_push_devices",
         # Sends held by pauses: a scope pause lifted, one outlasting stale_after, a
         # journey's own pause.
         "default_paused_then_resumed",
@@ -54,6 +56,9 @@ def test_every_plan_path_has_a_history() -> None:
         "beside_returned",
         "beside_refund_during_retry",
         "beside_replenishment",
+        # Stage changes and ends reported by a local activity, after a cancel too.
+        "events_detractor",
+        "events_operator_stop",
         # Steps with an experiment: an arm sent, a customer held out.
         "experiment_promoter",
         "experiment_holdout",

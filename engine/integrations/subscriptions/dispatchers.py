@@ -6,7 +6,11 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.webhook_contracts import WebhookDispatchInput, dispatch_workflow_id
+from workflows.webhook_contracts import (
+    WEBHOOK_TRANSPORT,
+    WebhookDispatchInput,
+    dispatch_workflow_id,
+)
 from workflows.webhook_dispatch import WebhookDispatch
 
 
@@ -15,12 +19,16 @@ class Dispatchers:
         self._client = client
         self._task_queue = task_queue
 
-    async def start(self, subscription_id: str, cursor: int) -> None:
-        """Start delivering the events after outbox id ``cursor``; a running
-        dispatcher of the subscription stays as it is."""
+    async def start(
+        self, subscription_id: str, cursor: int, *, transport: str = WEBHOOK_TRANSPORT
+    ) -> None:
+        """Start delivering the events after outbox id ``cursor`` (by webhook, or to
+        the broker); a running dispatcher of the subscription stays as it is."""
         await self._client.start_workflow(
             WebhookDispatch.run,
-            WebhookDispatchInput(subscription_id=subscription_id, cursor=cursor),
+            WebhookDispatchInput(
+                subscription_id=subscription_id, cursor=cursor, transport=transport
+            ),
             id=dispatch_workflow_id(subscription_id),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -21,6 +21,7 @@ SECRETS = secret_fields(Settings)
 GOOD = {
     "codec_keys": generate_keyring().to_config(),
     "database_url": "postgresql+psycopg://aftercare@db.internal:5432/aftercare",
+    "events_broker_url": "amqps://aftercare:k7Qzk7Qz@rabbitmq.internal:5671/shop",
 }
 
 

@@ -39,6 +39,7 @@ from tests.support.net import free_port
 from tests.support.stored_history import mail_for, raw_history
 from workflows.order_journey import (
     FREQUENCY_CAP_PATCH,
+    JOURNEY_EVENTS_PATCH,
     SENDS_BESIDE_EVENTS_PATCH,
     OrderJourney,
 )
@@ -123,7 +124,12 @@ def _order(order_id: str) -> Order:
 
 
 # The journey's workflow.patched branches (their markers name them, and only them).
-OUR_PATCHES = {SENDS_BESIDE_EVENTS_PATCH, FREQUENCY_CAP_PATCH, "cancel-during-activity"}
+OUR_PATCHES = {
+    SENDS_BESIDE_EVENTS_PATCH,
+    FREQUENCY_CAP_PATCH,
+    JOURNEY_EVENTS_PATCH,
+    "cancel-during-activity",
+}
 
 # The SDK records each local activity as a marker whose "data" detail it writes itself,
 # unencoded: sequence number, attempt, activity id and type, times.

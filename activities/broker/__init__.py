@@ -1,0 +1,1 @@
+"""Outbound journey events published to the configured RabbitMQ exchange."""
