@@ -681,12 +681,18 @@ class OrderJourney:
             )
 
     def _unreachable(self, channel: Channel) -> str:
-        """What the order alone says about a channel, to spare a pointless activity."""
+        """What the order (and, for push, the customer's devices) says about a channel,
+        to spare a pointless activity."""
         customer = self._order.customer
         if channel == Channel.EMAIL and not customer.email:
             return "no email address"
         if channel in (Channel.SMS, Channel.WHATSAPP) and not customer.phone:
             return "no phone number"
+        # Unknown (None) still tries the activity, so a history whose overrides never
+        # said replays with the same commands.
+        overrides = self._state.overrides
+        if channel == Channel.PUSH and overrides is not None and overrides.without_push_device:
+            return "no app device registered"
         return ""
 
     async def _send_on(

@@ -1,5 +1,6 @@
 """A customer's own choices, as their journeys apply them: consent refusals, quiet
-hours, preferred channel, time zone and locale.
+hours, preferred channel, time zone and locale; and whether they have an app device
+to push to.
 
 They reach a journey at its start (``JourneyInput.overrides``) and whenever they
 change (the ``preferences_changed`` signal), and are kept in its state. Pure and
@@ -28,10 +29,18 @@ class CustomerOverrides:
     preferred_channel: Channel | None = None  # None: each step's own order
     timezone: str = ""  # "": the order's
     locale: str = ""  # "": the order's
+    # Whether the customer has a push device registered. None: not known (overrides
+    # sent before devices were told), so a push step tries its send activity.
+    has_push_device: bool | None = None
     revision: int = 0
 
     def refuses(self, channel: Channel, category: Category) -> bool:
         return category in self.refused.get(channel, [])
+
+    @property
+    def without_push_device(self) -> bool:
+        """Known to have no push device: a push send would reach nobody."""
+        return self.has_push_device is False
 
     def describe(self) -> str:
         """For the journey's timeline: what now applies, in a few words."""
@@ -48,6 +57,8 @@ class CustomerOverrides:
             parts.append(f"time zone {self.timezone}")
         if self.locale:
             parts.append(f"locale {self.locale}")
+        if self.has_push_device is not None:
+            parts.append("an app device" if self.has_push_device else "no app device")
         return "; ".join(parts) or "no restrictions"
 
 

@@ -4,13 +4,16 @@ The "address" of a push message is the customer: their devices are looked up whe
 is sent. Every device the message reaches is recorded against the message's ledger
 key, so a retry after a partial failure (one device's send timed out) reaches only the
 devices still missing it, never one twice. A token FCM reports unregistered is
-forgotten. When no device is left to reach, nothing was sent and the step falls back
-to its next channel; no address is suppressed, since a device registered later works.
+forgotten, and ``on_device_forgotten`` hears of it (to tell the customer's journeys
+when none is left, so later push steps cost them no activity). When no device is left to
+reach, nothing was sent and the step falls back to its next channel; no address is
+suppressed, since a device registered later works.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from activities.channels.base import (
@@ -42,11 +45,13 @@ class PushChannel:
         renderer: PushRenderer,
         links: LinkBuilder,
         devices: PushDevices,
+        on_device_forgotten: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._sender = sender
         self._renderer = renderer
         self._links = links
         self._devices = devices
+        self._on_device_forgotten = on_device_forgotten
 
     def address_of(self, request: SendMessageInput) -> str:
         return request.order.customer.id
@@ -78,6 +83,7 @@ class PushChannel:
         names: list[str] = []
         refusals: list[str] = []
         retry: FcmUnavailable | None = None
+        forgotten = False
         for device in devices:
             if device.device_id in reached:
                 continue
@@ -87,10 +93,13 @@ class PushChannel:
                 await self._devices.forget(device.device_id)
                 log.info("push device unregistered", device=device.device_id[:12])
                 refusals.append(str(err))
+                forgotten = True
             except FcmRefused as err:
                 refusals.append(str(err))
             except FcmUnavailable as err:
                 retry = retry or err
+        if forgotten and self._on_device_forgotten is not None:
+            await self._on_device_forgotten(address)
         if retry is not None:
             # Those reached are recorded: the retry sends to the rest only.
             raise TransientDeliveryError(

@@ -1,4 +1,10 @@
-"""``aftercare demo``: a handful of realistic orders pushed through the running service."""
+"""``aftercare demo``: a handful of realistic orders pushed through the running service.
+
+The first sample customer has the shop's app (a push device registered first), so
+their shipping notice arrives by push: in ``make run`` the FCM fake keeps it under
+``.aftercare/push/``. The others have no app, and their journeys go straight to the
+next channel.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import time
 
 import typer
+from aftercare.v1 import devices_pb2 as devices_pb
 from aftercare.v1 import journey_pb2 as pb
 
 from clients import AftercareClient, AftercareError, JourneyExistsError
@@ -14,10 +21,16 @@ from engine.cli.demo_engagement import engage
 from engine.cli.samples import sample_order, sample_shipment
 from engine.platform.settings import Settings
 
+# The app install of the first sample customer, shaped like an FCM registration token.
+APP_TOKEN = "demoAppInstall0001:APA91bH_aftercare_demo_android_0001"
+
 
 async def _demo(settings: Settings, api_key: str | None, prefix: str) -> None:
     async with api_client(settings, api_key) as client:
         ids = [f"{prefix}-{n}" for n in range(1, 5)]
+        app_user = sample_order(ids[0], 0).customer.id
+        await client.register_device(app_user, APP_TOKEN, devices_pb.DEVICE_PLATFORM_ANDROID)
+        typer.echo(f"{app_user}: app device registered (push first)")
         for variant, order_id in enumerate(ids):
             try:
                 started = await client.start_journey(sample_order(order_id, variant))
@@ -78,6 +91,7 @@ def demo(
         raise typer.Exit(code=1) from None
     typer.echo(
         f"\nEmails: {settings.mail_dir.resolve()}\n"
+        f"Push (FCM fake in make run): {(settings.state_dir / 'push').resolve()}\n"
         f"Journeys: http://127.0.0.1:{settings.temporal_ui_port}/namespaces/"
         f"{settings.temporal_namespace}/workflows"
     )

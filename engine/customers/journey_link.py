@@ -20,7 +20,8 @@ from workflows.vocabulary import Channel
 
 def overrides_from(snapshot: PreferenceSnapshot) -> CustomerOverrides:
     """What a journey needs of the stored preferences and consent: refused
-    categories per channel, quiet hours, preferred channel, zone, locale."""
+    categories per channel, quiet hours, preferred channel, zone, locale, and
+    whether push has a device to reach."""
     refused: dict[Channel, list[Category]] = {}
     for (channel, category), event in current_consent(snapshot.consent_events).items():
         if event is not None and not event.granted:
@@ -35,6 +36,7 @@ def overrides_from(snapshot: PreferenceSnapshot) -> CustomerOverrides:
         ),
         timezone=preferences.timezone or "",
         locale=preferences.locale or "",
+        has_push_device=snapshot.has_push_device,
         revision=preferences.revision,
     )
 
@@ -53,7 +55,12 @@ class StoredChoices:
         if snapshot is None:
             raise CustomerWasErased("order.customer.id")
         if snapshot.preferences.updated_at is None and not snapshot.consent_events:
-            return None  # nothing chosen: keep the journey's input small
+            # Nothing chosen: the input stays small, yet says whether push can
+            # reach anyone, so a push step costs no activity for a customer without.
+            return CustomerOverrides(
+                has_push_device=snapshot.has_push_device,
+                revision=snapshot.preferences.revision,
+            )
         return overrides_from(snapshot)
 
 
@@ -65,7 +72,8 @@ class PreferenceSignals(Protocol):
 
 class JourneyNotifier:
     """Tells a customer's running journeys their current choices; call it after
-    every change to preferences or consent."""
+    every change to preferences or consent, and when a customer's first push device
+    is registered or their last one goes."""
 
     def __init__(self, store: PreferenceStore, journeys: PreferenceSignals) -> None:
         self._store = store

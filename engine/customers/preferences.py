@@ -36,6 +36,7 @@ from engine.customers.consent import (
     ensure_not_erased,
     events_of,
 )
+from engine.messaging.push_devices import has_device
 from engine.platform.database.erasure_marks import ErasureMarks
 from engine.platform.database.tables import CustomerPreferenceRecord
 from engine.platform.database.upsert import insert_on_conflict
@@ -108,10 +109,12 @@ class PreferenceUpdate:
 
 @dataclass(frozen=True)
 class PreferenceSnapshot:
-    """Everything a customer's journeys need to know, read in one transaction."""
+    """Everything a customer's journeys need to know, read in one transaction (push
+    devices included: ``engine.messaging.push_devices``)."""
 
     preferences: CustomerPreferences
     consent_events: list[ConsentEvent]  # oldest first
+    has_push_device: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,9 +195,12 @@ class PreferenceStore:
             await _bump_revision(session, customer_id)
             row = await session.get(CustomerPreferenceRecord, customer_id, populate_existing=True)
             events = await events_of(session, customer_id)
+            # After the bump's lock: a device change committed before this snapshot
+            # began is in it, so a higher revision never says less of the devices.
+            devices = await has_device(session, customer_id)
         if row is None:  # pragma: no cover - the bump just wrote it
             raise LookupError(customer_id)
-        return PreferenceSnapshot(CustomerPreferences.of(row), events)
+        return PreferenceSnapshot(CustomerPreferences.of(row), events, devices)
 
     async def is_erased(self, customer_id: str) -> bool:
         async with self._sessions() as session:
@@ -227,11 +233,12 @@ _PREFERENCES_OF = select(_PREFERENCES).where(_PREFERENCES.c.customer_id == bindp
 
 
 async def _stored_snapshot(session: AsyncSession, customer_id: str) -> PreferenceSnapshot:
-    """Preferences (the defaults when none are stored) and consent, as they stand."""
+    """Preferences (the defaults when none are stored), consent and whether the
+    customer has a push device, as they stand."""
     row = (await session.execute(_PREFERENCES_OF, {"customer_id": customer_id})).first()
     events = await events_of(session, customer_id)
     preferences = CustomerPreferences.of(row) if row else CustomerPreferences(customer_id)
-    return PreferenceSnapshot(preferences, events)
+    return PreferenceSnapshot(preferences, events, await has_device(session, customer_id))
 
 
 async def _bump_revision(session: AsyncSession, customer_id: str) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.platform.database.tables import PushDelivery, PushDevice
@@ -122,6 +122,17 @@ class PushDevices:
             rows = await session.scalars(_of_customer(customer_id))
             return [_device(row) for row in rows]
 
+    async def any_of_customer(self, customer_id: str) -> bool:
+        """Whether the customer has any device left."""
+        async with self._sessions() as session:
+            return await has_device(session, customer_id)
+
+    async def owner_of(self, device_id: str) -> str | None:
+        """The customer the device is registered for; None for an unknown device."""
+        async with self._sessions() as session:
+            row = await session.get(PushDevice, device_id)
+            return row.customer_id if row is not None else None
+
     async def delivered(self, ledger_key: str) -> set[str]:
         """The devices (ids) the message with this ledger key already reached."""
         async with self._sessions() as session:
@@ -149,6 +160,15 @@ def _of_customer(customer_id: str) -> Any:
         .where(PushDevice.customer_id == customer_id)
         .order_by(PushDevice.registered_at, PushDevice.token_hash)
     )
+
+
+# Read at every journey start (engine.customers.preferences): built once.
+_ANY_OF_CUSTOMER = select(exists().where(PushDevice.customer_id == bindparam("customer_id")))
+
+
+async def has_device(session: AsyncSession, customer_id: str) -> bool:
+    """Whether the customer has any device, in the caller's session (and transaction)."""
+    return bool(await session.scalar(_ANY_OF_CUSTOMER, {"customer_id": customer_id}))
 
 
 async def forget_customer(session: AsyncSession, customer_id: str) -> int:

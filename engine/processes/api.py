@@ -32,6 +32,7 @@ from temporalio.client import Client
 
 from engine.access.auth import ApiKeyInterceptor, Authenticator, authenticator_for
 from engine.access.tls import server_credentials
+from engine.customers.devices.journeys import DeviceChanges
 from engine.customers.devices.service import DevicesServicer
 from engine.customers.erasure import CustomerEraser
 from engine.customers.journey_link import JourneyNotifier, StoredChoices
@@ -226,7 +227,10 @@ async def api_parts(client: Client, settings: Settings) -> AsyncIterator[ApiPart
         servicer = PreferencesServicer(store, notifier, eraser)
         operations = operations_servicer(client, sessions, plans)
         conversions = ConversionAttribution(sessions, windows_from_plans(plans))
-        devices = DevicesServicer(PushDevices(sessions), sessions, marks)
+        push_devices = PushDevices(sessions)
+        devices = DevicesServicer(
+            push_devices, sessions, marks, DeviceChanges(push_devices, notifier, store)
+        )
         reports = ReportsServicer(ReportLookup(PlanReports(sessions), lambda: plans.keys()))
         arms = experiment_arms(plans)
         reports.experiments = ExperimentStopper(ExperimentDecisions(sessions), lambda: arms)

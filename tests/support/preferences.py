@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
@@ -41,6 +42,7 @@ async def preferences_stack(
     *,
     with_worker: bool = True,
     plans_dir: Path | None = None,
+    **more_settings: Any,
 ) -> AsyncIterator[PreferencesStack]:
     settings = Settings(
         _env_file=None,
@@ -51,6 +53,7 @@ async def preferences_stack(
         smtp_port=sink.port,
         grpc_port=free_port(),
         plans_dir=plans_dir,
+        **more_settings,
     )
     settings = with_dev_secrets(settings)  # kept under the state dir, as `aftercare run` does
     engine = create_engine(database_url)

@@ -26,6 +26,7 @@ from tests.support.databases import sqlite_url
 from workflows.ids import journey_id_for
 from workflows.order_journey import OrderJourney
 from workflows.orders import Address, Feedback, Order, OrderEvent, Shipment
+from workflows.overrides import CustomerOverrides
 from workflows.state import JourneyInput, JourneyState
 from workflows.timing import at_local_time
 from workflows.vocabulary import EventType
@@ -62,13 +63,18 @@ class VirtualJourneys:
         return moment
 
     async def start(
-        self, order: Order, *, first_event: OrderEvent | None = None
+        self,
+        order: Order,
+        *,
+        first_event: OrderEvent | None = None,
+        overrides: CustomerOverrides | None = None,
     ) -> WorkflowHandle[OrderJourney, JourneyState]:
         """Start the order's journey; ``first_event`` is delivered with the start
-        (signal-with-start), so it is in the journey's very first workflow task."""
+        (signal-with-start), so it is in the journey's very first workflow task;
+        ``overrides`` are the customer's, as the directory reads them at start."""
         return await self.env.client.start_workflow(
             OrderJourney.run,
-            JourneyInput(order=order),
+            JourneyInput(order=order, overrides=overrides),
             id=journey_id_for(order.order_id),
             task_queue=self.settings.task_queue,
             search_attributes=initial_search_attributes(order),

@@ -34,12 +34,12 @@ async def test_journey_carries_search_attributes_summary_and_details(service: Se
 
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     assert "ordered" in metadata.current_details
-    assert "consumables v2" in metadata.current_details  # coffee: the pinned plan
+    assert "consumables v3" in metadata.current_details  # coffee: the pinned plan
     assert "shipping_delay" in metadata.current_details  # the SLA apology, if nothing ships
     plan = await eventually(
         handle.describe, lambda d: d.typed_search_attributes.get(sa.JOURNEY_PLAN) is not None
     )
-    assert plan.typed_search_attributes.get(sa.JOURNEY_PLAN) == "consumables@v2"
+    assert plan.typed_search_attributes.get(sa.JOURNEY_PLAN) == "consumables@v3"
 
     await service.client.record_event(
         order_id, pb.OrderEvent(event_id="s", type=pb.EVENT_TYPE_SHIPPED)

@@ -4,6 +4,11 @@
 A device is registered for a customer not erased; a request naming an erased
 customer is refused (FAILED_PRECONDITION, ``CUSTOMER_ERASED``), so no token of
 theirs is kept again after erasure removed them.
+
+A customer's first device registered, or their last one removed, is told to their
+running journeys (``engine.customers.devices.journeys``); if Temporal cannot be
+reached for that the call answers UNAVAILABLE: the change is saved, and repeating
+the call is safe and tells them then.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from aftercare.v1 import devices_pb2_grpc as pb_grpc
 from aftercare.v1.failures import CUSTOMER_ERASED
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.customers.devices.journeys import DeviceChanges
 from engine.journeys.replies import timestamp
 from engine.messaging.push_devices import (
     MAX_DEVICES_PER_CUSTOMER,
@@ -133,10 +139,14 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
         devices: PushDevices,
         sessions: async_sessionmaker[AsyncSession],
         marks: ErasureMarks,
+        changes: DeviceChanges | None = None,
     ) -> None:
         self._devices = devices
         self._sessions = sessions
         self._marks = marks
+        # Without it, running journeys learn of devices only when their customer's
+        # preferences change next (they try push meanwhile as they did).
+        self._changes = changes
 
     async def _refuse_erased(self, customer_id: str) -> None:
         async with self._sessions() as session:
@@ -149,13 +159,22 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
     ) -> pb.RegisterDeviceResponse:
         registration = registration_request(request)
         await self._refuse_erased(registration.customer_id)
+        previous_owner = await self._devices.owner_of(device_id_of(registration.token))
         device, created = await self._devices.register(
             registration.customer_id,
             registration.token,
             registration.platform,
             datetime.now(UTC),
         )
-        log.info("push device registered", platform=device.platform.value, created=created)
+        told = 0
+        if self._changes is not None:
+            told = await self._changes.registered(registration.customer_id, previous_owner)
+        log.info(
+            "push device registered",
+            platform=device.platform.value,
+            created=created,
+            journeys=told,
+        )
         return pb.RegisterDeviceResponse(device=device_reply(device), created=created)
 
     @_answered
@@ -163,7 +182,11 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
         self, request: pb.RemoveDeviceRequest, context: grpc.aio.ServicerContext
     ) -> pb.RemoveDeviceResponse:
         customer_id, device_id = removal_request(request)
-        if not await self._devices.remove(customer_id, device_id):
+        removed = await self._devices.remove(customer_id, device_id)
+        # Also when nothing was removed: the call may repeat one whose telling failed.
+        if self._changes is not None:
+            await self._changes.removed(customer_id)
+        if not removed:
             raise DeviceNotFound()
         return pb.RemoveDeviceResponse()
 

@@ -30,7 +30,7 @@ def test_simulate_prints_the_timeline_in_local_time(tmp_path: Path) -> None:
     result = _simulate("--plan", "default", "--events", str(events))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Plan default v2" in out
+    assert "Plan default v3" in out
     assert "customer time zone Europe/Berlin" in out  # the sample order's customer
     lines = [line for line in out.splitlines() if "message" in line]
     steps = [line.split("message", 1)[1].split(":")[0].strip() for line in lines]

@@ -166,8 +166,9 @@ async def _async(value: list[str]) -> list[str]:
 async def test_a_new_preferred_channel_changes_what_the_next_step_uses(
     stack: PreferencesStack,
 ) -> None:
-    # No Twilio account is configured here, so SMS and WhatsApp are unavailable: the
-    # plan's order (sms, whatsapp, email) reaches email only after two refusals.
+    # No Twilio account is configured here, so SMS and WhatsApp are unavailable, and
+    # the customer has no app device: the plan's order (push, sms, whatsapp, email)
+    # reaches email only after push is passed over and two refusals.
     phone = "+4915151234567"
     preferring, control = new_order(phone=phone), new_order(phone=phone)
     for order in (preferring, control):
@@ -192,7 +193,9 @@ async def test_a_new_preferred_channel_changes_what_the_next_step_uses(
     preferred = await state_until(stack, preferring, lambda s: "delivered" in s.steps)
     plain = await state_until(stack, control, lambda s: "delivered" in s.steps)
     assert preferred.steps["delivered"].detail == "by email"
-    assert plain.steps["delivered"].detail.startswith("by email after sms: ")
+    assert plain.steps["delivered"].detail.startswith(
+        "by email after push: no app device registered; sms: "
+    )
     [sent] = [m for m in preferred.sent if m.step == "delivered"]
     assert sent.channel == Channel.EMAIL
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -192,6 +193,17 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         texts = sorted((tmp_path / "state" / "sms").glob("*.json"))
         assert len(texts) >= 2
         assert any("DEMO-T-2" in text.read_text() for text in texts)
+        # The first sample customer has the app: their shipping notice is a push, which
+        # the local FCM fake keeps.
+        pushes = [
+            json.loads(path.read_text())["message"]
+            for path in sorted((tmp_path / "state" / "push").glob("*.json"))
+        ]
+        assert any(
+            (push["data"]["journey_id"], push["data"]["step"])
+            == ("order-DEMO-T-1", "shipping_notice")
+            for push in pushes
+        ), pushes
         assert "then thank_you at" in out
         assert "DEMO-T-3: stage order_cancelled, 2 message(s) sent" in out
         code, out = await run_aftercare(env, "journey", "show", "DEMO-T-1")

@@ -111,7 +111,7 @@ def test_catalogue_has_the_default_and_consumables_plans(
     repo = Path(__file__).resolve().parents[3]
     assert repo / "workflows" / "plans" == DEFAULT_PLAN_FOLDER
     for plan_id, pinned in catalogue.items():
-        assert pinned.label == f"{plan_id}@v2"
+        assert pinned.label == f"{plan_id}@v3"
         assert len(pinned.content_hash) == 64
         assert pinned.content_hash == content_hash(pinned.plan)
     assert catalogue["default"].content_hash != catalogue["consumables"].content_hash
@@ -142,11 +142,12 @@ def test_shipped_plan_steps_and_triggers(catalogue: dict[str, PinnedPlan], plan_
 @pytest.mark.parametrize("plan_id", ["default", "consumables"])
 def test_shipped_plan_step_details(catalogue: dict[str, PinnedPlan], plan_id: str) -> None:
     plan = catalogue[plan_id].plan
-    email, sms, whatsapp = Channel.EMAIL, Channel.SMS, Channel.WHATSAPP
+    email, sms, whatsapp, push = Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH
     assert plan.step("order_confirmation").channels == (email,)
-    assert plan.step("shipping_notice").channels == (email, sms)
-    assert plan.step("out_for_delivery").channels == (sms, whatsapp, email)
-    assert plan.step("delivered").channels == (sms, whatsapp, email)
+    # Shipping and delivery news: the app first, for customers who have it.
+    assert plan.step("shipping_notice").channels == (push, email, sms)
+    assert plan.step("out_for_delivery").channels == (push, sms, whatsapp, email)
+    assert plan.step("delivered").channels == (push, sms, whatsapp, email)
     assert plan.step("order_cancelled").channels == (email,)
 
     delay = plan.step("shipping_delay")
@@ -171,8 +172,8 @@ def test_shipped_plan_step_details(catalogue: dict[str, PinnedPlan], plan_id: st
         assert cross_sell.at == "11:00"
         assert cross_sell.stale_after == timedelta(days=2)
 
-    # v2: the review request's subject line test.
-    assert plan.version == 2
+    # v2: the review request's subject line test; v3: push on shipping and delivery news.
+    assert plan.version == 3
     assert plan.description
     assert plan.quiet_hours == TimeWindow(start="21:00", end="08:00")
     assert plan.linger == timedelta(days=14)

@@ -36,8 +36,9 @@ def changed_plan(tmp_path: Path) -> Path:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     notice = text.index("  - id: shipping_notice")
-    channels = text.index("channels: [email, sms]", notice)
-    text = text[:channels] + "channels: [email]" + text[channels + len("channels: [email, sms]") :]
+    shipped = "channels: [push, email, sms]"
+    channels = text.index(shipped, notice)
+    text = text[:channels] + "channels: [email]" + text[channels + len(shipped) :]
     text += (
         "\n  - id: care_tips\n"
         "    trigger: {on: event, event: delivered, delay: P5D}\n"
@@ -57,7 +58,7 @@ def test_the_diff_names_every_kind_of_change(tmp_path: Path) -> None:
     assert ("removed", "product_education") in found
     assert ("added", "care_tips") in found
     assert found[("timing", "thank_you")] == "delay 4h -> 1d"
-    assert found[("channels", "shipping_notice")] == "[email, sms] -> [email]"
+    assert found[("channels", "shipping_notice")] == "[push, email, sms] -> [email]"
     assert found[("moved", "cross_sell")] == "trigger event delivered -> step feedback_request"
     assert found[("timing", "cross_sell")] == "delay 21d -> 14d"
     # Nothing else changed: the other steps are not listed.
