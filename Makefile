@@ -12,7 +12,7 @@ PROTO_STAMP := proto/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint gen install clean demo bench bench-latency bench-idle chaos histories chromium nginx prometheus screenshots dashboard-screenshots report-screenshots ops-scale messages bus-kill
+.PHONY: run test test-long lint gen install clean demo bench bench-latency bench-idle chaos histories chromium nginx prometheus screenshots dashboard-screenshots report-screenshots ops-scale messages bus-kill
 
 run: install
 	$(BIN)/aftercare run
@@ -77,6 +77,11 @@ chaos: install
 ops-scale: install
 	AFTERCARE_PAUSE_JOURNEYS=1000 $(BIN)/pytest -n0 \
 		tests/engine/journeys/operations/test_pause_at_scale.py
+
+# The benchmark tools run end to end at a tiny scale (tests marked `long`): a few
+# minutes, mostly waiting for minute-aligned wake storms, so outside make test.
+test-long: install
+	$(BIN)/pytest -m long
 
 # `aftercare consume` SIGKILLed in the middle of 200 orders and their events on the
 # real RabbitMQ, then restarted: each journey started once, each event applied once

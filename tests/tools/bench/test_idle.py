@@ -64,6 +64,7 @@ async def _sends_of(journey: WorkflowHandle[Any, Any]) -> list[str]:
     ]
 
 
+@pytest.mark.long
 @pytest.mark.timeout(900)
 async def test_the_idle_bench_runs_end_to_end_and_every_storm_email_arrives() -> None:
     async with bench_stack() as stack:
@@ -114,6 +115,7 @@ async def test_the_idle_bench_runs_end_to_end_and_every_storm_email_arrives() ->
     assert "worker RSS MB, 50 journeys" in table
 
 
+@pytest.mark.long
 @pytest.mark.timeout(600)
 async def test_journeys_started_asleep_send_nothing_and_are_counted_asleep() -> None:
     async with bench_stack() as stack:

@@ -4,14 +4,14 @@ dozen journeys and fault windows of seconds. Each must end with every journey
 completed and every due message sent exactly once: ledger, mail sink and Twilio fake
 agree, nothing repeated, nothing missing.
 
-Most of a scenario's time is waiting (for a killed send's attempt to time out, for
-backoff after an outage), so the scenarios run a few at a time, each on its own
-stack and ports, and each test then checks its own scenario's result.
+Each scenario is a test of its own, on its own stack and ports: the test processes
+(pytest-xdist) run two at a time, overlapping their waiting (for a killed send's
+attempt to time out, for backoff after an outage). A module-wide fixture running
+them all would run them all again in every test process that takes one of them.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import pytest
@@ -25,39 +25,21 @@ from tools.chaos.scenario import ScenarioResult
 from tools.chaos.verification import ALL_EVENTS, expected_messages
 
 JOURNEYS = 20
-# Scenarios running at once: enough to overlap their waiting, few enough for 2 cores.
-AT_ONCE = 2
-
-
-@pytest.fixture(scope="module")
-async def results(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, ScenarioResult | BaseException]:
-    config = replace(
-        ChaosConfig.short(JOURNEYS),
-        log_dir=tmp_path_factory.mktemp("chaos-logs"),
-        postgres_admin_dsn=POSTGRES_ADMIN_DSN,
-    )
-    gate = asyncio.Semaphore(AT_ONCE)
-
-    async def one(name: str) -> ScenarioResult:
-        async with gate:
-            if name == postgres_kill.NAME and not postgres_available():
-                raise AssertionError("PostgreSQL is not reachable on 127.0.0.1:5432")
-            return await SCENARIOS[name](config)
-
-    outcomes = await asyncio.gather(*(one(name) for name in SCENARIOS), return_exceptions=True)
-    return dict(zip(SCENARIOS, outcomes, strict=True))
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_every_due_message_goes_out_exactly_once(
-    name: str, results: dict[str, ScenarioResult | BaseException]
+async def test_every_due_message_goes_out_exactly_once(
+    name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    result = results[name]
-    if isinstance(result, BaseException):
-        raise result
+    if name == postgres_kill.NAME and not postgres_available():
+        raise AssertionError("PostgreSQL is not reachable on 127.0.0.1:5432")
+    config = replace(
+        ChaosConfig.short(JOURNEYS),
+        log_dir=tmp_path_factory.mktemp(f"chaos-{name}"),
+        postgres_admin_dsn=POSTGRES_ADMIN_DSN,
+    )
+    result: ScenarioResult = await SCENARIOS[name](config)
 
     report = render_result(result)  # shown when an assertion fails
     assert result.faults > 0, report  # the faults happened
