@@ -62,7 +62,7 @@ from engine.platform.redaction import redact
 from engine.platform.telemetry.catalogue import DuplicateReason, Outcome, Reason
 from workflows.contracts import SEND_MESSAGE_ACTIVITY, Delivery, SendMessageInput, SentMessage
 from workflows.plans.model import ALWAYS_ALLOWED_CATEGORIES, HOLDOUT_VARIANT
-from workflows.vocabulary import Channel
+from workflows.vocabulary import DELIVERY_REPORTING_CHANNELS, Channel
 
 TRANSIENT_FAILURE = "TransientDeliveryFailure"
 # Another attempt of the same message holds a live lease: this one waits for it.
@@ -75,7 +75,7 @@ LEASE_RENEWAL = timedelta(seconds=5)
 # outcome after the provider answered (the record retries a dropped connection).
 RECORD_RESERVE = timedelta(seconds=10)
 DEFAULT_ATTEMPT_TIMEOUT = timedelta(seconds=30)
-# A message the provider may have taken before an attempt lost track of it (no answer
+# A text the provider may have taken before an attempt lost track of it (no answer
 # came): the row stays held this long, so a late delivery report can settle it before
 # a retry would send it again.
 REPORT_GRACE = timedelta(minutes=5)
@@ -248,8 +248,9 @@ class MessageActivities:
         except TransientDeliveryError as err:
             # The row stays claimed: the retry (same key) sends it.
             delay = timedelta(seconds=err.retry_after_seconds or 0)
-            if err.maybe_delivered:
-                # Held while a late delivery report may still settle it.
+            if err.maybe_delivered and request.channel in DELIVERY_REPORTING_CHANNELS:
+                # Held while a late delivery report may still settle it. An email or
+                # a push has no such report: holding it would only delay the retry.
                 await lease.hold(self._report_grace)
                 delay = max(delay, self._report_grace)
             count(

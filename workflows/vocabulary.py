@@ -37,3 +37,8 @@ class Channel(StrEnum):
     SMS = "sms"
     WHATSAPP = "whatsapp"
     PUSH = "push"  # app or browser notification through Firebase Cloud Messaging
+
+
+# Channels whose provider reports each message's delivery later (Twilio's status
+# callbacks): a message such a provider may have taken can be settled by its report.
+DELIVERY_REPORTING_CHANNELS = frozenset({Channel.SMS, Channel.WHATSAPP})

@@ -36,10 +36,11 @@ from engine.platform.database.tables import (
     MessageStatus,
 )
 from engine.platform.database.timestamps import as_utc
+from workflows.vocabulary import DELIVERY_REPORTING_CHANNELS
 
-# Channels whose provider reports delivery (Twilio's status callbacks). For the
-# others an accepted message counts as delivered unless it bounced or failed later.
-REPORTED_CHANNELS = ("sms", "whatsapp")
+# For channels without delivery reports an accepted message counts as delivered
+# unless it bounced or failed later.
+REPORTED_CHANNELS = tuple(sorted(channel.value for channel in DELIVERY_REPORTING_CHANNELS))
 _NOT_DELIVERED = (EngagementKind.BOUNCED, EngagementKind.FAILED, EngagementKind.UNDELIVERED)
 
 

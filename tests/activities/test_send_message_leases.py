@@ -209,6 +209,48 @@ async def test_a_send_the_journey_cancels_before_it_is_on_its_way_is_recorded_sk
     assert moot.journey_id not in [m.message["X-Aftercare-Journey"] for m in slow.handler.received]
 
 
+class DropsTheFirstData(MailboxHandler):
+    """Hangs up in the middle of the first message's DATA, as a server that crashes
+    does: the sender cannot tell whether it was taken."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.dropped = 0
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        if not self.dropped:
+            self.dropped += 1
+            assert server.transport is not None
+            server.transport.close()
+            return "421 4.3.0 going down"
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_an_email_dropped_mid_data_is_retried_at_once_not_held_for_a_report(
+    database_url: str, ledger: MessageLedger
+) -> None:
+    request = new_request()
+    async with smtp_server(DropsTheFirstData()) as crashing:
+        activities = email_activities(database_url, ledger, crashing.port)
+
+        with pytest.raises(ApplicationError) as dropped:
+            await send(activities, request, attempt=1)
+        # No delivery report will ever settle an email: waiting the report grace
+        # (five minutes) would only hold the customer's message back.
+        assert dropped.value.type == TRANSIENT_FAILURE
+        assert dropped.value.next_retry_delay is None
+        held = await entry_of(ledger, key_of(request))
+        assert held.status == MessageStatus.CLAIMED
+
+        retried = await send(activities, request, attempt=2)
+
+    assert retried.status == Delivery.SENT
+    assert crashing.handler.dropped == 1
+    assert [m.message["Message-ID"] for m in crashing.handler.received] == [retried.message_id]
+
+
 @dataclasses.dataclass
 class TwilioRig:
     fake: TwilioFake
