@@ -3,7 +3,9 @@
 The first sample customer has the shop's app (a push device registered first), so
 their shipping notice arrives by push: in ``make run`` the FCM fake keeps it under
 ``.aftercare/push/``. The others have no app, and their journeys go straight to the
-next channel.
+next channel. The second prefers WhatsApp: outside a window they opened, their
+delivery news goes as approved templates (Content SIDs) through the Twilio fake,
+which keeps them under ``.aftercare/sms/`` beside the texts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import typer
 from aftercare.v1 import devices_pb2 as devices_pb
 from aftercare.v1 import journey_pb2 as pb
+from aftercare.v1 import preferences_pb2 as preferences_pb
 
 from clients import AftercareClient, AftercareError, JourneyExistsError
 from engine.cli.connection import ApiKeyOption, api_client
@@ -31,6 +34,13 @@ async def _demo(settings: Settings, api_key: str | None, prefix: str) -> None:
         app_user = sample_order(ids[0], 0).customer.id
         await client.register_device(app_user, APP_TOKEN, devices_pb.DEVICE_PLATFORM_ANDROID)
         typer.echo(f"{app_user}: app device registered (push first)")
+        whatsapp_user = sample_order(ids[1], 1).customer.id
+        await client.update_preferences(
+            preferences_pb.UpdatePreferencesRequest(
+                customer_id=whatsapp_user, preferred_channel=pb.CHANNEL_WHATSAPP, source="demo"
+            )
+        )
+        typer.echo(f"{whatsapp_user}: prefers WhatsApp (templates outside their window)")
         for variant, order_id in enumerate(ids):
             try:
                 started = await client.start_journey(sample_order(order_id, variant))

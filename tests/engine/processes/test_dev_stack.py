@@ -189,10 +189,19 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
         code, out = await run_aftercare(env, "demo", "--prefix", "DEMO-T")
         assert code == 0, out
         assert "DEMO-T-2: stage delivered, 4 message(s) sent" in out
-        # Out-for-delivery and delivered prefer SMS: the local Twilio fake keeps them.
-        texts = sorted((tmp_path / "state" / "sms").glob("*.json"))
-        assert len(texts) >= 2
-        assert any("DEMO-T-2" in text.read_text() for text in texts)
+        # The second sample customer prefers WhatsApp: out-for-delivery and delivered
+        # go as approved templates through the local Twilio fake, which keeps them.
+        sent = [
+            json.loads(path.read_text())
+            for path in sorted((tmp_path / "state" / "sms").glob("*.json"))
+        ]
+        templates = [
+            message
+            for message in sent
+            if message["to"].startswith("whatsapp:") and "DEMO-T-2" in json.dumps(message)
+        ]
+        assert len(templates) == 2, sent
+        assert all(m["params"]["ContentSid"][0].startswith("HX") for m in templates), templates
         # The first sample customer has the app: their shipping notice is a push, which
         # the local FCM fake keeps.
         pushes = [
