@@ -8,7 +8,7 @@ server, real SMTP sink, throwaway ledger); every run of the journey (continue-as
 new starts new runs) is saved. test_replay.py replays them all, so a change that
 would break a sleeping journey fails CI. Record again only for a *new* path or
 plan; never re-record to make a failing replay pass: that is exactly the break
-the replay exists to catch (use ``workflow.patched``, see the README).
+the replay exists to catch (use ``workflow.patched``, see docs/development.md).
 """
 
 from __future__ import annotations

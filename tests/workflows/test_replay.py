@@ -2,7 +2,7 @@
 
 A change that would break a sleeping journey (a new command, a reordered step, a
 different timer) makes the replay non-deterministic and fails here. Evolve the
-workflow with ``workflow.patched`` instead (README: "Changing a journey safely").
+workflow with ``workflow.patched`` instead (docs/development.md: "Changing a journey safely").
 """
 
 from __future__ import annotations

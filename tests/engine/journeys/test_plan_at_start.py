@@ -63,13 +63,14 @@ async def test_the_journey_runs_the_plan_the_api_chose(
         assert (state.plan_id, state.plan_hash) == (expected.plan.id, expected.content_hash)
         history = (await handle.fetch_history()).events
         # No local activity chose it: its result would be a marker in the history (the
-        # only marker there is the workflow.patched one of the journey's loop).
+        # only markers there are the workflow.patched ones asked at the run's start:
+        # the journey's loop and its reports of stage changes).
         markers = [
             event.marker_recorded_event_attributes.marker_name
             for event in history
             if event.HasField("marker_recorded_event_attributes")
         ]
-        assert markers == ["core_patch"]
+        assert markers == ["core_patch", "core_patch"]
         sent = HistoryEventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
         assert sent in [event.event_type for event in history]  # the confirmation
         # The journey still makes its plan searchable.

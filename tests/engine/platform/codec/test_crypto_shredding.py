@@ -306,7 +306,8 @@ async def test_rotating_the_master_key_keeps_journeys_readable(
     await mail_for(stack.sink, started.journey_id)
     payloads = _ours(list(payloads_in(await raw_history(stack.client, started.journey_id))))
 
-    # A new master key in front, the old one kept for decrypting (README: rotation).
+    # A new master key in front, the old one kept for decrypting
+    # (docs/consent-and-privacy.md: rotating the master key).
     rotated: Keyring = stack.keys.keyring.rotated("k-rotated", generate_keyring().current_key)
     after = CustomerKeys.open(database_url, rotated, erasure_marks_for(stack.settings))
     try:
