@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.messaging.event_demand import is_wanted
@@ -54,6 +55,14 @@ EVENT_TYPES = frozenset(
 # Net Promoter Score: 0-6 is a detractor.
 DETRACTOR_MAX_SCORE = 6
 
+# Built once, on the table: the send path writes events (docs/performance.md).
+_OUTBOX = cast(Table, JourneyEventRecord.__table__)
+_RECORDED = select(_OUTBOX.c.id).where(_OUTBOX.c.event_id == bindparam("event_id"))
+_INSERT = insert(_OUTBOX)
+_INSERT_UNLESS_RECORDED = sqlite_insert(_OUTBOX).on_conflict_do_nothing(
+    index_elements=[_OUTBOX.c.event_id]
+)
+
 
 async def record_journey_event(
     session: AsyncSession,
@@ -72,24 +81,24 @@ async def record_journey_event(
         raise ValueError(f"unknown journey event type {type!r}")
     if not await is_wanted(session, type):
         return False
+    row = {
+        "event_id": event_id,
+        "journey_id": journey_id,
+        "type": type,
+        "occurred_at": occurred_at.astimezone(UTC),
+        "data": json.dumps(dict(data), sort_keys=True, default=str),
+        "personal": json.dumps(dict(personal), sort_keys=True, default=str) if personal else None,
+        "recorded_at": datetime.now(UTC),
+    }
+    if session.get_bind().dialect.name == "sqlite":
+        # A conflict spends no id in SQLite: one statement does it.
+        inserted = await session.execute(_INSERT_UNLESS_RECORDED, row)
+        return cast(CursorResult[Any], inserted).rowcount > 0
     # Looked up first rather than ON CONFLICT: PostgreSQL would spend a sequence
     # value on the conflict, and every gap in ids holds the dispatcher back a moment.
-    existing = await session.scalar(
-        select(JourneyEventRecord.id).where(JourneyEventRecord.event_id == event_id)
-    )
-    if existing is not None:
+    if await session.scalar(_RECORDED, {"event_id": event_id}) is not None:
         return False
-    await session.execute(
-        insert(JourneyEventRecord).values(
-            event_id=event_id,
-            journey_id=journey_id,
-            type=type,
-            occurred_at=occurred_at.astimezone(UTC),
-            data=json.dumps(dict(data), sort_keys=True, default=str),
-            personal=json.dumps(dict(personal), sort_keys=True, default=str) if personal else None,
-            recorded_at=datetime.now(UTC),
-        )
-    )
+    await session.execute(_INSERT, row)
     return True
 
 

@@ -42,8 +42,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
+from engine.messaging.event_demand import is_wanted
 from engine.messaging.journey_events import forget_personal_data
-from engine.messaging.outcome_events import record_outcome_event
+from engine.messaging.outcome_events import (
+    REPORTED_COLUMNS,
+    outcome_event_type,
+    record_outcome_event,
+)
 from engine.platform.database.tables import Message, MessageStatus
 from engine.platform.database.timestamps import as_utc
 from engine.platform.database.upsert import insert_on_conflict
@@ -369,15 +374,19 @@ class MessageLedger:
         # commit went through before its connection died makes the next one a no-op
         # (and the answer, whether the row changed, is then the last try's: False).
         pause = _RECORD_FIRST_PAUSE_SECONDS
+        event_type = outcome_event_type(values)
         for attempt in range(1, self._record_attempts + 1):
             try:
                 async with self._recorder() as session, session.begin():
                     # The columns given in values are the ones it sets.
-                    result = await session.execute(_FINISH, {"ledger_key": key, **values})
-                    changed = cast(CursorResult[Any], result).rowcount > 0
-                    if changed:
-                        await record_outcome_event(session, key, values)
-                return changed
+                    params = {"ledger_key": key, **values}
+                    if event_type is not None and await is_wanted(session, event_type):
+                        settled = (await session.execute(_FINISH_REPORTED, params)).first()
+                        if settled is not None:
+                            await record_outcome_event(session, key, event_type, settled, values)
+                        return settled is not None
+                    result = await session.execute(_FINISH, params)
+                    return cast(CursorResult[Any], result).rowcount > 0
             except DBAPIError as err:
                 if attempt == self._record_attempts or not _connection_trouble(err):
                     raise
@@ -395,6 +404,8 @@ _FINISH: Update = update(_MESSAGES).where(
     _MESSAGES.c.idempotency_key == bindparam("ledger_key"),
     _MESSAGES.c.status == MessageStatus.CLAIMED,
 )
+# The same, answering what a subscriber's journey event reports of the row.
+_FINISH_REPORTED = _FINISH.returning(*REPORTED_COLUMNS)
 _HELD: Any = (
     _MESSAGES.c.idempotency_key == bindparam("ledger_key"),
     _MESSAGES.c.status == MessageStatus.CLAIMED,

@@ -1,42 +1,51 @@
 """The journey events of a ledger outcome: ``message.sent`` and ``message.failed``,
-written in the transaction that settles the ledger row."""
+written in the transaction that settles the ledger row.
+
+The ledger asks :func:`outcome_event_type` first; when a subscription wants that type
+its settling UPDATE returns :data:`REPORTED_COLUMNS` of the row, so the event costs
+the outbox insert and nothing more on the send path."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Row, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.messaging.event_demand import is_wanted
 from engine.messaging.journey_events import MESSAGE_FAILED, MESSAGE_SENT, record_journey_event
 from engine.platform.database.tables import Message, MessageStatus
 
 _EVENT_OF_STATUS = {MessageStatus.SENT: MESSAGE_SENT, MessageStatus.FAILED: MESSAGE_FAILED}
+_MESSAGES = cast(Table, Message.__table__)
+REPORTED_COLUMNS = (
+    _MESSAGES.c.journey_id,
+    _MESSAGES.c.step,
+    _MESSAGES.c.iteration,
+    _MESSAGES.c.channel,
+    _MESSAGES.c.template,
+    _MESSAGES.c.recipient,
+    _MESSAGES.c.customer_id,
+    _MESSAGES.c.plan,
+)
 
 
-async def record_outcome_event(session: AsyncSession, key: str, values: Mapping[str, Any]) -> None:
-    """Record the event of the outcome ``values`` just gave the ledger row ``key``
-    (nothing for a skipped send: it was never meant to reach anyone)."""
-    event_type = _EVENT_OF_STATUS.get(values.get("status", ""))
-    if event_type is None or not await is_wanted(session, event_type):
-        return
-    row = (
-        await session.execute(
-            select(
-                Message.journey_id,
-                Message.step,
-                Message.iteration,
-                Message.channel,
-                Message.template,
-                Message.recipient,
-                Message.customer_id,
-                Message.plan,
-            ).where(Message.idempotency_key == key)
-        )
-    ).one()
+def outcome_event_type(values: Mapping[str, Any]) -> str | None:
+    """The event the outcome ``values`` makes; None for a skipped send (it was never
+    meant to reach anyone)."""
+    return _EVENT_OF_STATUS.get(values.get("status", ""))
+
+
+async def record_outcome_event(
+    session: AsyncSession,
+    key: str,
+    event_type: str,
+    row: Row[Any],
+    values: Mapping[str, Any],
+) -> None:
+    """Record ``event_type`` for the ledger row ``key`` just settled with ``values``;
+    ``row`` holds its REPORTED_COLUMNS."""
     data: dict[str, Any] = {
         "step": row.step,
         "iteration": row.iteration,

@@ -15,33 +15,22 @@ T = TypeVar("T")
 
 
 class TimedCopy(Generic[T]):
-    def __init__(self, read: Callable[[], Awaitable[T]] | None, ttl: timedelta) -> None:
-        """``read`` may be None when every caller brings its own (see ``get``)."""
+    def __init__(self, read: Callable[[], Awaitable[T]], ttl: timedelta) -> None:
         self._read = read
         self._ttl = ttl.total_seconds()
         self._value: T | None = None
         self._read_at: float | None = None  # event-loop time of the copy's read
         self._reading: asyncio.Lock | None = None
 
-    async def get(
-        self,
-        *,
-        fresh_since: float | None = None,
-        read: Callable[[], Awaitable[T]] | None = None,
-    ) -> T:
+    async def get(self, *, fresh_since: float | None = None) -> T:
         """The copy, read again when older than the TTL or, with ``fresh_since`` (an
-        event-loop time), when read before that instant. ``read`` replaces the
-        copy's own reader for this call: a caller inside a transaction reads through
-        it, as SQLite's single pooled connection cannot serve a second session."""
+        event-loop time), when read before that instant."""
         if self._reading is None:
             # Made on first use: the lock belongs to the loop that serves the sends.
             self._reading = asyncio.Lock()
         async with self._reading:
             if self._value is None or self._is_old(fresh_since):
-                reader = read or self._read
-                if reader is None:
-                    raise TypeError("this copy has no reader of its own: pass read=")
-                self._value = await reader()
+                self._value = await self._read()
                 self._read_at = asyncio.get_running_loop().time()
             return self._value
 

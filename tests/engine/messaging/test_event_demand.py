@@ -107,3 +107,46 @@ async def test_a_removed_subscription_stops_the_writes_it_asked_for(
     await send_one(ledger)
 
     assert await types_in_outbox(db_sessions) == ["message.sent"]
+
+
+async def test_writers_in_and_out_of_a_transaction_never_wait_on_each_other(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """SQLite's pool has one connection. A writer whose transaction already holds it
+    asks for the copy; another asks before its first statement, so its reading must
+    take that connection: if either waited on the other for the copy, neither would
+    finish (the test's deadline turns that into a failure)."""
+    await subscribe(db_sessions, [])
+    await asyncio.sleep(DEMAND_SETTLE.total_seconds())  # every copy is old now
+
+    async def holding_the_connection_first(number: int) -> None:
+        async with db_sessions() as session, session.begin():
+            await session.execute(select(JourneyEventRecord.id).limit(1))
+            await record_journey_event(
+                session,
+                event_id=f"detractor:held-{number}-{uuid.uuid4().hex}",
+                journey_id="order-1",
+                type="detractor",
+                occurred_at=datetime.now(UTC),
+                data={"score": 1},
+            )
+
+    async def asking_first(number: int) -> None:
+        async with db_sessions() as session, session.begin():
+            await record_journey_event(
+                session,
+                event_id=f"detractor:first-{number}-{uuid.uuid4().hex}",
+                journey_id="order-1",
+                type="detractor",
+                occurred_at=datetime.now(UTC),
+                data={"score": 1},
+            )
+
+    writers = [
+        writer(number)
+        for number in range(10)
+        for writer in (holding_the_connection_first, asking_first)
+    ]
+    await asyncio.wait_for(asyncio.gather(*writers), timeout=60)
+
+    assert await types_in_outbox(db_sessions) == ["detractor"] * 20
