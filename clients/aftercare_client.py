@@ -447,13 +447,20 @@ class AftercareClient:
         return response.operation
 
     async def register_device(
-        self, customer_id: str, token: str, platform: devices_pb.DevicePlatform.ValueType
+        self,
+        customer_id: str,
+        token: str = "",
+        platform: devices_pb.DevicePlatform.ValueType = devices_pb.DEVICE_PLATFORM_UNSPECIFIED,
+        *,
+        web_push: devices_pb.WebPushSubscription | None = None,
     ) -> devices_pb.RegisterDeviceResponse:
-        """Registers an FCM registration token as the customer's push device."""
+        """Registers an FCM registration token, or a browser's web push subscription
+        (``web_push``: its endpoint and keys, platform web), as the customer's push
+        device."""
         return await self._call_devices(
             self._devices.RegisterDevice,
             devices_pb.RegisterDeviceRequest(
-                customer_id=customer_id, token=token, platform=platform
+                customer_id=customer_id, token=token, platform=platform, web_push=web_push
             ),
         )
 

@@ -1,10 +1,12 @@
-"""The push channel: one notification per registered device of the customer, by FCM.
+"""The push channel: one notification per registered device of the customer, by FCM
+for app tokens and by web push (``activities.push.webpush``) for browsers' subscriptions.
 
 The "address" of a push message is the customer: their devices are looked up when it
 is sent. Every device the message reaches is recorded against the message's ledger
 key, so a retry after a partial failure (one device's send timed out) reaches only the
-devices still missing it, never one twice. A token FCM reports unregistered is
-forgotten, and ``on_device_forgotten`` hears of it (to tell the customer's journeys
+devices still missing it, never one twice. A token FCM reports unregistered (or a
+subscription its push service reports gone, 404/410) is forgotten, and
+``on_device_forgotten`` hears of it (to tell the customer's journeys
 when none is left, so later push steps cost them no activity). When no device is left to
 reach, nothing was sent and the step falls back to its next channel; no address is
 suppressed, since a device registered later works.
@@ -31,6 +33,12 @@ from activities.push.fcm import (
     PushNotification,
 )
 from activities.push.rendering import PUSH_TEMPLATE_NAMES, PushRenderer
+from activities.push.webpush import (
+    WebPushGone,
+    WebPushRefused,
+    WebPushSender,
+    WebPushUnavailable,
+)
 from engine.messaging.push_devices import Device, PushDevices
 from engine.platform.logging import get_logger
 from workflows.contracts import SendMessageInput
@@ -46,8 +54,11 @@ class PushChannel:
         links: LinkBuilder,
         devices: PushDevices,
         on_device_forgotten: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        web: WebPushSender | None = None,
     ) -> None:
         self._sender = sender
+        self._web = web
         self._renderer = renderer
         self._links = links
         self._devices = devices
@@ -57,7 +68,7 @@ class PushChannel:
         return request.order.customer.id
 
     def unavailable_reason(self, request: SendMessageInput) -> str:
-        if self._sender is None:
+        if self._sender is None and self._web is None:
             return "no push provider configured"
         if request.template not in PUSH_TEMPLATE_NAMES:
             return f"no push text for {request.template}"
@@ -66,7 +77,6 @@ class PushChannel:
     async def deliver(
         self, request: SendMessageInput, address: str, key: str, handover: Handover
     ) -> str:
-        assert self._sender is not None
         devices = await self._devices.of_customer(address)
         reached = await self._devices.delivered(key)
         if not devices and not reached:
@@ -82,21 +92,23 @@ class PushChannel:
         )
         names: list[str] = []
         refusals: list[str] = []
-        retry: FcmUnavailable | None = None
+        retry: FcmUnavailable | WebPushUnavailable | None = None
         forgotten = False
+        # Transactional news may wake a sleeping phone; the rest waits for its moment.
+        urgent = request.category == "transactional"
         for device in devices:
             if device.device_id in reached:
                 continue
             try:
-                names.append(await self._send_one(device, notification, key, handover))
-            except FcmTokenGone as err:
+                names.append(await self._send_one(device, notification, key, handover, urgent))
+            except (FcmTokenGone, WebPushGone) as err:
                 await self._devices.forget(device.device_id)
                 log.info("push device unregistered", device=device.device_id[:12])
                 refusals.append(str(err))
                 forgotten = True
-            except FcmRefused as err:
+            except (FcmRefused, WebPushRefused) as err:
                 refusals.append(str(err))
-            except FcmUnavailable as err:
+            except (FcmUnavailable, WebPushUnavailable) as err:
                 retry = retry or err
         if forgotten and self._on_device_forgotten is not None:
             await self._on_device_forgotten(address)
@@ -114,12 +126,26 @@ class PushChannel:
         )
 
     async def _send_one(
-        self, device: Device, notification: PushNotification, key: str, handover: Handover
+        self,
+        device: Device,
+        notification: PushNotification,
+        key: str,
+        handover: Handover,
+        urgent: bool,
     ) -> str:
-        assert self._sender is not None
+        # A transport not configured here skips its devices, which stay registered.
+        if device.web_push is not None and self._web is None:
+            raise WebPushRefused("web push is not configured (no VAPID key)")
+        if device.web_push is None and self._sender is None:
+            raise FcmRefused("FCM is not configured (no project)")
         if handover.start_by is not None and asyncio.get_running_loop().time() >= handover.start_by:
             raise FcmUnavailable(NOT_STARTED)
         handover.begun = True
-        name = await self._sender.send(device.token, notification)
+        if device.web_push is not None:
+            assert self._web is not None
+            name = await self._web.send(device.token, device.web_push, notification, urgent=urgent)
+        else:
+            assert self._sender is not None
+            name = await self._sender.send(device.token, notification)
         await self._devices.record_delivery(key, device.device_id, name, datetime.now(UTC))
         return name

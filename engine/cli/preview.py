@@ -6,7 +6,8 @@ detail filled in (a shipment, feedback, a new address...) so that no template
 branch stays hidden. ``--locale`` picks the template language, whatever the
 order's customer locale. ``--channel sms`` writes the SMS/WhatsApp text instead,
 shortened to the plans' default of two segments; ``--channel push`` the push
-notification, ``--channel whatsapp`` the approved WhatsApp template
+notification (the FCM request, and the payload a browser's web push subscription
+decrypts), ``--channel whatsapp`` the approved WhatsApp template
 (the deployment's templates file, the dev stack's when unset).
 """
 
@@ -25,6 +26,7 @@ from google.protobuf import json_format
 from activities.email.rendering import TEMPLATE_NAMES, EmailRenderer, RenderedEmail
 from activities.push.fcm import PushNotification, message_body
 from activities.push.rendering import PUSH_TEMPLATE_NAMES, PushRenderer, PushText
+from activities.push.webpush import payload_of
 from activities.rendering.context import MessageContext
 from activities.rendering.formatting import SUPPORTED_LOCALES, resolve_locale
 from activities.sms.rendering import SMS_TEMPLATE_NAMES, SmsRenderer, SmsText
@@ -251,18 +253,20 @@ def render_whatsapp_preview(
 
 def preview_push(template: str, locale: str, order: Path | None, out: Path) -> list[str]:
     push = render_push_preview(template, locale, order)
-    request = message_body(
-        SAMPLE_DEVICE_TOKEN,
-        PushNotification(title=push.title, body=push.body, link=push.link),
-    )
+    notification = PushNotification(title=push.title, body=push.body, link=push.link)
+    request = message_body(SAMPLE_DEVICE_TOKEN, notification)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{template}.{locale}.push.json"
     path.write_text(json.dumps(request, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    web_path = out / f"{template}.{locale}.webpush.json"
+    payload = json.loads(payload_of(notification))
+    web_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return [
         f"title:     {push.title}",
         f"body:      {push.body}",
         f"link:      {push.link}",
         str(path),
+        str(web_path),
     ]
 
 

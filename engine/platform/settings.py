@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from engine.platform.secret_values import SecretFileSource, secret_problem
+from engine.platform.vapid import VapidKeyError, load_private_key, subject_problem
 from workflows.plans.catalogue import FrequencyCaps, parse_frequency_caps
 
 # Everything the embedded dev stack writes (Temporal database, SQLite, mail sink,
@@ -181,6 +182,14 @@ class Settings(BaseSettings):
     # Somewhere else than https://fcm.googleapis.com (the local fake in dev/tests).
     fcm_api_base_url: str = "https://fcm.googleapis.com"
     fcm_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Web push (RFC 8030/8292) to browsers' Push API subscriptions, the push channel's
+    # second transport: the VAPID private key (P-256, PEM or the raw key in base64url;
+    # AFTERCARE_WEBPUSH_VAPID_PRIVATE_KEY_FILE names a file) and the subject push
+    # services may contact (mailto: or https:; required with a key, checked when the
+    # worker starts). No key: subscriptions are not sent to.
+    webpush_vapid_private_key: SecretStr | None = None
+    webpush_vapid_subject: str | None = None
+    webpush_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # How old the send path's copy of the active pauses may be (engine.messaging.pauses):
     # a new pause holds every message within this long. 0 reads them for every send.
     pause_cache_seconds: float = Field(default=2.0, ge=0, le=2)
@@ -338,6 +347,27 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("webpush_vapid_private_key")
+    @classmethod
+    def _vapid_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            load_private_key(value.get_secret_value())
+        except VapidKeyError as err:
+            raise ValueError(f"AFTERCARE_WEBPUSH_VAPID_PRIVATE_KEY {err}") from None
+        return value
+
+    @field_validator("webpush_vapid_subject")
+    @classmethod
+    def _vapid_subject(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        problem = subject_problem(value.strip())
+        if problem:
+            raise ValueError(f"AFTERCARE_WEBPUSH_VAPID_SUBJECT {problem}")
+        return value.strip()
 
     @field_validator("temporal_ui_port", "smtp_port")
     @classmethod

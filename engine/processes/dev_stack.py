@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from engine.devstack.dev_key import ensure_dev_key
 from engine.devstack.dev_mail_signing import with_dev_bounce_port, with_dev_mail_signing
+from engine.devstack.dev_webpush import serve_dev_webpush_fake, with_dev_vapid
 from engine.devstack.fcm_fake import serve_fcm_fake
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.preflight import InstanceLock, PortNeed, check_ports
@@ -91,6 +92,7 @@ class StackAddresses:
     # (process, URL) of each /metrics served.
     metrics: tuple[tuple[str, str], ...] = ()
     push: str = ""
+    webpush: str = ""
     bounces: str = ""
     events_broker: str = ""
 
@@ -139,6 +141,7 @@ def banner(addresses: StackAddresses) -> str:
             f"  Mail sink     smtp://{addresses.smtp} -> {addresses.mail_dir}/*.eml",
             f"  SMS/WhatsApp  {addresses.sms}",
             *([f"  Push          {addresses.push}"] if addresses.push else []),
+            *([f"  Web push      {addresses.webpush}"] if addresses.webpush else []),
             *(
                 [f"  Bounces       smtp://{addresses.bounces}   (DSN and ARF reports)"]
                 if addresses.bounces
@@ -308,6 +311,16 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                 }
             )
             push_dir = f"{(state_dir / 'push').resolve()}/*.json"
+        webpush_line = "(VAPID key configured: real web push)"
+        if settings.webpush_vapid_private_key is None:
+            # No VAPID key: one is made under state_dir, and browsers' subscriptions go
+            # to a local fake push service that decrypts and keeps each message.
+            settings = with_dev_vapid(settings)
+            webpush = await parts.enter_async_context(serve_dev_webpush_fake(state_dir))
+            webpush_line = (
+                f"POST {webpush.base_url}/subscriptions makes a subscription;"
+                f" messages in {(state_dir / 'webpush').resolve()}/*.json"
+            )
         log.info("starting temporal dev server", address=server.address)
         await server.start()
         parts.push_async_callback(server.stop)
@@ -360,6 +373,7 @@ async def _run_parts(settings: Settings, temporal_host: str, temporal_port: int)
                     smtp=f"{settings.smtp_host}:{sink.port}",
                     sms=sms_dir,
                     push=push_dir,
+                    webpush=webpush_line,
                     bounces=(
                         f"{settings.bounce_smtp_host}:{settings.bounce_smtp_port}"
                         if settings.bounce_smtp_port

@@ -23,6 +23,7 @@ from activities.email.rendering import EmailRenderer
 from activities.email.smtp import SmtpConfig, SmtpMailer
 from activities.push.fcm import FcmConfig, FcmSender
 from activities.push.rendering import PushRenderer
+from activities.push.webpush import WebPushConfig, WebPushSender
 from activities.rendering.click_tracking import ClickTracker
 from activities.send_message import MessageActivities
 from activities.sms.rendering import SmsRenderer
@@ -116,12 +117,14 @@ def build_channels(
     push_devices: PushDevices | None = None,
     fcm: FcmSender | None = None,
     on_device_forgotten: Callable[[str], Awaitable[None]] | None = None,
+    webpush: WebPushSender | None = None,
 ) -> dict[Channel, DeliveryChannel]:
     """The channels ``send_message`` delivers through. With ``phones``, every SMS and
     WhatsApp send notes which customer was texted at the number, so an inbound STOP
     (``/twilio/inbound``) finds them. With ``push_devices``, push goes to the devices
-    registered there, through ``fcm`` (None: push is unavailable, steps fall back);
-    ``on_device_forgotten`` hears of a customer one of whose devices FCM unregistered."""
+    registered there, through ``fcm`` and, for browsers' subscriptions, ``webpush``
+    (neither: push is unavailable, steps fall back); ``on_device_forgotten`` hears of
+    a customer one of whose devices FCM unregistered (or its push service dropped)."""
     links = LinkBuilder(
         shop_url=settings.shop_url,
         public_base_url=settings.public_base_url,
@@ -164,7 +167,7 @@ def build_channels(
     }
     if push_devices is not None:
         channels[Channel.PUSH] = PushChannel(
-            fcm, PushRenderer(brand), links, push_devices, on_device_forgotten
+            fcm, PushRenderer(brand), links, push_devices, on_device_forgotten, web=webpush
         )
     return channels
 
@@ -190,6 +193,8 @@ async def message_activities(
     )
     fcm_config = FcmConfig.from_settings(settings)
     fcm = FcmSender(fcm_config) if fcm_config else None
+    webpush_config = WebPushConfig.from_settings(settings)
+    webpush = WebPushSender(webpush_config) if webpush_config else None
     try:
         # Keyed like the HTTP app's index (engine.processes.http): the same secret.
         phones = PhoneIndex(sessions, phone_index_key(secret_key_for(settings)))
@@ -216,6 +221,7 @@ async def message_activities(
                 push_devices=push_devices,
                 fcm=fcm,
                 on_device_forgotten=changes.forgotten if changes is not None else None,
+                webpush=webpush,
             ),
             FrequencyCapStore(sessions),
             report_grace=timedelta(seconds=settings.delivery_report_grace_seconds),
@@ -232,6 +238,8 @@ async def message_activities(
             await sender.aclose()
         if fcm is not None:
             await fcm.aclose()
+        if webpush is not None:
+            await webpush.aclose()
         await engine.dispose()
         await recorder_engine.dispose()
 

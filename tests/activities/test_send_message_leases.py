@@ -232,7 +232,8 @@ async def test_an_email_dropped_mid_data_is_retried_at_once_not_held_for_a_repor
     database_url: str, ledger: MessageLedger
 ) -> None:
     request = new_request()
-    async with smtp_server(DropsTheFirstData()) as crashing:
+    handler = DropsTheFirstData()
+    async with smtp_server(handler) as crashing:
         activities = email_activities(database_url, ledger, crashing.port)
 
         with pytest.raises(ApplicationError) as dropped:
@@ -247,8 +248,8 @@ async def test_an_email_dropped_mid_data_is_retried_at_once_not_held_for_a_repor
         retried = await send(activities, request, attempt=2)
 
     assert retried.status == Delivery.SENT
-    assert crashing.handler.dropped == 1
-    assert [m.message["Message-ID"] for m in crashing.handler.received] == [retried.message_id]
+    assert handler.dropped == 1
+    assert [m.message["Message-ID"] for m in handler.received] == [retried.message_id]
 
 
 @dataclasses.dataclass

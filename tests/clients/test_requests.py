@@ -147,6 +147,9 @@ def operation_of(reply: Message) -> Message:
 
 
 DEVICE = devices.Device(device_id="ab" * 32, platform=devices.DEVICE_PLATFORM_IOS)
+WEB_PUSH = devices.WebPushSubscription(
+    endpoint="https://push.example/send/abc", p256dh="BPk-example-key", auth="c2VjcmV0"
+)
 SUBSCRIPTION = subscriptions.Subscription(
     subscription_id="sub_0123456789abcdef01234567",
     url="https://crm.example.test/hooks",
@@ -415,6 +418,13 @@ CASES = [
         devices.RegisterDeviceRequest(
             customer_id="cus_42", token="fcm-token-1", platform=devices.DEVICE_PLATFORM_IOS
         ),
+        devices.RegisterDeviceResponse(device=DEVICE, created=True),
+    ),
+    Case(
+        "register_device (web push)",
+        lambda c: c.register_device("cus_42", web_push=WEB_PUSH),
+        "RegisterDevice",
+        devices.RegisterDeviceRequest(customer_id="cus_42", web_push=WEB_PUSH),
         devices.RegisterDeviceResponse(device=DEVICE, created=True),
     ),
     Case(

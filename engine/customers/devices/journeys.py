@@ -53,9 +53,10 @@ class DeviceChanges:
         return await self._notifier.notify_preferences_changed(customer_id)
 
     async def forgotten(self, customer_id: str) -> None:
-        """After FCM reported a device's token unregistered, during a send: the send
-        goes on whatever happens here (its step falls back when no device is left),
-        so a failure to tell is logged, not raised."""
+        """After FCM reported a device's token unregistered (or a push service a
+        subscription gone), during a send: the send goes on whatever happens here (its
+        step falls back when no device is left), so a failure to tell is logged, not
+        raised."""
         try:
             told = await self.removed(customer_id)
         except (RPCError, SQLAlchemyError, OSError) as err:

@@ -1,7 +1,9 @@
 """DevicesService: the devices customers receive push notifications on
 (``engine.messaging.push_devices`` keeps them; the push channel reads them).
 
-A device is registered for a customer not erased; a request naming an erased
+A device is an FCM registration token or a browser's web push subscription (its
+endpoint in the token's place, its keys beside it). It is registered for a customer
+not erased; a request naming an erased
 customer is refused (FAILED_PRECONDITION, ``CUSTOMER_ERASED``), so no token of
 theirs is kept again after erasure removed them.
 
@@ -32,6 +34,14 @@ from engine.messaging.push_devices import (
     PushDevices,
     TooManyDevices,
     device_id_of,
+)
+from engine.messaging.web_push_keys import (
+    WebPushKeys,
+    auth_problem,
+    canonical_keys,
+    endpoint_problem,
+    origin_of,
+    p256dh_problem,
 )
 from engine.platform.database.erasure_marks import CustomerErased, ErasureMarks
 from engine.platform.logging import get_logger
@@ -74,8 +84,10 @@ _answered = answered(refuse=_refusal, unavailable=lambda err: f"Temporal unreach
 @dataclass(frozen=True)
 class Registration:
     customer_id: str
+    # The FCM token, or the web push subscription's endpoint.
     token: str
     platform: Platform
+    web_push: WebPushKeys | None = None
 
 
 def _token(v: Violations, path: str, value: str, *, required: bool = True) -> str:
@@ -92,6 +104,8 @@ def _token(v: Violations, path: str, value: str, *, required: bool = True) -> st
 def registration_request(request: pb.RegisterDeviceRequest) -> Registration:
     v = Violations()
     customer_id = v.customer_id("customer_id", request.customer_id)
+    if request.HasField("web_push"):
+        return _web_push_registration(v, customer_id, request)
     token = _token(v, "token", request.token)
     platform = PLATFORMS.get(request.platform)
     if platform is None:
@@ -99,6 +113,31 @@ def registration_request(request: pb.RegisterDeviceRequest) -> Registration:
     v.raise_if_any()
     assert platform is not None
     return Registration(customer_id, token, platform)
+
+
+def _web_push_registration(
+    v: Violations, customer_id: str, request: pb.RegisterDeviceRequest
+) -> Registration:
+    subscription = request.web_push
+    if request.token:
+        v.add("web_push", "give token or web_push, not both")
+    if request.platform not in (pb.DEVICE_PLATFORM_UNSPECIFIED, pb.DEVICE_PLATFORM_WEB):
+        v.add("platform", "must be DEVICE_PLATFORM_WEB (or unset) with web_push")
+    checks = (
+        ("endpoint", endpoint_problem(subscription.endpoint, MAX_TOKEN_LENGTH)),
+        ("p256dh", p256dh_problem(subscription.p256dh)),
+        ("auth", auth_problem(subscription.auth)),
+    )
+    for name, problem in checks:
+        if problem:
+            v.add(f"web_push.{name}", problem)
+    v.raise_if_any()
+    return Registration(
+        customer_id,
+        subscription.endpoint,
+        Platform.WEB,
+        canonical_keys(subscription.p256dh, subscription.auth),
+    )
 
 
 def removal_request(request: pb.RemoveDeviceRequest) -> tuple[str, str]:
@@ -130,6 +169,8 @@ def device_reply(device: Device) -> pb.Device:
         device_id=device.device_id,
         platform=pb.DevicePlatform.ValueType(_PLATFORM_NUMBERS[device.platform]),
         registered_at=timestamp(device.registered_at),
+        # The service, not the endpoint: that URL is the subscription itself.
+        push_service=origin_of(device.token) if device.web_push is not None else "",
     )
 
 
@@ -165,6 +206,7 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
             registration.token,
             registration.platform,
             datetime.now(UTC),
+            registration.web_push,
         )
         told = 0
         if self._changes is not None:
@@ -172,6 +214,7 @@ class DevicesServicer(pb_grpc.DevicesServiceServicer):
         log.info(
             "push device registered",
             platform=device.platform.value,
+            web_push=device.web_push is not None,
             created=created,
             journeys=told,
         )

@@ -383,6 +383,10 @@ class PushDevice(Base):
     ``token`` is what FCM needs to reach the device, kept as given until the customer
     removes the device, FCM reports it unregistered, or the customer is erased;
     ``token_hash`` (SHA-256) is how the API, logs and the per-device record name it.
+
+    A browser's web push subscription is a row too: ``token`` holds its endpoint URL
+    and ``web_push_p256dh`` / ``web_push_auth`` (base64url) the keys its messages are
+    encrypted to, kept and dropped with the row like a token (both NULL for FCM).
     """
 
     __tablename__ = "push_devices"
@@ -392,11 +396,14 @@ class PushDevice(Base):
     token: Mapped[str] = mapped_column(Text)
     platform: Mapped[str] = mapped_column(String(10))
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    web_push_p256dh: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    web_push_auth: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class PushDelivery(Base):
-    """One push message (a ledger row's key) handed to FCM for one device: a retry of
-    the send skips the devices already reached, so no device gets it twice."""
+    """One push message (a ledger row's key) handed to FCM or a web push service for
+    one device: a retry of the send skips the devices already reached, so no device
+    gets it twice."""
 
     __tablename__ = "push_deliveries"
 

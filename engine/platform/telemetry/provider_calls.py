@@ -21,7 +21,7 @@ from temporalio import activity
 
 from engine.platform.telemetry.catalogue import PROVIDER_CALL_SECONDS
 
-Provider = Literal["smtp", "twilio", "support_desk", "fcm"]
+Provider = Literal["smtp", "twilio", "support_desk", "fcm", "webpush"]
 
 # Span attributes (the histogram's labels are the same words without the prefix).
 PROVIDER = "aftercare.provider"

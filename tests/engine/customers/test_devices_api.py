@@ -3,16 +3,20 @@ removing a customer's push devices, every bad field named, and erasure."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aftercare.v1 import devices_pb2 as pb
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from temporalio.client import Client
 
 from clients import CustomerErasedError, DeviceNotFoundError, InvalidRequestError
 from engine.devstack.mail_sink import MailSink
 from engine.messaging.push_devices import device_id_of
+from engine.messaging.web_push_keys import b64url_encode
 from engine.platform.database.migrate import upgrade_database
 from tests.support.databases import sqlite_url
 from tests.support.ids import new_order_id
@@ -125,3 +129,80 @@ async def test_erasure_removes_the_devices_and_refuses_new_ones(
         assert len((await client.list_devices(bystander)).devices) == 1
         with pytest.raises(CustomerErasedError):
             await client.register_device(customer_id, TOKEN, pb.DEVICE_PLATFORM_ANDROID)
+
+
+def browser_keys() -> tuple[str, str]:
+    """A browser's subscription keys: its P-256 public point and an auth secret."""
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    return b64url_encode(point), b64url_encode(os.urandom(16))
+
+
+P256DH, AUTH = browser_keys()
+ENDPOINT = "https://updates.push.example/wpush/v2/gAAAAABm-subscription-1"
+
+
+def web_push(**changes: str) -> pb.WebPushSubscription:
+    fields = {"endpoint": ENDPOINT, "p256dh": P256DH, "auth": AUTH, **changes}
+    return pb.WebPushSubscription(**fields)
+
+
+WEB = pb.DEVICE_PLATFORM_WEB
+# (token, platform, subscription) and the fields named.
+BAD_WEB_PUSH: list[tuple[tuple[str, int, pb.WebPushSubscription], set[str]]] = [
+    (("", WEB, web_push(endpoint="")), {"web_push.endpoint"}),
+    (("", WEB, web_push(endpoint="http://push.example/x")), {"web_push.endpoint"}),
+    (("", WEB, web_push(endpoint="ftp://push.example/x")), {"web_push.endpoint"}),
+    (("", WEB, web_push(endpoint="https://u:p@push.example/x")), {"web_push.endpoint"}),
+    (("", WEB, web_push(p256dh="")), {"web_push.p256dh"}),
+    (("", WEB, web_push(p256dh="not base64url!")), {"web_push.p256dh"}),
+    (("", WEB, web_push(p256dh=AUTH)), {"web_push.p256dh"}),  # 16 bytes, no point
+    (("", WEB, web_push(p256dh=b64url_encode(b"\x04" + b"\x01" * 64))), {"web_push.p256dh"}),
+    (("", WEB, web_push(auth=P256DH)), {"web_push.auth"}),
+    (("", WEB, web_push(auth="")), {"web_push.auth"}),
+    ((TOKEN, WEB, web_push()), {"web_push"}),
+    (("", pb.DEVICE_PLATFORM_IOS, web_push()), {"platform"}),
+    (("", WEB, web_push(endpoint="", auth="")), {"web_push.endpoint", "web_push.auth"}),
+]
+
+
+async def test_a_browser_subscription_is_registered_and_a_bad_one_refused_by_field(
+    temporal_client: Client, tmp_path: Path, mail_sink: MailSink
+) -> None:
+    database = sqlite_url(tmp_path)
+    upgrade_database(database)
+    async with preferences_stack(
+        temporal_client, database, tmp_path, mail_sink, with_worker=False
+    ) as stack:
+        client, customer_id = stack.client, customer()
+        for (token, platform, subscription), expected in BAD_WEB_PUSH:
+            with pytest.raises(InvalidRequestError) as raised:
+                await client.register_device(
+                    customer_id,
+                    token,
+                    pb.DevicePlatform.ValueType(platform),
+                    web_push=subscription,
+                )
+            assert set(raised.value.fields) == expected, (token, platform, subscription)
+        assert not (await client.list_devices(customer_id)).devices
+
+        # Padded keys, as some libraries give them, and the platform left unset.
+        registered = await client.register_device(
+            customer_id, web_push=web_push(p256dh=P256DH + "=", auth=AUTH + "==")
+        )
+        # A web page using FCM's JavaScript SDK registers its FCM token as web.
+        await client.register_device(customer_id, TOKEN, pb.DEVICE_PLATFORM_WEB)
+        listed = (await client.list_devices(customer_id)).devices
+        assert [(d.device_id, d.platform, d.push_service) for d in listed] == [
+            (device_id_of(ENDPOINT), pb.DEVICE_PLATFORM_WEB, "https://updates.push.example"),
+            (device_id_of(TOKEN), pb.DEVICE_PLATFORM_WEB, ""),
+        ]
+        assert registered.device.device_id == device_id_of(ENDPOINT)
+        assert P256DH not in str(listed)
+        assert ENDPOINT not in str(listed)
+        # Removed by its endpoint, as an app's device is by its token.
+        await client.remove_device(customer_id, token=ENDPOINT)
+        assert len((await client.list_devices(customer_id)).devices) == 1

@@ -15,6 +15,7 @@ from pydantic_settings import SettingsError
 from engine.platform.codec.keys import generate_keyring
 from engine.platform.secret_values import placeholder_problem, secret_fields
 from engine.platform.settings import Settings
+from engine.platform.vapid import new_private_key_pem
 
 SECRETS = secret_fields(Settings)
 # A value every secret setting accepts (a valid keyring for codec_keys).
@@ -22,6 +23,7 @@ GOOD = {
     "codec_keys": generate_keyring().to_config(),
     "database_url": "postgresql+psycopg://aftercare@db.internal:5432/aftercare",
     "events_broker_url": "amqps://aftercare:k7Qzk7Qz@rabbitmq.internal:5671/shop",
+    "webpush_vapid_private_key": new_private_key_pem().strip(),
 }
 
 

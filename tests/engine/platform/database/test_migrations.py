@@ -22,7 +22,7 @@ from engine.platform.database.tables import (
     SuppressedAddress,
 )
 
-HEAD = "0015"
+HEAD = "0016"
 
 
 @pytest.fixture
