@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
@@ -22,6 +24,7 @@ from pydantic import SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.outbox_batches import HandOn, hand_on_in_order
 from engine.messaging.event_subscriptions import EventSubscriptions, OutboxEvent, Subscription
 from workflows.webhook_contracts import (
     PUBLISH_JOURNEY_EVENTS_ACTIVITY,
@@ -52,22 +55,12 @@ class BrokerPublishActivities:
 
     @activity.defn(name=PUBLISH_JOURNEY_EVENTS_ACTIVITY)
     async def publish_journey_events(self, request: DeliverEventsInput) -> DeliverEventsResult:
-        subscription = await self._subscriptions.get(request.subscription_id)
-        if subscription is None or subscription.removed_at is not None:
-            return DeliverEventsResult(cursor=request.after, removed=True)
-        # Past what an earlier attempt recorded as handled: the outbox may be pruned there.
-        cursor = max(_resumed_cursor(request.after), subscription.delivered_through)
-        events = await self._subscriptions.ready_events(cursor, request.limit)
-        if not events:
-            return DeliverEventsResult(cursor=cursor)
+        return await hand_on_in_order(self._subscriptions, request, self._publisher)
+
+    @asynccontextmanager
+    async def _publisher(self, subscription: Subscription) -> AsyncIterator[HandOn]:
         exchange = await self._ready_exchange()
-        for event in events:
-            if subscription.wants(event.type):
-                await self._publish(exchange, subscription, event)
-            cursor = event.id
-            activity.heartbeat(cursor)
-        await self._subscriptions.advance(subscription.id, cursor)
-        return DeliverEventsResult(cursor=cursor, handled=len(events))
+        yield lambda event: self._publish(exchange, subscription, event)
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -143,11 +136,3 @@ class BrokerPublishActivities:
                 await asyncio.wait_for(channel.close(), self._timeout)
             except Exception:  # it is being given up either way
                 activity.logger.debug("closing a failed broker channel failed")
-
-
-def _resumed_cursor(after: int) -> int:
-    """Where an earlier attempt of this activity got to, else ``after``."""
-    details = activity.info().heartbeat_details
-    if details and isinstance(details[0], int) and details[0] > after:
-        return details[0]
-    return after

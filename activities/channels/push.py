@@ -25,20 +25,10 @@ from activities.channels.base import (
 )
 from activities.channels.email import LinkBuilder
 from activities.handover import NOT_STARTED, Handover
-from activities.push.fcm import (
-    FcmRefused,
-    FcmSender,
-    FcmTokenGone,
-    FcmUnavailable,
-    PushNotification,
-)
+from activities.push.failures import DeviceGone, PushRefused, PushUnavailable
+from activities.push.fcm import FcmRefused, FcmSender, FcmUnavailable, PushNotification
 from activities.push.rendering import PUSH_TEMPLATE_NAMES, PushRenderer
-from activities.push.webpush import (
-    WebPushGone,
-    WebPushRefused,
-    WebPushSender,
-    WebPushUnavailable,
-)
+from activities.push.webpush import WebPushRefused, WebPushSender
 from engine.messaging.push_devices import Device, PushDevices
 from engine.platform.logging import get_logger
 from workflows.contracts import SendMessageInput
@@ -92,7 +82,7 @@ class PushChannel:
         )
         names: list[str] = []
         refusals: list[str] = []
-        retry: FcmUnavailable | WebPushUnavailable | None = None
+        retry: PushUnavailable | None = None
         forgotten = False
         # Transactional news may wake a sleeping phone; the rest waits for its moment.
         urgent = request.category == "transactional"
@@ -101,14 +91,14 @@ class PushChannel:
                 continue
             try:
                 names.append(await self._send_one(device, notification, key, handover, urgent))
-            except (FcmTokenGone, WebPushGone) as err:
+            except DeviceGone as err:
                 await self._devices.forget(device.device_id)
                 log.info("push device unregistered", device=device.device_id[:12])
                 refusals.append(str(err))
                 forgotten = True
-            except (FcmRefused, WebPushRefused) as err:
+            except PushRefused as err:
                 refusals.append(str(err))
-            except (FcmUnavailable, WebPushUnavailable) as err:
+            except PushUnavailable as err:
                 retry = retry or err
         if forgotten and self._on_device_forgotten is not None:
             await self._on_device_forgotten(address)

@@ -31,8 +31,8 @@ from google.auth.exceptions import GoogleAuthError
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
+from activities.push.failures import DeviceGone, PushFailure, PushRefused, PushUnavailable
 from activities.sms.twilio_sender import parse_retry_after
-from engine.platform.redaction import redact
 from engine.platform.telemetry.provider_calls import provider_call
 
 if TYPE_CHECKING:
@@ -43,35 +43,16 @@ FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 UNREGISTERED = "UNREGISTERED"
 
 
-class FcmError(Exception):
-    """A failure of one send, its text redacted (FCM may quote what it was sent)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+class FcmTokenGone(DeviceGone):
+    """FCM no longer knows this registration token."""
 
 
-class FcmTokenGone(FcmError):
-    """FCM no longer knows this registration token: forget the device."""
-
-
-class FcmRefused(FcmError):
+class FcmRefused(PushRefused):
     """FCM refused this message for this token for good."""
 
 
-class FcmUnavailable(FcmError):
-    """FCM could not take the message now; ``maybe_delivered`` when the request went
-    out and no answer came back."""
-
-    def __init__(
-        self,
-        message: str,
-        retry_after_seconds: float | None = None,
-        *,
-        maybe_delivered: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-        self.maybe_delivered = maybe_delivered
+class FcmUnavailable(PushUnavailable):
+    """FCM could not take the message now."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +180,7 @@ class FcmSender:
             await client.aclose()
 
 
-def classify(response: httpx.Response) -> FcmError:
+def classify(response: httpx.Response) -> PushFailure:
     """The failure an FCM error response stands for."""
     status = response.status_code
     error_status, error_code, message = _error_of(response)

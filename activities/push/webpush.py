@@ -29,10 +29,10 @@ import aiohttp
 from py_vapid import Vapid02, VapidException
 from pywebpush import WebPushException, webpush_async
 
+from activities.push.failures import DeviceGone, PushFailure, PushRefused, PushUnavailable
 from activities.push.fcm import PushNotification
 from activities.sms.twilio_sender import parse_retry_after
 from engine.messaging.web_push_keys import WebPushKeys, origin_of
-from engine.platform.redaction import redact
 from engine.platform.telemetry.provider_calls import provider_call
 from engine.platform.vapid import load_private_key, public_key_of
 
@@ -47,35 +47,16 @@ TTL_SECONDS = 24 * 3600
 MAX_NAME = 200
 
 
-class WebPushError(Exception):
-    """A failure of one send, its text redacted (services may quote what they got)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+class WebPushGone(DeviceGone):
+    """The push service no longer knows this subscription (404, 410)."""
 
 
-class WebPushGone(WebPushError):
-    """The push service no longer knows this subscription: forget the device."""
-
-
-class WebPushRefused(WebPushError):
+class WebPushRefused(PushRefused):
     """The push service refused this message for this subscription for good."""
 
 
-class WebPushUnavailable(WebPushError):
-    """The push service could not take the message now; ``maybe_delivered`` when the
-    request went out and no answer came back."""
-
-    def __init__(
-        self,
-        message: str,
-        retry_after_seconds: float | None = None,
-        *,
-        maybe_delivered: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-        self.maybe_delivered = maybe_delivered
+class WebPushUnavailable(PushUnavailable):
+    """The push service could not take the message now (429, 5xx, the network)."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +163,7 @@ class WebPushSender:
             await session.close()
 
 
-def classify(error: WebPushException, origin: str) -> WebPushError:
+def classify(error: WebPushException, origin: str) -> PushFailure:
     """The failure a push service's answer (or pywebpush's refusal) stands for."""
     status: int | None = error.status_code
     if status is None:

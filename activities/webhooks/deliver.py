@@ -11,6 +11,8 @@ delivered (its heartbeat), so only that one event can arrive twice.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -18,6 +20,7 @@ from standardwebhooks import Webhook
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.outbox_batches import HandOn, hand_on_in_order
 from engine.messaging.event_subscriptions import EventSubscriptions, OutboxEvent, Subscription
 from workflows.webhook_contracts import (
     DELIVER_JOURNEY_EVENTS_ACTIVITY,
@@ -33,30 +36,13 @@ class WebhookDeliveryActivities:
 
     @activity.defn(name=DELIVER_JOURNEY_EVENTS_ACTIVITY)
     async def deliver_journey_events(self, request: DeliverEventsInput) -> DeliverEventsResult:
-        subscription = await self._subscriptions.get(request.subscription_id)
-        if subscription is None or subscription.removed_at is not None:
-            return DeliverEventsResult(cursor=request.after, removed=True)
-        # Past what an earlier attempt recorded as handled: the outbox may be pruned there.
-        cursor = max(_resumed_cursor(request.after), subscription.delivered_through)
-        events = await self._subscriptions.ready_events(cursor, request.limit)
+        return await hand_on_in_order(self._subscriptions, request, self._poster)
+
+    @asynccontextmanager
+    async def _poster(self, subscription: Subscription) -> AsyncIterator[HandOn]:
         signer = Webhook(subscription.secret)
         async with httpx.AsyncClient(timeout=self._timeout) as client:
-            for event in events:
-                if subscription.wants(event.type):
-                    await _post(client, signer, subscription, event)
-                cursor = event.id
-                activity.heartbeat(cursor)
-        if events:
-            await self._subscriptions.advance(subscription.id, cursor)
-        return DeliverEventsResult(cursor=cursor, handled=len(events))
-
-
-def _resumed_cursor(after: int) -> int:
-    """Where an earlier attempt of this activity got to, else ``after``."""
-    details = activity.info().heartbeat_details
-    if details and isinstance(details[0], int) and details[0] > after:
-        return details[0]
-    return after
+            yield lambda event: _post(client, signer, subscription, event)
 
 
 async def _post(

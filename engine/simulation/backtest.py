@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
@@ -155,6 +155,10 @@ class _Simulator:
     ) -> tuple[Message, ...]:
         """The messages ``journey``'s order and events get under ``plan``."""
         suffix = f"{label}-{uuid.uuid4().hex[:6]}"
+        # At the recorded start's hour and weekday: quiet hours and a step's "at" time
+        # then fall as they fell for the customer, whenever the backtest runs.
+        now = await self.env.get_current_time()
+        await self.env.sleep(same_time_of_week(now, journey.started_at) - now)
         start = await self.env.get_current_time()  # the order is placed now
         original = journey.order
         order = replace(
@@ -177,6 +181,11 @@ class _Simulator:
             moved = replace(event, occurred_at=await self.env.get_current_time())
             await handle.signal(OrderJourney.record_event, moved)
         return _messages(await handle.result())
+
+
+def same_time_of_week(now: datetime, recorded: datetime) -> datetime:
+    """The first instant at or after ``now`` a whole number of weeks from ``recorded``."""
+    return now + (recorded - now) % timedelta(days=7)
 
 
 def _messages(state: JourneyState) -> tuple[Message, ...]:

@@ -5,7 +5,7 @@ through another plan (engine.simulation.backtest)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType as HistoryEventType
@@ -24,6 +24,9 @@ class RecordedJourney:
     journey_id: str
     order: Order
     plan: PinnedPlan
+    # When the journey started (UTC): the hour and weekday quiet hours and send
+    # windows were judged at.
+    started_at: datetime
     # Each order event with how long after the journey's start it arrived.
     events: tuple[tuple[timedelta, OrderEvent], ...]
 
@@ -53,7 +56,7 @@ def recorded_journey(journey_id: str, history: History) -> RecordedJourney:
     plan = journey.plan or _chosen_plan(history)
     if plan is None:
         raise NotAJourneyStart("no plan recorded")
-    start = first.event_time.ToDatetime()
+    start = first.event_time.ToDatetime(tzinfo=UTC)
     events: list[tuple[timedelta, OrderEvent]] = []
     for event in history.events:
         if event.event_type != HistoryEventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
@@ -63,8 +66,8 @@ def recorded_journey(journey_id: str, history: History) -> RecordedJourney:
             continue
         order_event = _decoded(signal.input.payloads[0], OrderEvent)
         assert isinstance(order_event, OrderEvent)
-        events.append((event.event_time.ToDatetime() - start, order_event))
-    return RecordedJourney(journey_id, journey.order, plan, tuple(events))
+        events.append((event.event_time.ToDatetime(tzinfo=UTC) - start, order_event))
+    return RecordedJourney(journey_id, journey.order, plan, start, tuple(events))
 
 
 def _chosen_plan(history: History) -> PinnedPlan | None:

@@ -11,27 +11,29 @@ activity.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aftercare.v1 import devices_pb2 as pb
 from pydantic import SecretStr
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from clients import DeviceNotFoundError
 from engine.devstack.fcm_fake import FcmFake, serve_fcm_fake
 from engine.devstack.mail_sink import MailSink
-from tests.support.orders import domain_order
 from tests.support.preferences import PreferencesStack, preferences_stack
-from tests.support.waiting import eventually
-from workflows.contracts import channel_task_queue
-from workflows.order_journey import OrderJourney
-from workflows.orders import Order, OrderEvent, Shipment
-from workflows.state import JourneyState
-from workflows.vocabulary import Channel, EventType
+from tests.support.push_journeys import (
+    event,
+    journey_when,
+    knows_device,
+    new_order,
+    push_sends_scheduled,
+    started_and_listed,
+)
+from workflows.orders import Order
+from workflows.vocabulary import EventType
 
 
 @dataclass
@@ -59,67 +61,8 @@ async def rig(
         yield Rig(stack, fcm)
 
 
-def new_order() -> Order:
-    tag = uuid.uuid4().hex[:10]
-    return domain_order(customer_id=f"cus-{tag}", email=f"{tag}@example.test")
-
-
 def new_token() -> str:
     return f"dev{uuid.uuid4().hex}:APA91bH_devices_journeys"
-
-
-def handle_of(rig: Rig, order: Order) -> WorkflowHandle[OrderJourney, JourneyState]:
-    return rig.stack.temporal.get_workflow_handle_for(OrderJourney.run, f"order-{order.order_id}")
-
-
-async def journey_when(
-    rig: Rig, order: Order, accept: Callable[[JourneyState], bool]
-) -> JourneyState:
-    handle = handle_of(rig, order)
-    return await eventually(lambda: handle.query(OrderJourney.state), accept, seconds=30)
-
-
-def knows_device(present: bool) -> Callable[[JourneyState], bool]:
-    return lambda s: s.overrides is not None and s.overrides.has_push_device is present
-
-
-async def started_and_listed(rig: Rig, order: Order) -> None:
-    """Start the journey and wait until visibility lists it (what telling relies on)."""
-    directory = rig.stack.parts.directory
-    await directory.start(order)
-    await eventually(
-        lambda: directory.customer_journeys(order.customer.id, running_only=True),
-        lambda found: len(found) == 1,
-    )
-
-
-async def event(rig: Rig, order: Order, kind: EventType, step: str) -> JourneyState:
-    shipment = (
-        Shipment(carrier="DHL", tracking_number="JD0146001", tracking_url="https://t.example/1")
-        if kind == EventType.SHIPPED
-        else None
-    )
-    await rig.stack.parts.directory.record_event(
-        order.order_id,
-        OrderEvent(
-            event_id=f"{kind}-{uuid.uuid4().hex[:6]}",
-            type=kind,
-            occurred_at=datetime.now(UTC),
-            shipment=shipment,
-        ),
-    )
-    return await journey_when(rig, order, lambda s: step in s.steps)
-
-
-async def push_sends_scheduled(rig: Rig, order: Order) -> int:
-    queue = channel_task_queue(rig.stack.settings.task_queue, Channel.PUSH)
-    history = await handle_of(rig, order).fetch_history()
-    return sum(
-        1
-        for entry in history.events
-        if entry.HasField("activity_task_scheduled_event_attributes")
-        and entry.activity_task_scheduled_event_attributes.task_queue.name == queue
-    )
 
 
 def pushed_steps(rig: Rig, order: Order) -> list[str]:
@@ -133,21 +76,21 @@ def pushed_steps(rig: Rig, order: Order) -> list[str]:
 async def test_registering_and_removing_a_device_reach_a_sleeping_journey(rig: Rig) -> None:
     order, token = new_order(), new_token()
     customer_id = order.customer.id
-    await started_and_listed(rig, order)
-    await journey_when(rig, order, knows_device(False))  # read at start
+    await started_and_listed(rig.stack, order)
+    await journey_when(rig.stack, order, knows_device(False))  # read at start
 
     await rig.stack.client.register_device(customer_id, token, pb.DEVICE_PLATFORM_ANDROID)
-    await journey_when(rig, order, knows_device(True))
-    state = await event(rig, order, EventType.SHIPPED, "shipping_notice")
+    await journey_when(rig.stack, order, knows_device(True))
+    state = await event(rig.stack, order, EventType.SHIPPED, "shipping_notice")
     assert state.steps["shipping_notice"].detail == "by push"
     assert pushed_steps(rig, order) == ["shipping_notice"]
 
     await rig.stack.client.remove_device(customer_id, token=token)
-    await journey_when(rig, order, knows_device(False))
-    state = await event(rig, order, EventType.OUT_FOR_DELIVERY, "out_for_delivery")
+    await journey_when(rig.stack, order, knows_device(False))
+    state = await event(rig.stack, order, EventType.OUT_FOR_DELIVERY, "out_for_delivery")
     detail = state.steps["out_for_delivery"].detail
     assert detail.startswith("by email after push: no app device registered"), detail
-    assert await push_sends_scheduled(rig, order) == 1  # the shipping notice's alone
+    assert await push_sends_scheduled(rig.stack, order) == 1  # the shipping notice's alone
     assert pushed_steps(rig, order) == ["shipping_notice"]
 
 
@@ -156,11 +99,11 @@ async def test_a_device_moved_to_another_customer_tells_the_one_left_without(
 ) -> None:
     before, token = new_order(), new_token()
     await rig.stack.client.register_device(before.customer.id, token, pb.DEVICE_PLATFORM_IOS)
-    await started_and_listed(rig, before)
-    await journey_when(rig, before, knows_device(True))
+    await started_and_listed(rig.stack, before)
+    await journey_when(rig.stack, before, knows_device(True))
 
     await rig.stack.client.register_device("cus-new-owner", token, pb.DEVICE_PLATFORM_IOS)
-    await journey_when(rig, before, knows_device(False))
+    await journey_when(rig.stack, before, knows_device(False))
 
 
 async def test_a_token_fcm_reports_unregistered_is_forgotten_and_the_journey_told(
@@ -168,18 +111,18 @@ async def test_a_token_fcm_reports_unregistered_is_forgotten_and_the_journey_tol
 ) -> None:
     order, token = new_order(), new_token()
     await rig.stack.client.register_device(order.customer.id, token, pb.DEVICE_PLATFORM_ANDROID)
-    await started_and_listed(rig, order)
-    await journey_when(rig, order, knows_device(True))
+    await started_and_listed(rig.stack, order)
+    await journey_when(rig.stack, order, knows_device(True))
     rig.fcm.unregistered.add(token)  # the app was uninstalled
 
-    state = await event(rig, order, EventType.SHIPPED, "shipping_notice")
+    state = await event(rig.stack, order, EventType.SHIPPED, "shipping_notice")
     assert state.steps["shipping_notice"].detail.startswith("by email after push: unavailable")
     assert not (await rig.stack.client.list_devices(order.customer.id)).devices
-    await journey_when(rig, order, knows_device(False))  # the worker told it
+    await journey_when(rig.stack, order, knows_device(False))  # the worker told it
 
-    state = await event(rig, order, EventType.OUT_FOR_DELIVERY, "out_for_delivery")
+    state = await event(rig.stack, order, EventType.OUT_FOR_DELIVERY, "out_for_delivery")
     assert "push: no app device registered" in state.steps["out_for_delivery"].detail
-    assert await push_sends_scheduled(rig, order) == 1
+    assert await push_sends_scheduled(rig.stack, order) == 1
     assert not pushed_steps(rig, order)
 
 

@@ -6,29 +6,29 @@ next push step costs no activity. Real Temporal dev server, SQLite and PostgreSQ
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aftercare.v1 import devices_pb2 as pb
 from pydantic import SecretStr
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from engine.devstack.mail_sink import MailSink
 from engine.devstack.webpush_fake import FakeSubscription, WebPushFake, serve_webpush_fake
 from engine.messaging.push_devices import device_id_of
 from engine.platform.vapid import load_private_key, new_private_key_pem, public_key_of
-from tests.support.orders import domain_order
 from tests.support.preferences import PreferencesStack, preferences_stack
-from tests.support.waiting import eventually
-from workflows.contracts import channel_task_queue
-from workflows.order_journey import OrderJourney
-from workflows.orders import Order, OrderEvent, Shipment
-from workflows.state import JourneyState
-from workflows.vocabulary import Channel, EventType
+from tests.support.push_journeys import (
+    event,
+    journey_when,
+    knows_device,
+    new_order,
+    push_sends_scheduled,
+    started_and_listed,
+)
+from workflows.vocabulary import EventType
 
 
 @dataclass
@@ -57,11 +57,6 @@ async def rig(
         yield Rig(stack, web, public_key_of(load_private_key(pem)))
 
 
-def new_order() -> Order:
-    tag = uuid.uuid4().hex[:10]
-    return domain_order(customer_id=f"cus-{tag}", email=f"{tag}@example.test")
-
-
 async def subscribe(rig: Rig, customer_id: str) -> FakeSubscription:
     """A browser subscribes with the deployment's key; the shop registers it."""
     subscription = rig.web.subscribe(application_server_key=rig.vapid_public_key)
@@ -77,59 +72,6 @@ async def subscribe(rig: Rig, customer_id: str) -> FakeSubscription:
     return subscription
 
 
-def handle_of(rig: Rig, order: Order) -> WorkflowHandle[OrderJourney, JourneyState]:
-    return rig.stack.temporal.get_workflow_handle_for(OrderJourney.run, f"order-{order.order_id}")
-
-
-async def journey_when(
-    rig: Rig, order: Order, accept: Callable[[JourneyState], bool]
-) -> JourneyState:
-    handle = handle_of(rig, order)
-    return await eventually(lambda: handle.query(OrderJourney.state), accept, seconds=30)
-
-
-def knows_device(present: bool) -> Callable[[JourneyState], bool]:
-    return lambda s: s.overrides is not None and s.overrides.has_push_device is present
-
-
-async def started_and_listed(rig: Rig, order: Order) -> None:
-    directory = rig.stack.parts.directory
-    await directory.start(order)
-    await eventually(
-        lambda: directory.customer_journeys(order.customer.id, running_only=True),
-        lambda found: len(found) == 1,
-    )
-
-
-async def event(rig: Rig, order: Order, kind: EventType, step: str) -> JourneyState:
-    shipment = (
-        Shipment(carrier="DHL", tracking_number="JD0146002", tracking_url="https://t.example/2")
-        if kind == EventType.SHIPPED
-        else None
-    )
-    await rig.stack.parts.directory.record_event(
-        order.order_id,
-        OrderEvent(
-            event_id=f"{kind}-{uuid.uuid4().hex[:6]}",
-            type=kind,
-            occurred_at=datetime.now(UTC),
-            shipment=shipment,
-        ),
-    )
-    return await journey_when(rig, order, lambda s: step in s.steps)
-
-
-async def push_sends_scheduled(rig: Rig, order: Order) -> int:
-    queue = channel_task_queue(rig.stack.settings.task_queue, Channel.PUSH)
-    history = await handle_of(rig, order).fetch_history()
-    return sum(
-        1
-        for entry in history.events
-        if entry.HasField("activity_task_scheduled_event_attributes")
-        and entry.activity_task_scheduled_event_attributes.task_queue.name == queue
-    )
-
-
 async def test_a_journeys_push_step_reaches_the_browser_decrypted(rig: Rig) -> None:
     order = new_order()
     subscription = await subscribe(rig, order.customer.id)
@@ -138,14 +80,14 @@ async def test_a_journeys_push_step_reaches_the_browser_decrypted(rig: Rig) -> N
     assert listed.push_service == rig.web.base_url  # the service, never the endpoint
     assert subscription.endpoint not in str(listed)
 
-    await started_and_listed(rig, order)
-    await journey_when(rig, order, knows_device(True))
-    state = await event(rig, order, EventType.SHIPPED, "shipping_notice")
+    await started_and_listed(rig.stack, order)
+    await journey_when(rig.stack, order, knows_device(True))
+    state = await event(rig.stack, order, EventType.SHIPPED, "shipping_notice")
     assert state.steps["shipping_notice"].detail == "by push"
     [received] = rig.web.to(subscription.endpoint)
     assert received.payload["title"] == "Your order is on its way"
     assert order.order_id in received.payload["body"]
-    assert received.payload["url"] == "https://t.example/2"  # the shipment's tracking page
+    assert received.payload["url"] == "https://t.example/1"  # the shipment's tracking page
     assert received.payload["data"] == {
         "journey_id": f"order-{order.order_id}",
         "step": "shipping_notice",
@@ -159,17 +101,17 @@ async def test_a_journeys_push_step_reaches_the_browser_decrypted(rig: Rig) -> N
 async def test_a_subscription_gone_is_removed_and_the_journey_told(rig: Rig) -> None:
     order = new_order()
     subscription = await subscribe(rig, order.customer.id)
-    await started_and_listed(rig, order)
-    await journey_when(rig, order, knows_device(True))
+    await started_and_listed(rig.stack, order)
+    await journey_when(rig.stack, order, knows_device(True))
     rig.web.expire(subscription.endpoint)  # the user revoked the permission
 
-    state = await event(rig, order, EventType.SHIPPED, "shipping_notice")
+    state = await event(rig.stack, order, EventType.SHIPPED, "shipping_notice")
     assert state.steps["shipping_notice"].detail.startswith("by email after push: unavailable")
     assert (410, "the subscription has expired or was unsubscribed") in rig.web.refused
     assert not (await rig.stack.client.list_devices(order.customer.id)).devices
-    await journey_when(rig, order, knows_device(False))  # the worker told it
+    await journey_when(rig.stack, order, knows_device(False))  # the worker told it
 
-    state = await event(rig, order, EventType.OUT_FOR_DELIVERY, "out_for_delivery")
+    state = await event(rig.stack, order, EventType.OUT_FOR_DELIVERY, "out_for_delivery")
     assert "push: no app device registered" in state.steps["out_for_delivery"].detail
-    assert await push_sends_scheduled(rig, order) == 1
+    assert await push_sends_scheduled(rig.stack, order) == 1
     assert not rig.web.messages

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from engine.cli.app import app
 from engine.journeys.replay.fetching import read_history_file
-from engine.simulation.backtest import backtest
+from engine.simulation.backtest import backtest, same_time_of_week
 from tests.engine.journeys.plan_changes.test_plan_diff import changed_plan
 from workflows.plans.catalogue import load_plan
 
@@ -67,3 +68,11 @@ def test_the_command_prints_the_report(tmp_path: Path) -> None:
     assert "product_education: no longer sent" in result.output
     assert "care_tips: newly sent (email, +7d)" in result.output
     assert "1 customers: 1 with changed messages" in result.output
+
+
+def test_a_backtest_starts_at_the_recorded_hour_and_weekday() -> None:
+    recorded = datetime(2027, 6, 1, 9, 0, tzinfo=UTC)  # a Tuesday, 09:00 UTC
+    now = datetime(2027, 7, 15, 15, 25, tzinfo=UTC)  # a Thursday afternoon
+    start = same_time_of_week(now, recorded)
+    assert start == datetime(2027, 7, 20, 9, 0, tzinfo=UTC)  # the next Tuesday, 09:00
+    assert same_time_of_week(start, recorded) == start
