@@ -2,7 +2,9 @@
 
 The first sample customer has the shop's app (a push device registered first), so
 their shipping notice arrives by push: in ``make run`` the FCM fake keeps it under
-``.aftercare/push/``. The others have no app, and their journeys go straight to the
+``.aftercare/push/``; they also allowed notifications in their browser (a web push
+subscription from the dev stack's fake push service), which keeps its copy under
+``.aftercare/webpush/``. The others have no app, and their journeys go straight to the
 next channel. The second prefers WhatsApp: outside a window they opened, their
 delivery news goes as approved templates (Content SIDs) through the Twilio fake,
 which keeps them under ``.aftercare/sms/`` beside the texts.
@@ -11,8 +13,10 @@ which keeps them under ``.aftercare/sms/`` beside the texts.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
+import httpx
 import typer
 from aftercare.v1 import devices_pb2 as devices_pb
 from aftercare.v1 import journey_pb2 as pb
@@ -34,6 +38,12 @@ async def _demo(settings: Settings, api_key: str | None, prefix: str) -> None:
         app_user = sample_order(ids[0], 0).customer.id
         await client.register_device(app_user, APP_TOKEN, devices_pb.DEVICE_PLATFORM_ANDROID)
         typer.echo(f"{app_user}: app device registered (push first)")
+        browser = await _browser_subscription(settings)
+        if browser is not None:
+            await client.register_device(
+                app_user, platform=devices_pb.DEVICE_PLATFORM_WEB, web_push=browser
+            )
+            typer.echo(f"{app_user}: browser subscribed to web push")
         whatsapp_user = sample_order(ids[1], 1).customer.id
         await client.update_preferences(
             preferences_pb.UpdatePreferencesRequest(
@@ -76,6 +86,29 @@ async def _demo(settings: Settings, api_key: str | None, prefix: str) -> None:
         await engage(client, settings, prefix)
 
 
+async def _browser_subscription(settings: Settings) -> devices_pb.WebPushSubscription | None:
+    """A subscription from the fake push service ``make run`` runs, made with the dev
+    stack's VAPID key as a browser's PushManager.subscribe() would; None elsewhere."""
+    # Dev-only, like the fake: not imported where the production image runs the CLI.
+    from engine.devstack.dev_webpush import FAKE_STATE_FILE_NAME, VAPID_PUBLIC_KEY_FILE_NAME
+
+    state = settings.state_dir / FAKE_STATE_FILE_NAME
+    public_key = settings.state_dir / VAPID_PUBLIC_KEY_FILE_NAME
+    if not state.is_file() or not public_key.is_file():
+        return None
+    port = json.loads(state.read_text(encoding="utf-8")).get("port")
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            f"http://127.0.0.1:{port}/subscriptions",
+            json={"applicationServerKey": public_key.read_text(encoding="utf-8").strip()},
+        )
+    answer.raise_for_status()
+    made = answer.json()
+    return devices_pb.WebPushSubscription(
+        endpoint=made["endpoint"], p256dh=made["keys"]["p256dh"], auth=made["keys"]["auth"]
+    )
+
+
 async def _settled(client: AftercareClient, order_id: str, messages: int) -> pb.Journey:
     """The journey once its messages are out (or after a few seconds, as it stands)."""
     for _ in range(50):
@@ -102,6 +135,7 @@ def demo(
     typer.echo(
         f"\nEmails: {settings.mail_dir.resolve()}\n"
         f"Push (FCM fake in make run): {(settings.state_dir / 'push').resolve()}\n"
+        f"Web push (fake push service): {(settings.state_dir / 'webpush').resolve()}\n"
         f"Journeys: http://127.0.0.1:{settings.temporal_ui_port}/namespaces/"
         f"{settings.temporal_namespace}/workflows"
     )

@@ -213,6 +213,17 @@ async def test_run_serves_survives_restart_and_stops_cleanly(tmp_path: Path) -> 
             == ("order-DEMO-T-1", "shipping_notice")
             for push in pushes
         ), pushes
+        # Their browser's subscription got it too, through the fake push service,
+        # which decrypted it as the browser would.
+        browser = [
+            json.loads(path.read_text())["payload"]
+            for path in sorted((tmp_path / "state" / "webpush").glob("*.json"))
+        ]
+        assert any(
+            (web["data"]["journey_id"], web["data"]["step"])
+            == ("order-DEMO-T-1", "shipping_notice")
+            for web in browser
+        ), browser
         assert "then thank_you at" in out
         assert "DEMO-T-3: stage order_cancelled, 2 message(s) sent" in out
         code, out = await run_aftercare(env, "journey", "show", "DEMO-T-1")
