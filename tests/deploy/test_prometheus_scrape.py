@@ -95,8 +95,15 @@ async def prometheus(
 async def driven(stack: MetricsStack, prometheus: PrometheusServer) -> int:
     """JOURNEYS journeys confirmed by email (one also shipped), one invalid call and
     a visit to the HTTP app; returns the number of confirmation emails."""
+    await drive(stack, JOURNEYS)
+    return JOURNEYS
+
+
+async def drive(stack: MetricsStack, journeys: int) -> None:
+    """``journeys`` journeys confirmed by email (the first also shipped), one invalid
+    call and a visit to the HTTP app."""
     journey_ids = []
-    for n in range(JOURNEYS):
+    for n in range(journeys):
         order = sample_order(new_order_id("PROM"), n)
         journey_ids.append((await stack.client.start_journey(order)).journey_id)
         if n == 0:
@@ -114,9 +121,8 @@ async def driven(stack: MetricsStack, prometheus: PrometheusServer) -> int:
         return len(mailed & set(journey_ids))
 
     await eventually(
-        lambda: asyncio.sleep(0, result=confirmed()), lambda n: n == JOURNEYS, seconds=30
+        lambda: asyncio.sleep(0, result=confirmed()), lambda n: n == journeys, seconds=30
     )
-    return JOURNEYS
 
 
 async def _value(prometheus: PrometheusServer, expr: str) -> float:
@@ -222,10 +228,22 @@ async def test_every_alert_rule_expression_runs(prometheus: PrometheusServer, dr
 
 
 async def test_the_screenshot_tool_draws_the_key_panels(
-    prometheus: PrometheusServer, driven: int, tmp_path: Path
+    stack: MetricsStack, prometheus: PrometheusServer, driven: int, tmp_path: Path
 ) -> None:
     """``make dashboard-screenshots`` against this Prometheus: one PNG per key panel,
     each drawn from data (the tool refuses a query without any)."""
+    # Traffic of the last seconds, as the tool's rate window shows it: the module's
+    # first journeys may be older than that by now on a busy machine.
+    await drive(stack, 2)
+    await eventually(
+        lambda: prometheus.query(
+            f'sum(rate(aftercare_messages_total{{outcome="sent"}}'
+            f"[{dashboard_screenshots.RATE_INTERVAL}]))"
+        ),
+        lambda result: bool(result) and float(result[0]["value"][1]) > 0,
+        seconds=20,
+        interval=0.5,
+    )
     written = await dashboard_screenshots.render(prometheus.url, tmp_path)
     assert [png.name for png in written] == [
         f"dashboard-{panel.name}.png" for panel in dashboard_screenshots.KEY_PANELS
