@@ -5,6 +5,8 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
+BUF_VERSION := 1.75.0
+BUF := $(TOOLS)/node_modules/.bin/buf
 VENV := .venv
 BIN := $(VENV)/bin
 PROTO_SRC := $(wildcard proto/aftercare/*/*.proto)
@@ -23,11 +25,16 @@ demo: install
 test: install lint chromium nginx prometheus
 	$(BIN)/pytest
 
-lint: install
+lint: install $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	cd proto && $(abspath $(BUF)) lint
+
+# buf (the protobuf linter) from the npm registry, at a fixed version.
+$(BUF):
+	npm install --silent --no-save --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
 
 install: $(VENV)/.synced $(PROTO_STAMP)
 
