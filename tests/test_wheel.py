@@ -142,7 +142,7 @@ def test_the_console_script_is_declared(names: set[str], wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         entry_points = archive.read("aftercare-0.1.0.dist-info/entry_points.txt").decode()
     assert "[console_scripts]" in entry_points
-    assert "aftercare = engine.cli:app" in entry_points
+    assert "aftercare = engine.cli.entry:main" in entry_points
     assert "engine/cli/__init__.py" in names
 
 

@@ -105,7 +105,7 @@ BLOCKED_RUN = textwrap.dedent(
         importlib.import_module(module)
 
     from typer.testing import CliRunner
-    from engine.cli import app
+    from engine.cli.app import app
 
     runner = CliRunner()
     for command in [[]] + [[name] for name in sys.argv[3].split(",")]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -211,3 +212,28 @@ async def test_the_http_and_codec_probes(settings: Settings) -> None:
     code, out = await health("http", **env)
     assert code == 1
     assert "unhealthy" in out
+
+
+PROBE_ALONE = """
+import sys
+sys.argv = ["aftercare", "health", "--help"]
+from engine.cli.entry import main
+try:
+    main()
+except SystemExit as done:
+    assert not done.code, done.code
+print(sorted(name for name in sys.modules if name.startswith("engine.")))
+"""
+
+
+def test_the_probe_loads_without_the_other_commands() -> None:
+    """A container runs it every few seconds: it must not load every command's
+    modules (the database tools, replay, reports) to answer."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_ALONE], capture_output=True, text=True, check=True
+    )
+    loaded = done.stdout
+    assert "'engine.cli.health'" in loaded
+    others = ("engine.cli.app", "engine.cli.database", "engine.journeys", "engine.insights")
+    for elsewhere in others:
+        assert f"'{elsewhere}" not in loaded, elsewhere

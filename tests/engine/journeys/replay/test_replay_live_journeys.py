@@ -53,7 +53,7 @@ async def aftercare_replay(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from engine.cli import app; app()",
+        "from engine.cli.app import app; app()",
         "replay",
         *args,
         "--json",
