@@ -240,7 +240,7 @@ async def test_the_screenshot_tool_draws_the_key_panels(
             f'sum(rate(aftercare_messages_total{{outcome="sent"}}'
             f"[{dashboard_screenshots.RATE_INTERVAL}]))"
         ),
-        lambda result: bool(result) and float(result[0]["value"][1]) > 0,
+        bool,  # a series in the window, as the tool asks of each panel
         seconds=20,
         interval=0.5,
     )
