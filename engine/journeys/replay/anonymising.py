@@ -19,15 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from faker import Faker
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 
 from engine.journeys.replay.payload_walk import payloads_in
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 JSON_ENCODING = b"json/plain"
 # Shorter originals (an initial, "DE") are too likely to occur by chance in other text.
@@ -63,6 +65,10 @@ class Anonymiser:
     every value it has seen (and :attr:`originals` lists them, for checks)."""
 
     def __init__(self, salt: str = "aftercare-export-v1") -> None:
+        # Imported here: Faker takes a quarter of a second to load, and every `aftercare`
+        # command would pay it; only an export needs it.
+        from faker import Faker
+
         self._salt = salt
         self._faker = Faker()
         self._fakes: dict[str, str] = {}

@@ -34,17 +34,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from engine.platform.database.migrate import alembic_config, sync_url, upgrade_database
 from engine.platform.database.tables import Base
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 BACKUP_FORMAT = "aftercare-database-backup"
 FORMAT_VERSION = 1
@@ -227,6 +227,8 @@ def head_revision(database_url: str) -> str:
 
 
 def _check_revision(database_url: str, revision: str) -> None:
+    from alembic.util.exc import CommandError
+
     try:
         known = _scripts(database_url).get_revision(revision)
     except CommandError:
@@ -240,6 +242,9 @@ def _check_revision(database_url: str, revision: str) -> None:
 
 
 def _scripts(database_url: str) -> ScriptDirectory:
+    # Alembic loads when a backup needs it, not with every `aftercare` command.
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(database_url))
 
 
@@ -314,6 +319,8 @@ def _sqlite_revision(path: Path) -> str:
 
 
 def _pg_revision(database_url: str) -> str:
+    from alembic.runtime.migration import MigrationContext
+
     engine = create_sync_engine(sync_url(database_url), poolclass=NullPool)
     try:
         with engine.connect() as connection:
