@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 
-from engine.journeys.replay.payload_walk import payloads_in
+from engine.journeys.replay.payload_walk import child_messages, payloads_in
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -124,16 +124,9 @@ class Anonymiser:
                     value[:] = [self.scrub(item) for item in value]
                 else:
                     setattr(message, descriptor.name, self.scrub(value))
-            elif descriptor.message_type is not None:
-                if descriptor.message_type.GetOptions().map_entry:
-                    items = list(value.values())
-                elif descriptor.is_repeated:
-                    items = list(value)
-                else:
-                    items = [value]
-                for item in items:
-                    if isinstance(item, Message):
-                        self._scrub_message(item)
+            else:
+                for item in child_messages(descriptor, value):
+                    self._scrub_message(item)
 
     def _replace_fields(self, value: Any) -> Any:
         if isinstance(value, list):
