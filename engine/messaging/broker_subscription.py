@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.messaging.event_subscriptions import ALL_EVENTS
+from engine.messaging.event_subscriptions import stored_filter
 from engine.platform.database.tables import EventSubscription
 
 BROKER_SUBSCRIPTION_ID = "sub_broker"
@@ -56,7 +56,7 @@ class _Wanted:
 
 
 async def _configure(sessions: async_sessionmaker[AsyncSession], wanted: _Wanted) -> Configured:
-    types = ",".join(sorted(set(wanted.event_types))) if wanted.event_types else ALL_EVENTS
+    types = stored_filter(wanted.event_types)
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         row = await session.get(EventSubscription, BROKER_SUBSCRIPTION_ID, with_for_update=True)

@@ -79,6 +79,12 @@ class OutboxEvent:
         }
 
 
+def stored_filter(event_types: Sequence[str]) -> str:
+    """A subscription's ``event_types`` as the table keeps them: sorted, comma-joined,
+    ``*`` for every type."""
+    return ",".join(sorted(set(event_types))) if event_types else ALL_EVENTS
+
+
 def new_secret() -> str:
     """A signing secret in the Standard Webhooks form: ``whsec_`` + base64 of 32 bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -101,7 +107,7 @@ class EventSubscriptions:
             id="sub_" + secrets.token_hex(12),
             url=url,
             secret=new_secret(),
-            event_types=",".join(sorted(set(event_types))) if event_types else ALL_EVENTS,
+            event_types=stored_filter(event_types),
             include_personal_data=include_personal_data,
             created_at=datetime.now(UTC),
             removed_at=None,
