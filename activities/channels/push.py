@@ -26,9 +26,9 @@ from activities.channels.base import (
 from activities.channels.email import LinkBuilder
 from activities.handover import NOT_STARTED, Handover
 from activities.push.failures import DeviceGone, PushRefused, PushUnavailable
-from activities.push.fcm import FcmRefused, FcmSender, FcmUnavailable, PushNotification
+from activities.push.fcm import FcmSender, PushNotification
 from activities.push.rendering import PUSH_TEMPLATE_NAMES, PushRenderer
-from activities.push.webpush import WebPushRefused, WebPushSender
+from activities.push.webpush import WebPushSender
 from engine.messaging.push_devices import Device, PushDevices
 from engine.platform.logging import get_logger
 from workflows.contracts import SendMessageInput
@@ -125,11 +125,12 @@ class PushChannel:
     ) -> str:
         # A transport not configured here skips its devices, which stay registered.
         if device.web_push is not None and self._web is None:
-            raise WebPushRefused("web push is not configured (no VAPID key)")
+            raise PushRefused("web push is not configured (no VAPID key)")
         if device.web_push is None and self._sender is None:
-            raise FcmRefused("FCM is not configured (no project)")
+            raise PushRefused("FCM is not configured (no project)")
         if handover.start_by is not None and asyncio.get_running_loop().time() >= handover.start_by:
-            raise FcmUnavailable(NOT_STARTED)
+            # Whichever the transport: the attempt's deadline passed before it began.
+            raise PushUnavailable(NOT_STARTED)
         handover.begun = True
         if device.web_push is not None:
             assert self._web is not None
