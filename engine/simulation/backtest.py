@@ -13,7 +13,6 @@ are counted as skipped.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,15 +22,10 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from engine.devstack.mail_sink import MailSink
 from engine.journeys.plan_changes.diff import duration_text
 from engine.journeys.replay.fetching import history_files, read_history_file
-from engine.platform.database.migrate import upgrade_database
-from engine.platform.settings import Settings
-from engine.processes.dev_stack import with_dev_secrets
-from engine.processes.worker import journey_worker
 from engine.simulation.recorded import NotAJourneyStart, RecordedJourney, recorded_journey
-from engine.simulation.time_skipping import start_time_skipping
+from engine.simulation.sandbox_stack import sandbox_stack
 from workflows.contracts import Delivery
 from workflows.ids import journey_id_for
 from workflows.order_journey import OrderJourney
@@ -119,30 +113,9 @@ async def backtest(new_plan: PinnedPlan, against: Path) -> BacktestReport:
 
 @asynccontextmanager
 async def _simulator() -> AsyncIterator[_Simulator]:
-    """One time-skipping server and worker for every journey of a backtest, on a
-    throwaway database and mail sink: nothing reaches a customer."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        database = f"sqlite+aiosqlite:///{folder / 'backtest.db'}"
-        upgrade_database(database)
-        sink = MailSink("127.0.0.1", 0, None)
-        await sink.start()
-        env = await start_time_skipping()
-        try:
-            settings = with_dev_secrets(
-                Settings(
-                    _env_file=None,
-                    state_dir=folder,
-                    task_queue=f"backtest-{uuid.uuid4().hex[:8]}",
-                    database_url=database,
-                    smtp_port=sink.port,
-                )
-            )
-            async with journey_worker(env.client, settings) as group, group:
-                yield _Simulator(env, settings.task_queue)
-        finally:
-            await env.shutdown()
-            await sink.stop()
+    """One sandbox stack for every journey of a backtest: nothing reaches a customer."""
+    async with sandbox_stack("backtest") as stack:
+        yield _Simulator(stack.env, stack.task_queue)
 
 
 @dataclass(frozen=True)

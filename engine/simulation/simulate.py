@@ -8,8 +8,6 @@ throwaway ledger, so nothing reaches a customer.
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -18,12 +16,7 @@ import yaml
 from pydantic import ConfigDict, TypeAdapter
 
 from activities.email.rendering import TEMPLATE_NAMES
-from engine.devstack.mail_sink import MailSink
-from engine.platform.database.migrate import upgrade_database
-from engine.platform.settings import Settings
-from engine.processes.dev_stack import with_dev_secrets
-from engine.processes.worker import journey_worker
-from engine.simulation.time_skipping import start_time_skipping
+from engine.simulation.sandbox_stack import sandbox_stack
 from workflows.ids import journey_id_for
 from workflows.order_journey import OrderJourney
 from workflows.orders import Feedback, Order, OrderEvent
@@ -72,47 +65,28 @@ async def simulate(
     plans = load_catalogue(plans_dir, known_templates=TEMPLATE_NAMES)
     if plan_id not in plans:
         raise PlanError(f"no plan {plan_id!r}; known: {', '.join(sorted(plans))}")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        database = f"sqlite+aiosqlite:///{folder / 'simulation.db'}"
-        upgrade_database(database)
-        sink = MailSink("127.0.0.1", 0, None)
-        await sink.start()
-        env = await start_time_skipping()
-        try:
-            settings = Settings(
-                _env_file=None,
-                state_dir=folder,
-                task_queue=f"simulate-{uuid.uuid4().hex[:8]}",
-                database_url=database,
-                smtp_port=sink.port,
-                plans_dir=plans_dir,
+    async with sandbox_stack("simulate", plans_dir) as stack:
+        env = stack.env
+        order = replace(order, placed_at=await env.get_current_time())
+        handle = await env.client.start_workflow(
+            OrderJourney.run,
+            JourneyInput(order=order, plan=plans[plan_id]),
+            id=journey_id_for(order.order_id),
+            task_queue=stack.task_queue,
+        )
+        for number, step in enumerate(events):
+            await env.sleep(step.after)
+            await handle.signal(
+                OrderJourney.record_event,
+                OrderEvent(
+                    event_id=f"simulated-{number}",
+                    type=step.event,
+                    occurred_at=await env.get_current_time(),
+                    feedback=Feedback(score=step.score) if step.score is not None else None,
+                    skus=list(step.skus),
+                ),
             )
-            settings = with_dev_secrets(settings)  # made for this throwaway folder alone
-            async with journey_worker(env.client, settings) as worker, worker:
-                order = replace(order, placed_at=await env.get_current_time())
-                handle = await env.client.start_workflow(
-                    OrderJourney.run,
-                    JourneyInput(order=order, plan=plans[plan_id]),
-                    id=journey_id_for(order.order_id),
-                    task_queue=settings.task_queue,
-                )
-                for number, step in enumerate(events):
-                    await env.sleep(step.after)
-                    await handle.signal(
-                        OrderJourney.record_event,
-                        OrderEvent(
-                            event_id=f"simulated-{number}",
-                            type=step.event,
-                            occurred_at=await env.get_current_time(),
-                            feedback=Feedback(score=step.score) if step.score is not None else None,
-                            skus=list(step.skus),
-                        ),
-                    )
-                state = await handle.result()
-        finally:
-            await env.shutdown()
-            await sink.stop()
+        state = await handle.result()
     return state, timeline_rows(state)
 
 
